@@ -1,0 +1,5 @@
+import sys
+
+from rag_qa.cli import main
+
+sys.exit(main())

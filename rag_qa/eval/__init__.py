@@ -1,0 +1,1 @@
+"""Evaluation: SQuAD metrics, reader, retrieval and open-domain evaluation."""

