@@ -1,0 +1,193 @@
+"""Extractive reader: a span-head transformer reads every retrieved passage and returns exact
+document words, a confidence comparable across passages, or "no answer".
+
+Shaped after Haystack's ``ExtractiveReader`` (lazy ``warm_up``, batched forward over all
+passages) with HF ``utils_qa.py`` post-processing (n-best over start/end logits, null score,
+``max_answer_length``), shared with training through :mod:`rag_qa.spans`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rag_qa.models import DEFAULT_READER, resolve_model
+from rag_qa.readers.base import Reader
+from rag_qa.spans import Span, Window, decode_example, encode_windows
+from rag_qa.types import Answer, Citation, Passage
+
+
+@dataclass
+class ExtractiveConfig:
+    model: str = DEFAULT_READER
+    max_length: int = 384
+    doc_stride: int = 128
+    max_answer_length: int = 30  # tokens
+    n_best: int = 20
+    batch_size: int = 32
+    # an answer whose confidence (p_start * p_end within its window, CLS included) is below
+    # this is reported as "no answer": the passages most likely do not hold one
+    no_answer_threshold: float = 0.1
+    precision: str = "auto"  # auto | fp32 | bf16 | int8 (dynamic quantisation, CPU only)
+    device: str | None = None
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class ExtractiveReader(Reader):
+    """Batched span extraction over all passages; one model instance serves every question."""
+
+    def __init__(self, config: ExtractiveConfig | None = None, name: str = "extractive", **overrides):
+        self.config = config or ExtractiveConfig()
+        for key, value in overrides.items():
+            setattr(self.config, key, value)
+        self.name = name
+        self.spec = resolve_model(self.config.model, kind="reader")
+        self._model = None
+        self._tokenizer = None
+        self._lock = threading.Lock()
+        self._dtype: torch.dtype | None = None
+
+    # ----------------------------------------------------------------- loading
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is not None:
+                return
+            from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(self.spec.path)
+            model = AutoModelForQuestionAnswering.from_pretrained(self.spec.path, dtype=torch.float32)
+            device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            precision = self.config.precision
+            if precision == "auto":
+                precision = "bf16" if device == "cuda" or _cpu_has_bf16() else "fp32"
+            if precision == "int8" and device == "cpu":
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            self._dtype = torch.bfloat16 if precision == "bf16" else None
+            self.device = device
+            self.precision = precision
+            self._tokenizer = tok
+            self._model = model.to(device).eval()
+
+    # ----------------------------------------------------------------- reading
+    def read(self, question: str, passages: Sequence[Passage]) -> Answer:
+        return self.read_batch([question], [passages])[0]
+
+    def read_batch(self, questions: Sequence[str], passages: Sequence[Sequence[Passage]]) -> list[Answer]:
+        """All (question, passage) pairs of all questions go through the model in shared batches."""
+        self.warm_up()
+        t0 = time.perf_counter()
+        pairs = [(qi, p) for qi, ps in enumerate(passages) for p in ps]
+        windows = (
+            encode_windows(
+                self._tokenizer,
+                [questions[qi] for qi, _ in pairs],
+                [p.text for _, p in pairs],
+                self.config.max_length,
+                self.config.doc_stride,
+            )
+            if pairs
+            else []
+        )
+        start_logits, end_logits = self._forward(windows)
+        # group windows by pair, then decode each pair's n-best spans
+        by_pair: dict[int, list[int]] = {}
+        for i, w in enumerate(windows):
+            by_pair.setdefault(w.example, []).append(i)
+        spans_by_question: list[list[tuple[Span, Passage]]] = [[] for _ in questions]
+        for pair_idx, idxs in by_pair.items():
+            qi, passage = pairs[pair_idx]
+            spans, _ = decode_example(
+                [start_logits[i] for i in idxs],
+                [end_logits[i] for i in idxs],
+                [windows[i] for i in idxs],
+                n_best=self.config.n_best,
+                max_answer_length=self.config.max_answer_length,
+            )
+            spans_by_question[qi].extend((s, passage) for s in spans)
+        elapsed = time.perf_counter() - t0
+        return [self._answer(cands, elapsed / max(len(questions), 1)) for cands in spans_by_question]
+
+    def _forward(self, windows: Sequence[Window]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Start/end logits per window; windows sorted by length so each batch pads little."""
+        starts: list[np.ndarray] = [np.empty(0)] * len(windows)
+        ends: list[np.ndarray] = [np.empty(0)] * len(windows)
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
+        bs = self.config.batch_size
+        with torch.inference_mode():
+            for b in range(0, len(order), bs):
+                idx = order[b : b + bs]
+                feats = [
+                    {
+                        "input_ids": windows[i].input_ids,
+                        "attention_mask": windows[i].attention_mask,
+                        **({"token_type_ids": windows[i].token_type_ids} if windows[i].token_type_ids else {}),
+                    }
+                    for i in idx
+                ]
+                batch = self._tokenizer.pad(feats, return_tensors="pt").to(self.device)
+                with torch.autocast(
+                    device_type=self.device.split(":")[0],
+                    dtype=self._dtype or torch.float32,
+                    enabled=self._dtype is not None,
+                ):
+                    out = self._model(**batch)
+                # (batch, seq_len) each; back to float32 numpy for decoding
+                s = out.start_logits.float().cpu().numpy()
+                e = out.end_logits.float().cpu().numpy()
+                for row, i in enumerate(idx):
+                    starts[i], ends[i] = s[row], e[row]
+        return starts, ends
+
+    def _answer(self, candidates: list[tuple[Span, Passage]], seconds: float) -> Answer:
+        # probabilities are per window with the null option included, so they compare across passages
+        candidates.sort(key=lambda sp: -sp[0].prob)
+        alternatives = [
+            {
+                "answer": p.text[s.start : s.end],
+                "score": round(s.prob, 4),
+                "source": p.source,
+                "page": p.page,
+                "start": p.start + s.start,
+                "end": p.start + s.end,
+            }
+            for s, p in candidates[:5]
+        ]
+        if not candidates:
+            return Answer("", 0.0, self.name, no_answer=True, seconds=seconds)
+        best, passage = candidates[0]
+        if best.prob < self.config.no_answer_threshold:
+            return Answer("", best.prob, self.name, no_answer=True, seconds=seconds, alternatives=alternatives)
+        citation = Citation(
+            source=passage.source,
+            page=passage.page,
+            start=passage.start + best.start,
+            end=passage.start + best.end,
+            text=passage.text,
+            passage_start=passage.start,
+        )
+        return Answer(
+            passage.text[best.start : best.end],
+            best.prob,
+            self.name,
+            citations=[citation],
+            seconds=seconds,
+            alternatives=alternatives,
+        )
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": "extractive", "model": self.spec.name, "weights": self.spec.source}
