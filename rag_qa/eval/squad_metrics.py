@@ -111,3 +111,22 @@ def best_null_threshold(
             best, best_thresh = cur, null_margins[qid]
     n = max(len(references), 1)
     return 100.0 * best / n, best_thresh
+
+
+def rouge_l(prediction: str, truth: str) -> float:
+    """ROUGE-L F-measure over normalised tokens (longest common subsequence), for generative answers."""
+    a, b = normalize_answer(prediction).split(), normalize_answer(truth).split()
+    if not a or not b:
+        return float(a == b)
+    # classic O(len(a) * len(b)) LCS table, one row at a time
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    lcs = prev[-1]
+    if lcs == 0:
+        return 0.0
+    p, r = lcs / len(a), lcs / len(b)
+    return 2 * p * r / (p + r)

@@ -26,6 +26,8 @@ def write_card(out: Path, summary: dict) -> None:
         "max_length", "doc_stride", "seed", "lora", "teacher", "negative_keep",
     )}
     em, f1 = summary.get("eval_exact_match"), summary.get("eval_f1")
+    n_train = summary["train_examples"]
+    base_path = summary["base_path"].split("site-packages/")[-1]
     text = f"""---
 library_name: transformers
 pipeline_tag: question-answering
@@ -39,8 +41,8 @@ Extractive question-answering reader fine-tuned by `rag_qa train` (a span head: 
 
 | | |
 |---|---|
-| base model | `{summary['base']}` ({summary['base_path'].split('site-packages/')[-1]}) |
-| training data | `{Path(cfg['train']).name}`: {summary['train_examples']:,} questions, {summary['train_windows']:,} windows |
+| base model | `{summary['base']}` ({base_path}) |
+| training data | `{Path(cfg['train']).name}`: {n_train:,} questions, {summary['train_windows']:,} windows |
 | dev data | `{Path(cfg['eval']).name}`: {summary['eval_examples']:,} questions |
 | dev Exact Match | {em:.2f} |
 | dev F1 | {f1:.2f} |

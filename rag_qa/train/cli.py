@@ -7,7 +7,8 @@ import argparse
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="fine-tune an extractive reader on SQuAD-style data")
-    p.add_argument("--train", required=True, help="SQuAD .json/.json.gz, or .jsonl/.csv rows of question,context,answer")
+    p.add_argument("--train", required=True,
+                   help="SQuAD .json/.json.gz, or .jsonl/.csv rows of question,context,answer")
     p.add_argument("--eval", required=True, help="dev data in the same formats")
     p.add_argument("--output", required=True, help="directory for the model, card, metrics and curve")
     p.add_argument("--base", default="minilm", help="base encoder: alias, local dir or hub id (default: minilm)")

@@ -39,7 +39,7 @@ def train_features(
     """
     rng = random.Random(seed)
     feats = []
-    for offset, batch in tqdm(
+    for _, batch in tqdm(
         list(_batches(examples, 256)), desc="tokenising train", unit="batch", disable=not progress
     ):
         windows = encode_windows(

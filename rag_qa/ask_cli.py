@@ -1,0 +1,66 @@
+"""`rag_qa ask` and `rag_qa readers`."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from rag_qa.cli_output import console, emit_json
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("ask", help="answer a question from the indexed documents")
+    p.add_argument("question")
+    p.add_argument("--index", default=None, help="index directory (default: indexes/default)")
+    p.add_argument("--reader", default=None, help="reader name, e.g. extractive, generative (see `readers`)")
+    p.add_argument("--top-k", type=int, default=None, help="passages to read (default: 5)")
+    p.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default=None, help="retrieval mode")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_ask)
+
+    r = sub.add_parser("readers", help="list the registered readers and where their weights come from")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=run_readers)
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    from rag_qa.service import QAService
+
+    service = QAService(args.index)
+    answer = service.ask(args.question, reader=args.reader, mode=args.mode, top_k=args.top_k)
+    if args.json:
+        emit_json(answer.to_dict())
+        return 0
+    if answer.no_answer:
+        console.print(f"[yellow]No answer in your documents[/] (best confidence {answer.score:.2f}, "
+                      f"reader {answer.reader}, {answer.seconds:.2f}s)")
+        return 0
+    console.print(f"[bold green]{escape(answer.answer)}[/]")
+    console.print(f"confidence {answer.score:.2f} · reader {answer.reader} · {answer.seconds:.2f}s")
+    for c in answer.citations:
+        where = c.source + (f", page {c.page}" if c.page is not None else "")
+        text = c.text
+        if c.passage_start is not None:
+            a, b = c.start - c.passage_start, c.end - c.passage_start
+            body = f"{escape(text[:a])}[bold reverse]{escape(text[a:b])}[/]{escape(text[b:])}"
+        else:
+            body = escape(text)
+        console.print(Panel(body, title=escape(where), title_align="left"))
+    return 0
+
+
+def run_readers(args: argparse.Namespace) -> int:
+    from rag_qa.readers.registry import list_readers
+
+    rows = list_readers()
+    if args.json:
+        emit_json({"readers": rows})
+        return 0
+    table = Table("name", "kind", "default", "weights")
+    for r in rows:
+        table.add_row(r["name"], r["kind"], "yes" if r.get("default") else "", escape(str(r["weights"])))
+    console.print(table)
+    return 0

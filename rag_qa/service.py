@@ -1,0 +1,103 @@
+"""The one code path from a question to an answer, shared by the CLI, the UI and the benchmarks.
+
+:class:`QAService` owns the opened index, the embedding model and the reader registry;
+answers come from the LCEL chain in :mod:`rag_qa.chain`.  After an ingest writes a new
+index version the next question sees it (the store is re-opened when ``CURRENT`` moves).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import Runnable
+
+from rag_qa.chain import build_chain
+from rag_qa.config import Settings, get_settings
+from rag_qa.index_layout import current_version_dir
+from rag_qa.readers.base import Reader
+from rag_qa.readers.registry import get_reader
+from rag_qa.retrieval import make_retriever, passages
+from rag_qa.store import IndexStore
+from rag_qa.types import Answer, Passage
+
+
+class EmptyQuestionError(ValueError):
+    pass
+
+
+class QAService:
+    """Ask and search over one index with any registered reader."""
+
+    def __init__(self, index: str | Path | None = None, settings: Settings | None = None):
+        self.settings = settings or get_settings()
+        self.index = Path(index or self.settings.index)
+        self._store: IndexStore | None = None
+        self._embeddings = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ resources
+    @property
+    def store(self) -> IndexStore:
+        """The live index version (re-opened if an ingest switched ``CURRENT`` since)."""
+        with self._lock:
+            live = current_version_dir(self.index)
+            if self._store is None or live != self._store.version_dir:
+                fresh = IndexStore.open(self.index, embedding_model=self.settings.embedding_model)
+                old, self._store = self._store, fresh
+                if old is not None:
+                    old.close()
+            return self._store
+
+    @property
+    def embeddings(self):
+        if self._embeddings is None:
+            from rag_qa.embeddings import SentenceTransformerEmbeddings
+
+            self._embeddings = SentenceTransformerEmbeddings(self.store.embedding_model, settings=self.settings)
+        return self._embeddings
+
+    def retriever(self, mode: str | None = None, top_k: int | None = None) -> BaseRetriever:
+        return make_retriever(
+            self.store, self.embeddings.embed_query, mode or self.settings.mode, top_k or self.settings.top_k
+        )
+
+    def reader(self, name: str | None = None) -> Reader:
+        return get_reader(name or self.settings.reader)
+
+    def chain(self, reader: str | None = None, mode: str | None = None, top_k: int | None = None) -> Runnable:
+        return build_chain(self.retriever(mode, top_k), self.reader(reader))
+
+    # ------------------------------------------------------------------ use
+    def search(self, query: str, mode: str | None = None, top_k: int | None = None) -> list[Passage]:
+        _check(query)
+        return passages(self.retriever(mode, top_k).invoke(query))
+
+    def ask(self, question: str, reader: str | None = None, mode: str | None = None,
+            top_k: int | None = None) -> Answer:
+        _check(question)
+        chosen = self.reader(reader)
+        chosen.warm_up()  # load weights before the clock starts: "seconds" is answering time
+        return build_chain(self.retriever(mode, top_k), chosen).invoke(question)
+
+    def ask_batch(self, questions: list[str], reader: str | None = None, mode: str | None = None,
+                  top_k: int | None = None) -> list[Answer]:
+        for q in questions:
+            _check(q)
+        chosen = self.reader(reader)
+        chosen.warm_up()
+        return build_chain(self.retriever(mode, top_k), chosen).batch(questions)
+
+    def stream(self, question: str, reader: str | None = None, mode: str | None = None,
+               top_k: int | None = None) -> Iterator[str | Answer]:
+        _check(question)
+        chosen = self.reader(reader)
+        chosen.warm_up()
+        yield from build_chain(self.retriever(mode, top_k), chosen).stream(question)
+
+
+def _check(text: str) -> None:
+    if not text or not text.strip():
+        raise EmptyQuestionError("the question is empty; ask something, e.g. rag_qa ask \"Who founded Mozilla?\"")

@@ -1,0 +1,107 @@
+"""Feature building and span decoding shared by training and the extractive reader."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers import AutoTokenizer
+
+from rag_qa.models import resolve_model
+from rag_qa.spans import decode_example, decode_window, encode_windows, label_window
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return AutoTokenizer.from_pretrained(resolve_model("minilm").path)
+
+
+CONTEXT = (
+    "Nikola Tesla was a Serbian-American inventor. He was born on 10 July 1856 in Smiljan, "
+    "in the Austrian Empire. In 1884 he emigrated to the United States."
+)
+
+
+def _logits_for(window, tok_start, tok_end, size=None):
+    n = size or len(window.input_ids)
+    s, e = np.full(n, -5.0), np.full(n, -5.0)
+    s[tok_start], e[tok_end] = 8.0, 8.0
+    return s, e
+
+
+def test_label_maps_answer_to_tokens_and_back(tok):
+    answer = "10 July 1856"
+    start = CONTEXT.index(answer)
+    (w,) = encode_windows(tok, ["When was Tesla born?"], [CONTEXT])
+    ts, te = label_window(w, start, answer)
+    assert ts != w.cls_index
+    assert CONTEXT[w.offsets[ts][0] : w.offsets[te][1]] == answer
+    s, e = _logits_for(w, ts, te)
+    spans = decode_window(s, e, w)
+    assert CONTEXT[spans[0].start : spans[0].end] == answer
+
+
+def test_answer_outside_window_is_labelled_cls(tok):
+    filler = " ".join(f"word{i}" for i in range(300))
+    context = filler + " The capital is Canberra."
+    windows = encode_windows(tok, ["What is the capital?"], [context], max_length=128, doc_stride=32)
+    assert len(windows) > 1
+    start = context.index("Canberra")
+    labels = [label_window(w, start, "Canberra") for w in windows]
+    assert labels[0] == (windows[0].cls_index, windows[0].cls_index)
+    inside = [w for w, lab in zip(windows, labels, strict=True) if lab[0] != w.cls_index]
+    assert inside, "some later window must contain the answer"
+
+
+def test_answer_in_a_later_stride_window_is_decoded(tok):
+    filler = " ".join(f"word{i}" for i in range(300))
+    context = filler + " The capital is Canberra."
+    windows = encode_windows(tok, ["What is the capital?"], [context], max_length=128, doc_stride=32)
+    start = context.index("Canberra")
+    starts, ends = [], []
+    for w in windows:
+        ts, te = label_window(w, start, "Canberra")
+        s, e = _logits_for(w, ts, te)
+        if ts == w.cls_index:  # elsewhere the model says "not in this window"
+            s[w.cls_index], e[w.cls_index] = 9.0, 9.0
+        starts.append(s)
+        ends.append(e)
+    spans, min_null = decode_example(starts, ends, windows)
+    assert context[spans[0].start : spans[0].end] == "Canberra"
+    assert spans[0].window > 0
+    assert spans[0].prob > 0.5
+
+
+def test_question_tokens_are_never_an_answer(tok):
+    (w,) = encode_windows(tok, ["Who was Tesla?"], [CONTEXT])
+    q_tok = next(t for t, off in enumerate(w.offsets) if off is None and t != w.cls_index)
+    s, e = _logits_for(w, q_tok, q_tok)  # the model "prefers" a question token
+    spans = decode_window(s, e, w)
+    assert spans, "context spans are still proposed"
+    # the 8 + 8 question-token pair is masked out; only context tokens (-5 each) remain
+    assert max(sp.logit for sp in spans) == pytest.approx(-10.0)
+    assert all(0 <= sp.start < sp.end <= len(CONTEXT) for sp in spans)
+
+
+def test_max_answer_length_limits_spans(tok):
+    (w,) = encode_windows(tok, ["q?"], [CONTEXT])
+    ctx = [t for t, off in enumerate(w.offsets) if off is not None]
+    s, e = _logits_for(w, ctx[0], ctx[-1])  # best pair is the whole context
+    spans = decode_window(s, e, w, max_answer_length=5)
+    for sp in spans:
+        n_tokens = sum(1 for off in w.offsets if off is not None and sp.start <= off[0] < sp.end)
+        assert n_tokens <= 5
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_any_token_aligned_span_round_trips(tok, data):
+    (w,) = encode_windows(tok, ["Where?"], [CONTEXT])
+    ctx = [t for t, off in enumerate(w.offsets) if off is not None]
+    i = data.draw(st.integers(0, len(ctx) - 1))
+    j = data.draw(st.integers(i, min(i + 10, len(ctx) - 1)))
+    start, end = w.offsets[ctx[i]][0], w.offsets[ctx[j]][1]
+    ts, te = label_window(w, start, CONTEXT[start:end])
+    assert (ts, te) == (ctx[i], ctx[j])
+    s, e = _logits_for(w, ts, te)
+    best = decode_window(s, e, w)[0]
+    assert (best.start, best.end) == (start, end)
