@@ -38,12 +38,8 @@ class InputError(Exception):
 def base_parser(description: str, retrievers: tuple[str, ...]) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--corpus", required=True, type=Path, help='corpus.json: [{"id", "title", "text"}]')
-    ap.add_argument(
-        "--questions", required=True, type=Path, help='questions.json: [{"id", "question", "answers"}]'
-    )
-    ap.add_argument(
-        "--reader-dir", required=True, type=Path, help="Hugging Face extractive QA model directory"
-    )
+    ap.add_argument("--questions", required=True, type=Path, help='questions.json: [{"id", "question", "answers"}]')
+    ap.add_argument("--reader-dir", required=True, type=Path, help="Hugging Face extractive QA model directory")
     ap.add_argument(
         "--embedding-dir",
         type=Path,
@@ -153,9 +149,7 @@ class Result:
         }
 
 
-def time_questions(
-    questions: list[dict], answer: Callable[[str], str], result: Result, quiet: bool = False
-) -> None:
+def time_questions(questions: list[dict], answer: Callable[[str], str], result: Result, quiet: bool = False) -> None:
     """Warm up on the first question (not timed), then answer each question once, timing it."""
     answer(questions[0]["question"])
     for i, q in enumerate(questions, 1):

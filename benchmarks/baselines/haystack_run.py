@@ -60,9 +60,7 @@ def run(argv: list[str] | None = None) -> int:
     ap.add_argument("--split-by", choices=("word", "passage"), default="word")
     ap.add_argument("--split-length", type=int, default=150, help="words per chunk (with --split-by word)")
     ap.add_argument("--split-overlap", type=int, default=30, help="words of overlap (with --split-by word)")
-    ap.add_argument(
-        "--token-type-ids", action="store_true", help="pass segment ids to the reader (not stock)"
-    )
+    ap.add_argument("--token-type-ids", action="store_true", help="pass segment ids to the reader (not stock)")
     args = ap.parse_args(argv)
     corpus, questions = common.load_inputs(args)
     threads = common.set_threads(args.threads)
@@ -85,9 +83,7 @@ def run(argv: list[str] | None = None) -> int:
     if args.split_by == "passage":
         splitter = DocumentSplitter(split_by="passage", split_length=1, split_overlap=0)
     else:
-        splitter = DocumentSplitter(
-            split_by="word", split_length=args.split_length, split_overlap=args.split_overlap
-        )
+        splitter = DocumentSplitter(split_by="word", split_length=args.split_length, split_overlap=args.split_overlap)
 
     # ---- indexing
     store = InMemoryDocumentStore()
@@ -105,9 +101,7 @@ def run(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     indexing.warm_up()  # loads the embedding model: not part of index_seconds
     load_embedder_s = time.perf_counter() - t0
-    docs = [
-        Document(content=d["text"], meta={"title": d.get("title", ""), "doc_id": d["id"]}) for d in corpus
-    ]
+    docs = [Document(content=d["text"], meta={"title": d.get("title", ""), "doc_id": d["id"]}) for d in corpus]
     t0 = time.perf_counter()
     indexing.run({"splitter": {"documents": docs}})
     index_seconds = time.perf_counter() - t0

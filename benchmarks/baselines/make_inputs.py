@@ -46,9 +46,7 @@ def build(
     articles: list[dict], n_articles: int, n_questions: int, seed: int = 0, skip_articles: int = 0
 ) -> tuple[list[dict], list[dict], dict]:
     """Return (corpus, questions, squad_slice)."""
-    chosen = (
-        articles[skip_articles : skip_articles + n_articles] if n_articles > 0 else articles[skip_articles:]
-    )
+    chosen = articles[skip_articles : skip_articles + n_articles] if n_articles > 0 else articles[skip_articles:]
     corpus: list[dict] = []
     pool: list[dict] = []
     for offset, art in enumerate(chosen):
@@ -67,9 +65,7 @@ def build(
                     continue
                 answers = [a["text"] for a in qa.get("answers", [])]
                 if answers:
-                    pool.append(
-                        {"id": qa["id"], "question": qa["question"], "answers": answers, "title": title}
-                    )
+                    pool.append({"id": qa["id"], "question": qa["question"], "answers": answers, "title": title})
     if 0 < n_questions < len(pool):
         keep = set(random.Random(seed).sample(range(len(pool)), n_questions))
         pool = [q for i, q in enumerate(pool) if i in keep]  # back in file order
@@ -95,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--squad", required=True, type=Path, help="SQuAD-format JSON (.json or .json.gz)")
     ap.add_argument("--articles", type=int, default=0, help="number of articles (0 = all)")
     ap.add_argument("--skip-articles", type=int, default=0, help="start after this many articles")
-    ap.add_argument(
-        "--questions", type=int, default=0, help="number of questions (0 = all of those articles)"
-    )
+    ap.add_argument("--questions", type=int, default=0, help="number of questions (0 = all of those articles)")
     ap.add_argument("--seed", type=int, default=0, help="seed for choosing the questions")
     ap.add_argument("--out-dir", type=Path, default=Path("."), help="where corpus.json and questions.json go")
     ap.add_argument("--squad-out", type=Path, help="also write the slice in SQuAD format here")
@@ -110,19 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: cannot read {args.squad}: {exc}", file=sys.stderr)
         return 2
-    corpus, questions, squad_slice = build(
-        articles, args.articles, args.questions, args.seed, args.skip_articles
-    )
+    corpus, questions, squad_slice = build(articles, args.articles, args.questions, args.seed, args.skip_articles)
     if not questions:
         print("error: no answerable questions in the chosen articles", file=sys.stderr)
         return 2
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "corpus.json").write_text(
-        json.dumps(corpus, ensure_ascii=False, indent=1), encoding="utf-8"
-    )
-    (args.out_dir / "questions.json").write_text(
-        json.dumps(questions, ensure_ascii=False, indent=1), encoding="utf-8"
-    )
+    (args.out_dir / "corpus.json").write_text(json.dumps(corpus, ensure_ascii=False, indent=1), encoding="utf-8")
+    (args.out_dir / "questions.json").write_text(json.dumps(questions, ensure_ascii=False, indent=1), encoding="utf-8")
     if args.squad_out:
         args.squad_out.parent.mkdir(parents=True, exist_ok=True)
         args.squad_out.write_text(json.dumps(squad_slice, ensure_ascii=False), encoding="utf-8")
