@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     chunk_overlap: int = 40
     max_file_mb: float = 50.0
     embed_batch_size: int = 64
+    max_docx_uncompressed_mb: float = 200.0  # zip-bomb guard: total uncompressed size of a .docx
+    max_zip_ratio: float = 200.0  # zip-bomb guard: a .docx member compressed more than this is refused
+    lock_timeout_s: float = 60.0  # a second writer waits this long for the index lock, then fails
+    keep_versions: int = 2  # index versions kept on disk (the current one and the one before)
     # retrieval
     mode: RetrievalMode = "hybrid"
     top_k: int = 5
@@ -35,6 +39,14 @@ class Settings(BaseSettings):
     reader: str = "extractive"
     max_answer_length: int = 30  # tokens
     no_answer_threshold: float = 0.1  # answer confidence below this -> "no answer"
+    # generative reader (see rag_qa.readers.generative)
+    llm_model: str = "smollm2"  # what plain `--reader generative` runs
+    llm_backend: Literal["auto", "llama.cpp", "transformers"] = "auto"  # auto: llama.cpp if installed
+    llm_base_url: str | None = None  # default server for `openai:<model>` / `ollama:<model>`
+    llm_api_key: str | None = None  # OpenAI-compatible servers; falls back to OPENAI_API_KEY
+    llm_context_tokens: int = 2048  # prompt + answer budget; passages beyond it are dropped
+    max_new_tokens: int = 64
+    temperature: float = 0.0  # 0 = greedy (deterministic)
     # UI
     host: str = "127.0.0.1"
     port: int = 7860

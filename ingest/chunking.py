@@ -1,0 +1,92 @@
+"""Token-aware chunking with exact character offsets into the document's extracted text.
+
+LangChain's ``RecursiveCharacterTextSplitter`` sized by the embedding model's own tokenizer
+does the splitting.  It strips whitespace and overlaps chunks, so its ``add_start_index`` is
+not trusted: each chunk is located by searching forward from the previous chunk's start, and
+``document.text[start:end] == chunk.text`` is checked for every chunk.  PDF pages are split
+separately, so a chunk never spans two pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from ingest.loaders import LoadedDocument
+from rag_qa.docstore import ChunkRow
+from rag_qa.models import resolve_model
+
+if TYPE_CHECKING:
+    from langchain_text_splitters import TextSplitter
+    from transformers import PreTrainedTokenizerBase
+
+SEPARATORS = ["\n\n", "\n", ". ", " ", ""]
+
+
+@lru_cache(maxsize=4)
+def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
+    """The embedding model's tokenizer (from disk; loaded once per process)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model(model, kind="embedding model").path)
+
+
+def make_splitter(tokenizer: PreTrainedTokenizerBase, chunk_tokens: int, overlap: int) -> TextSplitter:
+    """A recursive splitter whose sizes are counted in ``tokenizer`` tokens."""
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    return RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
+        tokenizer, chunk_size=chunk_tokens, chunk_overlap=min(overlap, max(chunk_tokens - 1, 0)),
+        separators=SEPARATORS, keep_separator="end", strip_whitespace=True,
+    )
+
+
+def chunk_id(source: str, text: str, start: int) -> str:
+    """Stable id: the same text at the same place in the same file always gets the same id."""
+    digest = hashlib.sha256(f"{source}\x00{start}\x00{text}".encode()).hexdigest()
+    return digest[:32]
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+
+
+def locate(text: str, pieces: list[str]) -> list[Span]:
+    """Offsets of ``pieces`` (in order, possibly overlapping) in ``text``.
+
+    Each piece is searched for from just after the previous piece's start; if the splitter
+    ever yields a piece that is not a substring, ``ValueError`` says so (it is a bug, not input).
+    """
+    spans: list[Span] = []
+    position = 0
+    for piece in pieces:
+        start = text.find(piece, position)
+        if start < 0:
+            start = text.find(piece)
+        if start < 0:
+            raise ValueError(f"chunk not found in document text: {piece[:60]!r}")
+        spans.append(Span(start, start + len(piece)))
+        position = start + 1
+    return spans
+
+
+def chunk_document(document: LoadedDocument, splitter: TextSplitter) -> list[ChunkRow]:
+    """Split ``document`` into :class:`ChunkRow` s with offsets into ``document.text``."""
+    rows: list[ChunkRow] = []
+    for page, offset, segment in document.segments():
+        if not segment.strip():
+            continue
+        pieces = [p for p in splitter.split_text(segment) if p]
+        for span, piece in zip(locate(segment, pieces), pieces, strict=True):
+            start, end = offset + span.start, offset + span.end
+            if document.text[start:end] != piece:  # pragma: no cover - guarded by the property test
+                raise ValueError(f"offset bookkeeping broke for {document.source} at {start}")
+            rows.append(ChunkRow(id=chunk_id(document.source, piece, start), source=document.source,
+                                 page=page, start=start, end=end, text=piece))
+    return rows

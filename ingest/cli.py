@@ -1,0 +1,109 @@
+"""`python -m ingest PATH... [--index DIR] [--rebuild] [--remove PATH...] [--json]`.
+
+Exit codes: 0 every file went in; 3 some files failed (the rest was indexed); 2 usage error
+(bad path, wrong embedding model); 1 anything else.  Errors are one line, never a traceback
+(set ``RAGQA_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from ingest.errors import IngestUsageError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are a single line on stderr (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(prog="python -m ingest", description="Index documents (.txt .md .html .pdf .docx) "
+                       "for question answering; folders are read recursively.")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to ingest")
+    p.add_argument("--index", type=Path, default=None, help="index directory (default: indexes/default, "
+                   "or RAGQA_INDEX)")
+    p.add_argument("--rebuild", action="store_true", help="start a fresh index from PATH... only")
+    p.add_argument("--remove", nargs="+", metavar="PATH", default=[],
+                   help="remove these files (or everything under these folders) from the index")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    return p
+
+
+class Progress:
+    """tqdm bars on stderr, one per phase, plus a plain line when a phase starts (for logs)."""
+
+    def __init__(self) -> None:
+        self._phase = ""
+        self._bar = None
+
+    def __call__(self, done: int, total: int, desc: str) -> None:
+        from tqdm import tqdm
+
+        phase = desc.split(" ", 1)[0]
+        if phase != self._phase:
+            self.close()
+            self._phase = phase
+            what = {"reading": f"reading {total} files", "embedding": f"embedding {total} chunks"}
+            print(what.get(phase, desc), file=sys.stderr, flush=True)
+            self._bar = tqdm(total=total, desc=phase, unit="", file=sys.stderr, disable=None, leave=False)
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+            if " " in desc:
+                self._bar.set_postfix_str(desc.split(" ", 1)[1], refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"ingest: error: {message}", file=sys.stderr)
+    return code
+
+
+def run(args: argparse.Namespace) -> int:
+    from ingest.pipeline import ingest_paths
+    from rag_qa.index_layout import EmbeddingMismatchError, IndexStoreError
+    from rag_qa.models import ModelNotFoundError
+
+    progress = Progress()
+    try:
+        report = ingest_paths(args.paths, args.index, rebuild=args.rebuild, remove=args.remove,
+                              progress=progress, log=lambda m: print(f"ingest: {m}", file=sys.stderr))
+    except (IngestUsageError, EmbeddingMismatchError) as exc:
+        return _fail(EXIT_USAGE, str(exc))
+    except (IndexStoreError, ModelNotFoundError) as exc:
+        return _fail(EXIT_ERROR, str(exc))
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted; the previous index version is still live")
+    except Exception as exc:
+        if os.environ.get("RAGQA_DEBUG"):
+            raise
+        return _fail(EXIT_ERROR, f"{type(exc).__name__}: {exc} (set RAGQA_DEBUG=1 for the traceback)")
+    finally:
+        progress.close()
+    for failure in report.failed:
+        print(f"failed: {failure['path']}: {failure['error']}", file=sys.stderr)
+    print(report.summary_line(), file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    return report.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    if not args.paths and not args.remove:
+        build_parser().error("give at least one PATH to ingest, or --remove PATH")
+    return run(args)

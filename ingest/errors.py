@@ -1,0 +1,11 @@
+"""Errors of the ingestion pipeline; each message is one line a user can act on."""
+
+from __future__ import annotations
+
+
+class LoadError(Exception):
+    """A file could not be read; it is skipped and listed in the report's ``failed``."""
+
+
+class IngestUsageError(Exception):
+    """The request itself is wrong (e.g. a path that does not exist): nothing is ingested."""

@@ -1,0 +1,230 @@
+"""Incremental ingestion: what the CLI and the UI call to add, update and remove documents.
+
+A file whose sha256 is already in the index is left alone (its chunks and vectors are copied
+into the new version from the old one, and the embedding model is not even loaded when
+nothing changed).  New or changed files are loaded, chunked and embedded; files gone from a
+folder being re-ingested, and ``remove`` paths, are dropped.  The result is written as a new
+index version under the index's write lock and switched in atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from ingest.chunking import chunk_document, load_tokenizer, make_splitter
+from ingest.discovery import discover
+from ingest.errors import IngestUsageError, LoadError
+from ingest.loaders import load_document
+from ingest.report import IngestReport
+from rag_qa.config import Settings, get_settings
+from rag_qa.docstore import ChunkRow, DocumentRow
+from rag_qa.embeddings import SentenceTransformerEmbeddings
+from rag_qa.index_layout import EmbeddingMismatchError
+from rag_qa.store import canonical_model_name
+from rag_qa.store_writer import IndexWriter, PreviousVersion, VersionData, merge_rows
+
+ProgressFn = Callable[[int, int, str], None]
+EMBED_GROUP = 256  # chunks per progress update while embedding
+
+
+def make_embeddings(settings: Settings) -> SentenceTransformerEmbeddings:
+    """The embedder for new chunks (a seam: tests check it is not called when nothing changed)."""
+    return SentenceTransformerEmbeddings(settings=settings)
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _under(source: str, folder: Path) -> bool:
+    return Path(source).is_relative_to(folder)
+
+
+class _Run:
+    """State of one ingest run inside the write lock."""
+
+    def __init__(self, settings: Settings, report: IngestReport, progress: ProgressFn | None) -> None:
+        self.settings = settings
+        self.report = report
+        self.progress = progress or (lambda done, total, desc: None)
+        self.new_rows: list[ChunkRow] = []
+        self.new_docs: list[DocumentRow] = []
+
+    def fail(self, path: Path | str, error: str) -> None:
+        self.report.failed.append({"path": str(path), "error": error})
+
+    def load_and_chunk(self, todo: list[tuple[Path, str]], previous: dict[str, DocumentRow]) -> None:
+        """Load and chunk each new or changed file; a bad file is recorded and skipped."""
+        if not todo:
+            return
+        splitter = make_splitter(load_tokenizer(self.settings.embedding_model),
+                                 self.settings.chunk_tokens, self.settings.chunk_overlap)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        for i, (path, sha) in enumerate(todo):
+            self.progress(i, len(todo), f"reading {path.name}")
+            try:
+                stat = path.stat()
+                document = load_document(path, self.settings)
+                rows = chunk_document(document, splitter)
+            except LoadError as exc:
+                self.fail(path, str(exc))
+                continue
+            except OSError as exc:
+                self.fail(path, f"cannot read: {exc.strerror or exc}")
+                continue
+            except Exception as exc:  # one odd file must not stop the others
+                self.fail(path, f"unexpected error while reading ({type(exc).__name__}: {exc})"[:300])
+                continue
+            source = str(path)
+            (self.report.updated if source in previous else self.report.added).append(source)
+            self.new_rows.extend(rows)
+            self.new_docs.append(DocumentRow(source, sha, stat.st_mtime, stat.st_size, document.type,
+                                             document.pages, len(rows), now))
+        self.progress(len(todo), len(todo), "reading")
+
+    def embed(self, embeddings: SentenceTransformerEmbeddings) -> np.ndarray:
+        """Embed the new chunks in groups (for progress), longest-first across all groups so
+        every batch pads to similar lengths, and return the vectors in chunk order."""
+        texts = [row.text for row in self.new_rows]
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        vectors = np.zeros((len(texts), embeddings.dimension), dtype="float32")
+        for start in range(0, len(texts), EMBED_GROUP):
+            self.progress(start, len(texts), "embedding")
+            group = order[start:start + EMBED_GROUP]
+            vectors[group] = embeddings.embed_array([texts[i] for i in group])
+        self.progress(len(texts), len(texts), "embedding")
+        self.report.embedded_chunks = len(texts)
+        return vectors
+
+
+def _check_model(previous: PreviousVersion | None, model: str, index: Path) -> None:
+    if previous is not None and previous.manifest.embedding_model != model:
+        m = previous.manifest
+        raise EmbeddingMismatchError(
+            f"index {index} was built with embedding model '{m.embedding_model}' ({m.dimension}-d), "
+            f"not '{model}'; set RAGQA_EMBEDDING_MODEL={m.embedding_model} or use --rebuild to re-index"
+        )
+
+
+def _removals(previous: dict[str, DocumentRow], folders: Sequence[Path], present: set[str],
+              remove: Iterable[str | Path], note: Callable[[str], None]) -> set[str]:
+    """Sources to drop: gone from a folder being re-ingested, or named in ``remove``."""
+    gone = {s for s in previous for folder in folders if _under(s, folder) and s not in present}
+    for raw in remove:
+        target = Path(raw).expanduser().resolve()
+        matched = {s for s in previous if s == str(target) or _under(s, target)}
+        if not matched:
+            note(f"--remove {raw}: nothing in the index at or under {target}")
+        gone |= matched
+    return gone
+
+
+def ingest_paths(paths: Sequence[str | Path], index_dir: str | Path | None = None, *, rebuild: bool = False,
+                 remove: Iterable[str | Path] = (), settings: Settings | None = None,
+                 progress: ProgressFn | None = None,
+                 log: Callable[[str], None] | None = None) -> IngestReport:
+    """Bring the index at ``index_dir`` up to date with ``paths``; see the module docstring.
+
+    ``progress(done, total, desc)`` is called as files are read and chunks embedded; ``log``
+    gets housekeeping messages (also kept in ``report.notes``).  Raises
+    :class:`IngestUsageError` for a bad request and ``EmbeddingMismatchError`` when the index
+    was built with another embedding model (unless ``rebuild``).
+    """
+    started = time.perf_counter()
+    settings = settings or get_settings()
+    remove = list(remove)
+    if not paths and not remove:
+        raise IngestUsageError("nothing to do: give files or folders to ingest, or --remove PATH")
+    index = Path(index_dir if index_dir is not None else settings.index).expanduser().resolve()
+    if index.exists() and not index.is_dir():
+        raise IngestUsageError(f"index path is not a directory: {index}")
+    found = discover(list(paths))
+    model = canonical_model_name(settings.embedding_model)
+    report = IngestReport(index=str(index))
+    run = _Run(settings, report, progress)
+    for path, error in found.failed:
+        run.fail(path, error)
+
+    def note(message: str) -> None:
+        report.notes.append(message)
+        if log is not None:
+            log(message)
+
+    with IndexWriter(index, timeout=settings.lock_timeout_s, keep_versions=settings.keep_versions,
+                     log=note) as writer:
+        previous = writer.previous()
+        try:
+            if paths and not rebuild:
+                _check_model(previous, model, index)
+            known = previous.documents if previous is not None and not rebuild else {}
+            todo: list[tuple[Path, str]] = []
+            for path in found.files:
+                try:
+                    sha = _sha256(path)
+                except OSError as exc:
+                    run.fail(path, f"cannot read: {exc.strerror or exc}")
+                    continue
+                if str(path) in known and known[str(path)].sha256 == sha:
+                    report.unchanged.append(str(path))
+                else:
+                    todo.append((path, sha))
+            removed = _removals(known, found.folders, {str(f) for f in found.files}, remove, note)
+            report.removed = sorted(removed)
+            if previous is not None and not rebuild and not todo and not removed:
+                report.documents, report.chunks = len(known), previous.manifest.chunks
+                report.version = previous.manifest.version
+            else:
+                run.load_and_chunk(todo, known)
+                _write(writer, run, previous, known, removed, model)
+        finally:
+            if previous is not None:
+                previous.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _write(writer: IndexWriter, run: _Run, previous: PreviousVersion | None, known: dict[str, DocumentRow],
+           removed: set[str], model: str) -> None:
+    """Embed the new chunks, carry over the unchanged ones and commit a new version."""
+    report, settings = run.report, run.settings
+    replaced = set(report.updated) | removed
+    kept_sources = [s for s in known if s not in replaced]
+    if run.new_rows:
+        embeddings = make_embeddings(settings)
+        vectors = run.embed(embeddings)
+        dimension = embeddings.dimension
+    elif previous is not None and previous.manifest.embedding_model == model:
+        dimension = previous.manifest.dimension
+        vectors = np.zeros((0, dimension), dtype="float32")
+    else:  # an empty first version: only the model knows its dimension
+        dimension = make_embeddings(settings).dimension
+        vectors = np.zeros((0, dimension), dtype="float32")
+    if previous is not None and kept_sources:
+        if previous.manifest.dimension != dimension:
+            raise EmbeddingMismatchError(f"index {writer.path} holds {previous.manifest.dimension}-d vectors, "
+                                         f"the embedding model gives {dimension}-d; use --rebuild")
+        kept_rows, kept_vectors = previous.chunks_and_vectors(kept_sources)
+    else:
+        kept_rows, kept_vectors = [], np.zeros((0, dimension), dtype="float32")
+    chunks, all_vectors = merge_rows(kept_rows, kept_vectors, run.new_rows, vectors, dimension)
+    documents = [known[s] for s in kept_sources] + run.new_docs
+    run.progress(0, 1, "writing index")
+    report.version = writer.commit(VersionData(
+        chunks=chunks, vectors=all_vectors, documents=documents, embedding_model=model, dimension=dimension,
+        chunking={"chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap},
+    ))
+    run.progress(1, 1, "writing index")
+    report.documents, report.chunks = len(documents), len(chunks)
+
+
+def remove_sources(sources: Iterable[str | Path], index_dir: str | Path | None = None, *,
+                   settings: Settings | None = None, progress: ProgressFn | None = None) -> IngestReport:
+    """Drop ``sources`` (files, or folders meaning everything under them) from the index."""
+    return ingest_paths([], index_dir, remove=list(sources), settings=settings, progress=progress)

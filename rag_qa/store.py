@@ -1,0 +1,193 @@
+"""Read side of an index: :class:`IndexStore` opens the live version and answers searches.
+
+Dense search is FAISS inner product over normalised vectors, lexical search is BM25; both
+return :class:`~rag_qa.types.Passage` objects with their text, source, page and offsets.
+Writing new versions is :mod:`rag_qa.store_writer`'s job; the layout is in
+:mod:`rag_qa.index_layout`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rag_qa import docstore
+from rag_qa.index_layout import (
+    BM25_DIR,
+    DOCSTORE_FILE,
+    FAISS_FILE,
+    MANIFEST_FILE,
+    EmbeddingMismatchError,
+    IndexCorruptError,
+    IndexLockedError,
+    IndexNotFoundError,
+    IndexStoreError,
+    Manifest,
+    current_version_dir,
+)
+from rag_qa.models import resolve_model
+from rag_qa.types import Passage
+
+if TYPE_CHECKING:
+    from langchain_community.vectorstores import FAISS
+    from langchain_core.embeddings import Embeddings
+
+    from rag_qa.bm25_index import BM25Index
+
+__all__ = [
+    "DocumentInfo", "EmbeddingMismatchError", "IndexCorruptError", "IndexLockedError",
+    "IndexNotFoundError", "IndexStore", "IndexStoreError", "canonical_model_name",
+]
+
+
+def canonical_model_name(name: str) -> str:
+    """The name an index records for an embedding model (aliases collapse to one name)."""
+    return resolve_model(name, kind="embedding model").name
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """One indexed file, as the UI lists it."""
+
+    source: str
+    type: str
+    pages: int | None
+    chunks: int
+    added_at: str
+
+
+class IndexStore:
+    """Read-only view of the version ``CURRENT`` pointed at when :meth:`open` was called."""
+
+    def __init__(self, path: Path, version_dir: Path, manifest: Manifest) -> None:
+        import faiss
+
+        self.path = path
+        self.version_dir = version_dir
+        self.manifest = manifest
+        self._con = docstore.connect_readonly(version_dir / DOCSTORE_FILE)
+        self._faiss = faiss.read_index(str(version_dir / FAISS_FILE))
+        self._bm25: BM25Index | None = None
+        self._bm25_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str | Path, embedding_model: str | None = None) -> IndexStore:
+        """Open the live version of the index at ``path``.
+
+        With ``embedding_model``, refuse (:class:`EmbeddingMismatchError`) an index built with
+        another model.
+        """
+        path = Path(path)
+        version_dir = current_version_dir(path)
+        if version_dir is None:
+            raise IndexNotFoundError(path)
+        if not version_dir.is_dir():
+            raise IndexCorruptError(f"index {path}: CURRENT points at missing version {version_dir.name}; "
+                                    "re-run `python -m ingest --rebuild PATH...`")
+        manifest = Manifest.read(version_dir / MANIFEST_FILE)
+        try:
+            store = cls(path, version_dir, manifest)
+        except (FileNotFoundError, RuntimeError) as exc:
+            raise IndexCorruptError(f"index {path} version {version_dir.name} is incomplete: {exc}") from exc
+        if embedding_model is not None:
+            store.check_embedding_model(embedding_model)
+        return store
+
+    # -- what the index is --------------------------------------------------------------
+    @property
+    def embedding_model(self) -> str:
+        return self.manifest.embedding_model
+
+    @property
+    def dimension(self) -> int:
+        return self.manifest.dimension
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+    @property
+    def chunk_count(self) -> int:
+        return int(self._faiss.ntotal)
+
+    def check_embedding_model(self, name: str) -> None:
+        """Raise :class:`EmbeddingMismatchError` unless ``name`` is the model the index was built with."""
+        wanted = canonical_model_name(name)
+        if wanted != self.embedding_model:
+            raise EmbeddingMismatchError(
+                f"index {self.path} was built with embedding model '{self.embedding_model}' "
+                f"({self.dimension}-d), not '{wanted}'; set RAGQA_EMBEDDING_MODEL={self.embedding_model} "
+                "or rebuild the index with `python -m ingest --rebuild PATH...`"
+            )
+
+    # -- searching ----------------------------------------------------------------------
+    def search_dense(self, vector: np.ndarray, k: int) -> list[Passage]:
+        """The ``k`` chunks with the highest inner product with ``vector`` (score = inner product)."""
+        query = np.asarray(vector, dtype="float32").reshape(1, -1)
+        if query.shape[1] != self.dimension:
+            raise EmbeddingMismatchError(
+                f"query vector has {query.shape[1]} dimensions, index {self.path} has {self.dimension} "
+                f"(model '{self.embedding_model}')"
+            )
+        if k <= 0 or self.chunk_count == 0:
+            return []
+        scores, ids = self._faiss.search(np.ascontiguousarray(query), min(k, self.chunk_count))
+        hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        rows = docstore.chunks_by_faiss_ids(self._con, [i for i, _ in hits])
+        return [rows[i].to_passage(score) for i, score in hits if i in rows]
+
+    def search_bm25(self, query: str, k: int) -> list[Passage]:
+        """The ``k`` chunks with the highest BM25 score for ``query`` (only chunks sharing a term)."""
+        index = self._bm25_index()
+        if index is None:
+            return []
+        hits = index.search(query, k)
+        rows = docstore.chunks_by_faiss_ids(self._con, [i for i, _ in hits])
+        return [rows[i].to_passage(score) for i, score in hits if i in rows]
+
+    def _bm25_index(self) -> BM25Index | None:
+        with self._bm25_lock:
+            if self._bm25 is None and self.chunk_count:
+                from rag_qa.bm25_index import BM25Index
+
+                self._bm25 = BM25Index(self.version_dir / BM25_DIR)
+            return self._bm25
+
+    # -- reading ------------------------------------------------------------------------
+    def get_passages(self, chunk_ids: Sequence[str]) -> list[Passage]:
+        """Passages for ``chunk_ids`` in the order given (unknown ids are skipped)."""
+        rows = docstore.chunks_by_ids(self._con, list(chunk_ids))
+        return [rows[c].to_passage() for c in chunk_ids if c in rows]
+
+    def all_chunk_ids(self) -> list[str]:
+        return docstore.all_chunk_ids(self._con)
+
+    def documents(self) -> list[DocumentInfo]:
+        return [DocumentInfo(d.source, d.type, d.pages, d.n_chunks, d.added_at)
+                for d in docstore.read_documents(self._con).values()]
+
+    def as_langchain_faiss(self, embeddings: Embeddings) -> FAISS:
+        """The same vectors and chunks as LangChain's in-memory ``FAISS`` vector store (nothing pickled)."""
+        from langchain_community.docstore.in_memory import InMemoryDocstore
+        from langchain_community.vectorstores import FAISS
+        from langchain_community.vectorstores.utils import DistanceStrategy
+
+        rows = docstore.chunks_by_faiss_ids(self._con, list(range(self.chunk_count)))
+        docs: dict[str, Any] = {r.id: r.to_passage().to_document() for r in rows.values()}
+        return FAISS(embedding_function=embeddings, index=self._faiss, docstore=InMemoryDocstore(docs),
+                     index_to_docstore_id={i: r.id for i, r in rows.items()},
+                     distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> IndexStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
