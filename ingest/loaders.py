@@ -100,7 +100,7 @@ def load_html(path: Path) -> str:
 
 
 def load_pdf_pages(path: Path) -> list[str]:
-    """Text of each page, in order (page 1 first)."""
+    """Text of each page, in order (page 1 first); runs of spaces (justified text) become one."""
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, FileNotDecryptedError
 
@@ -109,7 +109,7 @@ def load_pdf_pages(path: Path) -> list[str]:
         reader = PdfReader(path)
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError("password-protected PDF")
-        return [page.extract_text() or "" for page in reader.pages]
+        return [re.sub(r"[ \t]+", " ", page.extract_text() or "") for page in reader.pages]
     except LoadError:
         raise
     except (FileNotDecryptedError, DependencyError) as exc:

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from rag_qa import ask_cli
+from rag_qa import ask_cli, search_cli
 from rag_qa.cli_output import EXIT_ERROR, fail, user_errors
 from rag_qa.eval import cli as eval_cli
 from rag_qa.train import cli as train_cli
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rag_qa", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ask_cli.add_parser(sub)
+    search_cli.add_parser(sub)
     eval_cli.add_parser(sub)
     train_cli.add_parser(sub)
     return parser

@@ -1,0 +1,59 @@
+"""`python -m rag_qa search "QUERY" [--index DIR] [--top-k K] [--json]`: passages for a query.
+
+Checks an index end to end: the query is embedded with the index's own model (a different
+configured model is refused) and matched by dense inner-product search.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.markup import escape
+from rich.panel import Panel
+
+from rag_qa.cli_output import EXIT_USAGE, console, emit_json, fail
+from rag_qa.types import Passage
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("search", help="show the passages an index returns for a query")
+    p.add_argument("query")
+    p.add_argument("--index", type=Path, default=None, help="index directory (default: indexes/default)")
+    p.add_argument("--top-k", type=int, default=None, help="passages to return (default: 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def retrieve(index: Path, query: str, top_k: int) -> list[Passage]:
+    """The one retrieval call of this command (dense search over the index's FAISS vectors)."""
+    from rag_qa.config import get_settings
+    from rag_qa.embeddings import SentenceTransformerEmbeddings
+    from rag_qa.store import IndexStore
+
+    settings = get_settings()
+    with IndexStore.open(index, embedding_model=settings.embedding_model) as store:
+        embeddings = SentenceTransformerEmbeddings(store.embedding_model, settings=settings)
+        return store.search_dense(embeddings.embed_array([query])[0], top_k)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rag_qa.config import get_settings
+
+    settings = get_settings()
+    if not args.query.strip():
+        return fail("the query is empty", EXIT_USAGE)
+    top_k = args.top_k if args.top_k is not None else settings.top_k
+    if top_k < 1:
+        return fail(f"--top-k must be at least 1, not {top_k}", EXIT_USAGE)
+    passages = retrieve(args.index or settings.index, args.query, top_k)
+    if args.json:
+        emit_json({"passages": [p.to_dict() for p in passages]})
+        return 0
+    if not passages:
+        console.print("[yellow]no passages: the index is empty[/]")
+    for rank, p in enumerate(passages, 1):
+        where = p.source + (f", page {p.page}" if p.page is not None else "") + f" [{p.start}:{p.end}]"
+        console.print(Panel(escape(p.text), title=f"{rank}. {escape(where)} · score {p.score:.3f}",
+                            title_align="left"))
+    return 0
