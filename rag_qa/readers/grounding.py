@@ -1,0 +1,124 @@
+"""Checking a generated answer against its passages: citations, refusals, support.
+
+The model is asked to cite passages as ``[n]``.  Valid markers (``[1]``, ``[1, 3]``,
+``[1][2]``) are parsed; malformed or out-of-range ones are ignored, never trusted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from rag_qa.eval.squad_metrics import normalize_answer
+from rag_qa.types import Answer, Citation, Passage
+
+#: support (share of the answer's words in a passage) needed to count the passage as a source
+SUPPORT_THRESHOLD = 0.6
+
+# ``[1]``, ``[1, 3]``, ``[1;2]`` -- digits separated by commas/semicolons, nothing else inside.
+_MARKER = re.compile(r"\[\s*(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\s*\]")
+# Anything bracketed that looks like an attempt at a citation, to strip from the answer text.
+_MARKER_LIKE = re.compile(r"\s*\[[^\[\]\n]{0,20}\]|\s*\[\s*\d+[^\]\n]{0,10}$")
+
+_REFUSALS = re.compile(
+    r"\b(cannot|can ?not|can't|could not|couldn't|unable to|do not|don't|does not|doesn't) "
+    r"(find|locate|determine|answer|know|contain|mention|say|provide|have)\b"
+    r"|\bnot (in|found in|mentioned in|contained in|stated in|provided in) the (passages?|context|text)\b"
+    r"|\bno (answer|information|mention)\b"
+    r"|^\s*(unknown|n/?a|none)\s*[.!]?\s*$",
+    re.IGNORECASE,
+)
+
+_STOPWORD_TEXT = (
+    "a an the of in on at to for from by with and or is are was were be been it its this that these "
+    "those as which who whom what when where why how"
+)
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+def parse_citations(text: str, n_passages: int) -> list[int]:
+    """Passage numbers (1-based, first-cited first, no repeats) validly cited in ``text``."""
+    cited: list[int] = []
+    for match in _MARKER.finditer(text):
+        for number in re.split(r"\s*[,;]\s*", match.group(1)):
+            value = int(number)
+            if 1 <= value <= n_passages and value not in cited:
+                cited.append(value)
+    return cited
+
+
+def strip_citations(text: str) -> str:
+    """The answer text without ``[n]`` markers (valid or not) and the spacing they leave."""
+    cleaned = _MARKER_LIKE.sub("", text)
+    cleaned = re.sub(r"\s+([.,;:!?])", r"\1", cleaned)
+    return " ".join(cleaned.split())
+
+
+def is_refusal(text: str) -> bool:
+    """Does the answer say the passages do not hold it ("I cannot find the answer ...")?"""
+    return not text.strip() or bool(_REFUSALS.search(text))
+
+
+def _content_tokens(text: str) -> list[str]:
+    return [t for t in normalize_answer(text).split() if t not in _STOPWORDS]
+
+
+def support(answer: str, passage_text: str) -> float:
+    """Share of the answer's content words found in the passage (1.0 if it is a verbatim span)."""
+    norm_answer, norm_passage = normalize_answer(answer), normalize_answer(passage_text)
+    if norm_answer and f" {norm_answer} " in f" {norm_passage} ":
+        return 1.0
+    words = _content_tokens(answer)
+    if not words:
+        return 0.0
+    vocabulary = set(norm_passage.split())
+    return sum(w in vocabulary for w in words) / len(words)
+
+
+def supporting_passages(
+    answer: str, passages: Sequence[Passage], threshold: float = SUPPORT_THRESHOLD
+) -> list[int]:
+    """1-based numbers of the passages that best support ``answer`` (at least ``threshold``)."""
+    scores = [support(answer, p.text) for p in passages]
+    best = max(scores, default=0.0)
+    if best < threshold:
+        return []
+    return [i + 1 for i, s in enumerate(scores) if s == best]
+
+
+def to_citations(numbers: Sequence[int], passages: Sequence[Passage]) -> list[Citation]:
+    """``Citation`` records (source, page, offsets, text) of the 1-based passage ``numbers``."""
+    out = []
+    for number in numbers:
+        p = passages[number - 1]
+        out.append(Citation(p.source, p.page, p.start, p.end, p.text, passage_start=p.start))
+    return out
+
+
+def ground_answer(raw: str, passages: Sequence[Passage], reader: str, seconds: float = 0.0) -> Answer:
+    """Turn a model's raw reply into an Answer whose citations are checked against ``passages``.
+
+    A cited passage counts only if it supports the answer (holds its words).  A 135M model
+    often omits or misnumbers ``[n]`` markers, so when no valid cited passage supports the
+    answer we fall back to attributing it to the passage(s) containing its words.  If no
+    passage supports it, the answer keeps its text but has no citations and ``grounded=False``.
+    ``score`` is the support of the best cited passage (0..1).  Refusals are ``no_answer``.
+    """
+    reply = raw.strip().split("\n", 1)[0]  # one-line answers: later lines are rambling
+    text = strip_citations(reply.removeprefix("Answer:").strip())
+    if not passages or is_refusal(text):
+        return Answer("", 0.0, reader, no_answer=True, seconds=seconds, grounded=False,
+                      alternatives=[{"raw": raw}])
+    cited = [n for n in parse_citations(reply, len(passages))
+             if support(text, passages[n - 1].text) >= SUPPORT_THRESHOLD]
+    numbers = cited or supporting_passages(text, passages)
+    score = max((support(text, passages[n - 1].text) for n in numbers), default=0.0)
+    return Answer(
+        answer=text,
+        score=score,
+        reader=reader,
+        citations=to_citations(numbers, passages),
+        seconds=seconds,
+        grounded=bool(numbers),
+        alternatives=[{"raw": raw, "cited_by_model": bool(cited)}],
+    )

@@ -1,0 +1,105 @@
+"""Citation parsing, refusal detection and checking generated answers against passages."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag_qa.readers.grounding import (
+    ground_answer,
+    is_refusal,
+    parse_citations,
+    strip_citations,
+    supporting_passages,
+)
+from rag_qa.types import Passage
+
+PASSAGES = [
+    Passage("The Eiffel Tower was completed in 1889 in Paris.", "eiffel.txt", 3, 100, 148),
+    Passage("Bananas are yellow and rich in potassium.", "fruit.txt", None, 0, 41),
+    Passage("Gustave Eiffel's company designed and built the tower.", "eiffel.txt", 4, 300, 354),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Paris [1]", [1]),
+        ("Paris [1, 3]", [1, 3]),
+        ("Paris [1][2]", [1, 2]),
+        ("Paris [3;1] and again [3]", [3, 1]),
+        ("Paris [ 2 ]", [2]),
+        ("Paris [0] [4] [99]", []),  # out of range
+        ("Paris [a] [1-2] [2.5] [1,] [2", []),  # malformed
+        ("Paris (1) 1] {2}", []),
+        ("no citation at all", []),
+    ],
+)
+def test_parse_citations(text: str, expected: list[int]) -> None:
+    assert parse_citations(text, n_passages=3) == expected
+
+
+def test_strip_citations_removes_valid_and_malformed_markers() -> None:
+    assert strip_citations("in 1889 [1][3].") == "in 1889."
+    assert strip_citations("in 1889 [1, 2] and Paris [x]") == "in 1889 and Paris"
+    assert strip_citations("in 1889 [2") == "in 1889"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I cannot find the answer in the passages.",
+        "I can't find that.",
+        "The answer is not in the passages.",
+        "The passages do not mention it.",
+        "There is no information about this.",
+        "Unknown.",
+        "",
+    ],
+)
+def test_refusals_are_detected(text: str) -> None:
+    assert is_refusal(text)
+
+
+@pytest.mark.parametrize("text", ["1889 [1]", "Gustave Eiffel's company", "It was finished in 1889."])
+def test_answers_are_not_refusals(text: str) -> None:
+    assert not is_refusal(text)
+
+
+def test_supporting_passages_prefers_the_verbatim_span() -> None:
+    assert supporting_passages("completed in 1889", PASSAGES) == [1]
+    assert supporting_passages("the moon landing", PASSAGES) == []
+
+
+def test_valid_citation_maps_to_the_cited_passage() -> None:
+    answer = ground_answer("Gustave Eiffel's company [3]", PASSAGES, "generative")
+    assert answer.answer == "Gustave Eiffel's company"
+    assert answer.grounded is True and not answer.no_answer
+    (citation,) = answer.citations
+    assert (citation.source, citation.page, citation.start, citation.end) == ("eiffel.txt", 4, 300, 354)
+    assert citation.text == PASSAGES[2].text
+    assert answer.score == 1.0
+
+
+def test_wrong_citation_is_replaced_by_the_passage_that_holds_the_words() -> None:
+    answer = ground_answer("in 1889 [2]", PASSAGES, "generative")
+    assert [c.source for c in answer.citations] == ["eiffel.txt"]
+    assert answer.citations[0].page == 3
+    assert answer.grounded is True
+    assert answer.alternatives[0]["cited_by_model"] is False
+
+
+def test_unsupported_answer_is_flagged_not_passed_off_as_cited() -> None:
+    answer = ground_answer("Neil Armstrong [1]", PASSAGES, "generative")
+    assert answer.answer == "Neil Armstrong"
+    assert answer.citations == [] and answer.grounded is False
+    assert answer.to_dict()["grounded"] is False
+
+
+def test_refusal_is_no_answer() -> None:
+    answer = ground_answer("I cannot find the answer in the passages.", PASSAGES, "generative")
+    assert answer.no_answer and answer.answer == "" and answer.citations == []
+
+
+def test_only_the_first_line_is_the_answer() -> None:
+    answer = ground_answer("1889 [1]\nQuestion: something else the model made up", PASSAGES, "g")
+    assert answer.answer == "1889"
