@@ -1,0 +1,119 @@
+"""Loaders on small real files of every type, and the refusals of bad input (one reason each)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import BAD, DOCS
+
+from ingest.discovery import discover
+from ingest.errors import IngestUsageError, LoadError
+from ingest.loaders import PAGE_SEPARATOR, load_document
+from rag_qa.config import Settings
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings()
+
+
+def test_latin1_text_is_decoded_not_mangled(settings: Settings) -> None:
+    raw = (DOCS / "normans_latin1.txt").read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")  # the fixture really is not UTF-8
+    doc = load_document(DOCS / "normans_latin1.txt", settings)
+    assert doc.type == "txt" and doc.page_starts is None
+    assert "é" in doc.text and "\ufffd" not in doc.text
+    assert doc.text == raw.decode("latin-1")
+
+
+def test_markdown_is_read_as_utf8_text(settings: Settings) -> None:
+    doc = load_document(DOCS / "code-of-conduct.md", settings)
+    assert doc.type == "md"
+    assert doc.text == (DOCS / "code-of-conduct.md").read_text(encoding="utf-8")
+
+
+def test_html_keeps_visible_text_only(settings: Settings) -> None:
+    doc = load_document(DOCS / "oxygen.html", settings)
+    assert doc.type == "html"
+    assert "Oxygen is a chemical element with symbol O and atomic number 8." in doc.text
+    for noise in ("SCRIPT_MARKER", "scriptMarker", "hidden-style-marker", "font-family", "NAV_MARKER"):
+        assert noise not in doc.text
+    assert "\n\n" in doc.text  # paragraphs stay apart
+
+
+def test_pdf_pages_keep_their_numbers_and_offsets(settings: Settings) -> None:
+    doc = load_document(DOCS / "packet_switching_2p.pdf", settings)
+    assert doc.type == "pdf" and doc.pages == 2
+    assert doc.text.startswith("Packet switching")
+    segments = doc.segments()
+    assert [page for page, _, _ in segments] == [1, 2]
+    for _, offset, text in segments:
+        assert doc.text[offset:offset + len(text)] == text
+    assert PAGE_SEPARATOR.join(text for _, _, text in segments) == doc.text
+    assert "Paul Baran" in segments[0][2]
+
+
+def test_docx_paragraphs_and_tables(settings: Settings) -> None:
+    doc = load_document(DOCS / "super_bowl.docx", settings)
+    assert doc.type == "docx"
+    assert doc.text.startswith("Super Bowl 50\n\nSuper Bowl 50 was an American football game")
+    assert "Denver Broncos | 24" in doc.text
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("corrupt.pdf", "corrupt or unreadable PDF"),
+    ("encrypted.pdf", "password-protected PDF"),
+    ("not_a_zip.docx", "not a zip archive"),
+    ("bomb.docx", "zip bomb"),
+    ("binary.txt", "binary content"),
+])
+def test_bad_files_are_refused_with_a_one_line_reason(settings: Settings, name: str, reason: str) -> None:
+    with pytest.raises(LoadError) as err:
+        load_document(BAD / name, settings)
+    assert reason in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_docx_over_the_uncompressed_limit_is_refused(settings: Settings) -> None:
+    tight = settings.model_copy(update={"max_docx_uncompressed_mb": 0.01})
+    with pytest.raises(LoadError, match="zip bomb.*uncompressed"):
+        load_document(DOCS / "super_bowl.docx", tight)
+
+
+def test_size_limit(settings: Settings) -> None:
+    tight = settings.model_copy(update={"max_file_mb": 0.001})
+    with pytest.raises(LoadError, match="over the 0.001 MB limit"):
+        load_document(DOCS / "normans_latin1.txt", tight)
+
+
+def test_unsupported_and_empty_files(settings: Settings, tmp_path: Path) -> None:
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(LoadError, match="unsupported file type '.csv'"):
+        load_document(tmp_path / "data.csv", settings)
+    (tmp_path / "empty.txt").write_text("  \n\n")
+    with pytest.raises(LoadError, match="no text found"):
+        load_document(tmp_path / "empty.txt", settings)
+
+
+def test_discovery_walks_folders_and_refuses_escaping_symlinks(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "a.txt").write_text("inside")
+    (root / ".hidden.txt").write_text("hidden")
+    (root / "notes.csv").write_text("not supported")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("outside the folder")
+    os.symlink(outside, root / "link.txt")
+    os.symlink(root / "sub" / "a.txt", root / "inner_link.txt")  # points inside: same file, once
+    found = discover([root])
+    assert found.files == [(root / "sub" / "a.txt").resolve()]
+    assert found.folders == [root.resolve()]
+    assert [(Path(p).name, "outside the ingested folder" in e) for p, e in found.failed] == [("link.txt", True)]
+
+
+def test_discovery_of_a_missing_path_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(IngestUsageError, match="path does not exist"):
+        discover([tmp_path / "nope"])
