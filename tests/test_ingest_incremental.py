@@ -1,0 +1,130 @@
+"""Incremental ingest: unchanged files cost no embedding, changed ones are re-embedded, gone ones removed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import BAD, DOCS
+
+import ingest.pipeline as pipeline
+from ingest.errors import IngestUsageError
+from ingest.pipeline import ingest_paths, remove_sources
+from rag_qa.config import Settings
+from rag_qa.models import resolve_model
+from rag_qa.store import EmbeddingMismatchError, IndexStore
+
+CHEAP = ("normans_latin1.txt", "code-of-conduct.md", "oxygen.html")  # few chunks: quick to embed
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in CHEAP:
+        shutil.copy(DOCS / name, docs / name)
+    return docs
+
+
+def _no_embedding(settings: Settings):
+    raise AssertionError("the embedding model was asked for although nothing needed embedding")
+
+
+def _chunk_ids_by_source(index: Path) -> dict[str, set[str]]:
+    with IndexStore.open(index) as store:
+        out: dict[str, set[str]] = {}
+        for p in store.get_passages(store.all_chunk_ids()):
+            out.setdefault(Path(p.source).name, set()).add(p.chunk_id)
+        return out
+
+
+def test_add_unchanged_update_remove(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index, settings = tmp_path / "index", Settings()
+    first = ingest_paths([folder], index, settings=settings)
+    assert (len(first.added), first.failed, first.documents) == (3, [], 3)
+    assert first.embedded_chunks == first.chunks > 0
+    ids_before = _chunk_ids_by_source(index)
+
+    # unchanged: no embedding (the model is not even asked for), no new version
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "make_embeddings", _no_embedding)
+        again = ingest_paths([folder], index, settings=settings)
+    assert (len(again.unchanged), len(again.added), again.version) == (3, 0, first.version)
+    assert again.chunks == first.chunks
+
+    # one file changes: only its chunks are embedded; the others keep their ids
+    md = folder / "code-of-conduct.md"
+    md.write_text(md.read_text(encoding="utf-8") + "\n\nThe quokka clause: every maintainer feeds the quokka.\n",
+                  encoding="utf-8")
+    changed = ingest_paths([folder], index, settings=settings)
+    assert ([Path(s).name for s in changed.updated], len(changed.unchanged)) == (["code-of-conduct.md"], 2)
+    ids_after = _chunk_ids_by_source(index)
+    assert ids_after["normans_latin1.txt"] == ids_before["normans_latin1.txt"]
+    assert changed.embedded_chunks == len(ids_after["code-of-conduct.md"])
+    with IndexStore.open(index) as store:
+        assert store.version == first.version + 1
+        assert store.search_bm25("quokka", 1)[0].source == str(md.resolve())
+
+    # a file disappears from the folder: it leaves the index, without embedding anything
+    (folder / "oxygen.html").unlink()
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "make_embeddings", _no_embedding)
+        gone = ingest_paths([folder], index, settings=settings)
+        assert [Path(s).name for s in gone.removed] == ["oxygen.html"]
+        assert gone.documents == 2
+        # explicit --remove
+        removed = remove_sources([folder / "normans_latin1.txt"], index, settings=settings)
+    assert [Path(s).name for s in removed.removed] == ["normans_latin1.txt"]
+    with IndexStore.open(index) as store:
+        assert [Path(d.source).name for d in store.documents()] == ["code-of-conduct.md"]
+        assert store.chunk_count == len(ids_after["code-of-conduct.md"])
+
+
+def test_only_files_under_the_given_paths_are_removed(folder: Path, tmp_path: Path) -> None:
+    index, settings = tmp_path / "index", Settings()
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.move(folder / "oxygen.html", other / "oxygen.html")
+    ingest_paths([folder, other], index, settings=settings)
+    report = ingest_paths([folder], index, settings=settings)  # `other` not given: its file stays
+    assert report.removed == [] and report.documents == 3
+    single = ingest_paths([other / "oxygen.html"], index, settings=settings)  # a file, not a folder
+    assert single.removed == [] and len(single.unchanged) == 1
+
+
+def test_rebuild_starts_fresh(folder: Path, tmp_path: Path) -> None:
+    index, settings = tmp_path / "index", Settings()
+    ingest_paths([folder], index, settings=settings)
+    report = ingest_paths([folder / "oxygen.html"], index, rebuild=True, settings=settings)
+    assert len(report.added) == 1 and report.documents == 1
+    with IndexStore.open(index) as store:
+        assert [Path(d.source).name for d in store.documents()] == ["oxygen.html"]
+
+
+def test_bad_files_are_reported_while_good_ones_go_in(folder: Path, tmp_path: Path) -> None:
+    for bad in BAD.iterdir():
+        shutil.copy(bad, folder / bad.name)
+    report = ingest_paths([folder], tmp_path / "index", settings=Settings())
+    assert len(report.added) == 3 and report.exit_code == 3
+    reasons = {Path(f["path"]).name: f["error"] for f in report.failed}
+    assert set(reasons) == {p.name for p in BAD.iterdir()}
+    assert all(reason and "\n" not in reason for reason in reasons.values())
+    with IndexStore.open(tmp_path / "index") as store:
+        assert len(store.documents()) == 3
+
+
+def test_extending_with_another_model_is_refused(folder: Path, built_index: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    shutil.copytree(built_index, index)
+    other = Settings(embedding_model=resolve_model("minilm").path)  # a different model id
+    with pytest.raises(EmbeddingMismatchError, match="built with embedding model 'minilm'.*--rebuild"):
+        ingest_paths([folder], index, settings=other)
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    with pytest.raises(IngestUsageError, match="path does not exist"):
+        ingest_paths([tmp_path / "missing"], tmp_path / "index")
+    with pytest.raises(IngestUsageError, match="nothing to do"):
+        ingest_paths([], tmp_path / "index")
+    assert not (tmp_path / "index").exists()
