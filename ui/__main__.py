@@ -1,0 +1,7 @@
+"""Entry point for ``python -m ui``."""
+
+import sys
+
+from ui.cli import main
+
+sys.exit(main())

@@ -1,0 +1,107 @@
+"""The Gradio Blocks app: Ask (chat with cited answers), Search, and Documents (upload, list, remove, indexes).
+
+``build_app`` wires components to :class:`ui.handlers.Handlers`; ``launch`` starts it bound to
+127.0.0.1 unless told otherwise, with a queue, an upload size limit and no share link unless asked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from rag_qa.config import Settings, get_settings
+from ui.handlers import DOCUMENT_HEADERS, Handlers
+from ui.indexes import IndexCatalog
+from ui.readers import reader_choices
+from ui.style import CSS
+from ui.uploads import ALLOWED_EXTENSIONS
+
+MODES = ["hybrid", "dense", "bm25"]
+CONCURRENCY = 4  # questions answered at once; the reader's own lock serialises forward passes
+
+
+def build_app(index: Path | None = None, settings: Settings | None = None,
+              indexes_root: Path = Path("indexes")) -> gr.Blocks:
+    """The app over ``index`` (default: the settings' index); new indexes are created under ``indexes_root``."""
+    settings = settings or get_settings()
+    catalog = IndexCatalog(indexes_root, Path(index or settings.index), settings)
+    h = Handlers(catalog, settings.max_upload_mb)
+    with gr.Blocks(title="rag-qa") as demo:
+        gr.Markdown("## rag-qa: ask your documents\nAnswers come only from the documents in the chosen index, "
+                    "with the passages they came from.")
+        with gr.Row():
+            index_dd = gr.Dropdown(catalog.choices(), value=str(catalog.initial), label="Index", elem_id="index",
+                                   scale=3)
+            reader = gr.Dropdown(reader_choices(settings.reader), value=settings.reader, label="Reader",
+                                 allow_custom_value=True, elem_id="reader", scale=2,
+                                 info="from the reader registry; type e.g. extractive:<model-dir> for another")
+            mode = gr.Dropdown(MODES, value=settings.mode, label="Retrieval mode", elem_id="mode", scale=1)
+            top_k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages (top-k)", elem_id="top-k",
+                              scale=1)
+        with gr.Tabs():
+            with gr.Tab("Ask", id="ask", elem_id="tab-ask"):
+                chat = gr.Chatbot(label="Chat", elem_id="chat", height=460, latex_delimiters=[],
+                                  feedback_options=None, placeholder="Ask a question about your documents.")
+                with gr.Row():
+                    question = gr.Textbox(placeholder="e.g. Who founded Mozilla?", show_label=False,
+                                          elem_id="question", scale=5, submit_btn=False)
+                    ask_btn = gr.Button("Ask", variant="primary", elem_id="ask-button", scale=1)
+                    clear = gr.Button("Clear chat", elem_id="clear-chat", scale=1)
+                with gr.Accordion("Last answer as JSON", open=False):
+                    answer_json = gr.JSON(elem_id="answer-json")
+            with gr.Tab("Search", id="search", elem_id="tab-search"):
+                with gr.Row():
+                    query = gr.Textbox(placeholder="words or a question", show_label=False, elem_id="query", scale=5)
+                    search_btn = gr.Button("Search", variant="primary", elem_id="search-button", scale=1)
+                results = gr.HTML(elem_id="search-results")
+            with gr.Tab("Documents", id="documents", elem_id="tab-documents"):
+                files = gr.File(label=f"Upload documents ({' '.join(ALLOWED_EXTENSIONS)}; "
+                                f"up to {settings.max_upload_mb:g} MB each)",
+                                file_count="multiple", elem_id="upload")
+                docs_status = gr.HTML(elem_id="upload-status")
+                table = gr.Dataframe(headers=DOCUMENT_HEADERS, interactive=False, wrap=True, elem_id="documents",
+                                     label="Indexed documents")
+                with gr.Row():
+                    remove_dd = gr.Dropdown([], label="Document to remove", elem_id="remove-choice", scale=4)
+                    remove_btn = gr.Button("Remove", variant="stop", elem_id="remove-button", scale=1)
+                with gr.Row():
+                    new_index = gr.Textbox(label="New index name", placeholder="e.g. my-notes", elem_id="new-index",
+                                           scale=4)
+                    create_btn = gr.Button("Create index", elem_id="create-index", scale=1)
+
+        index_view = [index_dd, docs_status, table, remove_dd]
+        ask_args = {"fn": h.ask, "inputs": [question, chat, reader, mode, top_k, index_dd],
+                    "outputs": [chat, answer_json, question]}
+        question.submit(**ask_args, api_name="ask")
+        ask_btn.click(**ask_args, api_visibility="private")
+        clear.click(lambda: ([], {}), outputs=[chat, answer_json], api_visibility="private")
+        search_args = {"fn": h.search, "inputs": [query, mode, top_k, index_dd], "outputs": results}
+        query.submit(**search_args, api_name="search")
+        search_btn.click(**search_args, api_visibility="private")
+        write = {"concurrency_id": "index-write", "concurrency_limit": 1}
+        files.upload(h.upload, [files, index_dd], [docs_status, table, remove_dd], api_name="upload", **write).then(
+            lambda: None, outputs=files, api_visibility="private")
+        remove_btn.click(h.remove, [remove_dd, index_dd], [docs_status, table, remove_dd], api_name="remove", **write)
+        index_dd.input(h.open_index, index_dd, index_view, api_name="open_index")
+        create_btn.click(h.create_index, [new_index, index_dd], index_view, api_name="create_index")
+        demo.load(h.open_index, index_dd, index_view, api_visibility="private")
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    return demo
+
+
+def launch(demo: gr.Blocks, settings: Settings, *, host: str | None = None, port: int | None = None,
+           share: bool = False, block: bool = True) -> None:
+    """Serve ``demo``: 127.0.0.1 and the settings' port by default, a share link only when ``share``."""
+    demo.launch(
+        server_name=host or settings.host,
+        server_port=port or settings.port,
+        share=share,
+        max_file_size=int(settings.max_upload_mb * 1024 * 1024),
+        ssr_mode=False,
+        enable_monitoring=False,
+        mcp_server=False,
+        prevent_thread_lock=not block,
+        css=CSS,
+        quiet=not block,
+    )
