@@ -23,7 +23,7 @@ class _OneLineParser(argparse.ArgumentParser):
     """argparse whose usage errors are a single line on stderr (exit code 2)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"ingest: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
