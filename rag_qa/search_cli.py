@@ -1,7 +1,8 @@
 """`python -m rag_qa search "QUERY" [--index DIR] [--top-k K] [--json]`: passages for a query.
 
-Checks an index end to end: the query is embedded with the index's own model (a different
-configured model is refused) and matched by dense inner-product search.
+Checks an index end to end through the same retrievers the chain uses (``--mode``
+dense|bm25|hybrid); the query is embedded with the index's own model (a different configured
+model is refused).
 """
 
 from __future__ import annotations
@@ -21,20 +22,17 @@ def add_parser(sub) -> None:
     p.add_argument("query")
     p.add_argument("--index", type=Path, default=None, help="index directory (default: indexes/default)")
     p.add_argument("--top-k", type=int, default=None, help="passages to return (default: 5)")
+    p.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default=None,
+                   help="retrieval mode (default: hybrid)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
-def retrieve(index: Path, query: str, top_k: int) -> list[Passage]:
-    """The one retrieval call of this command (dense search over the index's FAISS vectors)."""
-    from rag_qa.config import get_settings
-    from rag_qa.embeddings import SentenceTransformerEmbeddings
-    from rag_qa.store import IndexStore
+def retrieve(index: Path, query: str, top_k: int, mode: str | None = None) -> list[Passage]:
+    """The one retrieval call of this command: the chain's own retriever for ``mode``."""
+    from rag_qa.service import QAService
 
-    settings = get_settings()
-    with IndexStore.open(index, embedding_model=settings.embedding_model) as store:
-        embeddings = SentenceTransformerEmbeddings(store.embedding_model, settings=settings)
-        return store.search_dense(embeddings.embed_array([query])[0], top_k)
+    return QAService(index).search(query, mode=mode, top_k=top_k)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     top_k = args.top_k if args.top_k is not None else settings.top_k
     if top_k < 1:
         return fail(f"--top-k must be at least 1, not {top_k}", EXIT_USAGE)
-    passages = retrieve(args.index or settings.index, args.query, top_k)
+    passages = retrieve(args.index or settings.index, args.query, top_k, args.mode)
     if args.json:
         emit_json({"passages": [p.to_dict() for p in passages]})
         return 0

@@ -19,6 +19,24 @@ def add_parser(sub) -> None:
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=run_reader)
 
+    t = ev.add_parser("retrieval", help="recall@k and MRR over the file's articles as a corpus")
+    t.add_argument("--data", required=True, help="SQuAD-format .json(.gz)")
+    t.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="hybrid")
+    t.add_argument("--k", default="1,5,20", help="comma-separated cut-offs (default: 1,5,20)")
+    t.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=run_retrieval)
+
+    o = ev.add_parser("open", help="end to end (retrieve + read) over the file's articles as a corpus")
+    o.add_argument("--data", required=True, help="SQuAD-format .json(.gz)")
+    o.add_argument("--reader", default=None)
+    o.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default=None)
+    o.add_argument("--top-k", type=int, default=None)
+    o.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    o.add_argument("--batch-size", type=int, default=16)
+    o.add_argument("--json", action="store_true")
+    o.set_defaults(func=run_open)
+
 
 def _show(title: str, result: dict) -> None:
     console.print(f"[bold]{title}[/]")
@@ -31,4 +49,29 @@ def run_reader(args: argparse.Namespace) -> int:
 
     result = evaluate_reader(args.data, args.reader, args.limit, args.batch_size, progress=not args.json)
     emit_json(result) if args.json else _show("reader evaluation", result)
+    return 0
+
+
+def run_retrieval(args: argparse.Namespace) -> int:
+    from rag_qa.cli_output import fail
+    from rag_qa.eval.retrieval_eval import evaluate_retrieval
+
+    try:
+        ks = tuple(sorted({int(k) for k in args.k.split(",") if k.strip()}))
+    except ValueError:
+        return fail(f"--k takes comma-separated whole numbers, e.g. 1,5,20 (got '{args.k}')")
+    if not ks or ks[0] < 1:
+        return fail("--k needs at least one cut-off of 1 or more")
+    result = evaluate_retrieval(args.data, args.mode, ks, args.limit, progress=not args.json)
+    emit_json(result) if args.json else _show("retrieval evaluation", result)
+    return 0
+
+
+def run_open(args: argparse.Namespace) -> int:
+    from rag_qa.eval.reader_eval import reader_name
+    from rag_qa.eval.retrieval_eval import evaluate_open
+
+    result = evaluate_open(args.data, reader_name(args.reader), args.mode, args.top_k, args.limit,
+                           args.batch_size, progress=not args.json)
+    emit_json(result) if args.json else _show("open-domain evaluation", result)
     return 0

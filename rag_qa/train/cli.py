@@ -44,6 +44,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
     import json
     import sys
 
@@ -51,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
 
     fields = TrainConfig.__dataclass_fields__
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    summary = train(cfg, progress=not args.json)
+    # Trainer logs to stdout; with --json, stdout must hold only the one result object
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        summary = train(cfg, progress=not args.json)
     result = {k: summary[k] for k in ("eval_exact_match", "eval_f1", "global_steps", "seconds")}
     result["output"] = cfg.output
     if args.json:

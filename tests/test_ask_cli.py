@@ -1,0 +1,75 @@
+"""`python -m rag_qa ask|readers|search` as a user runs them: JSON contract and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def rag_qa(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "rag_qa", *args], capture_output=True, text=True, cwd=REPO,
+                          env=full_env, timeout=300)
+
+
+@pytest.mark.slow
+def test_ask_json_contract(built_index):
+    out = rag_qa("ask", "Which team won Super Bowl 50?", "--index", str(built_index), "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)  # exactly one JSON object on stdout
+    assert set(result) >= {"answer", "score", "reader", "no_answer", "citations", "seconds"}
+    assert "Denver Broncos" in result["answer"] and result["reader"] == "extractive"
+    (c,) = result["citations"]
+    assert set(c) == {"source", "page", "start", "end", "text"}
+    assert c["source"].endswith("super_bowl.docx")
+
+
+def test_search_modes_json(built_index):
+    for mode in ("bm25", "hybrid"):
+        out = rag_qa("search", "Paul Baran packet switching", "--index", str(built_index), "--mode", mode,
+                     "--top-k", "2", "--json")
+        assert out.returncode == 0, out.stderr
+        passages = json.loads(out.stdout)["passages"]
+        assert len(passages) == 2 and passages[0]["source"].endswith("packet_switching_2p.pdf")
+
+
+def test_readers_lists_the_shipped_reader():
+    out = rag_qa("readers", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {r["name"]: r for r in json.loads(out.stdout)["readers"]}
+    assert rows["extractive"]["default"] is True
+    assert "models/minilm-squad" in rows["extractive"]["weights"]
+    assert "generative" in rows
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ask", "   "], "question is empty"),
+        (["ask", "Who?", "--index", "/nonexistent/index"], "python -m ingest"),
+        (["ask", "Who?", "--reader", "telepathic"], "unknown reader"),
+    ],
+)
+def test_user_errors_are_one_line(built_index, args, message):
+    if "--index" not in args:
+        args = [*args, "--index", str(built_index)]
+    out = rag_qa(*args)
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_embedding_model_mismatch_is_refused(built_index):
+    out = rag_qa("ask", "Who?", "--index", str(built_index), env={"RAGQA_EMBEDDING_MODEL": "mpnet"})
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    assert "embedding model" in out.stderr or "mpnet" in out.stderr

@@ -1,0 +1,96 @@
+"""The shipped extractive reader on real weights: exact spans, confidence, no-answer, windows."""
+
+import pytest
+
+from rag_qa.readers.extractive import ExtractiveConfig, ExtractiveReader
+from rag_qa.readers.registry import get_reader
+from rag_qa.types import Passage
+
+TESLA = (
+    "Nikola Tesla (10 July 1856 - 7 January 1943) was a Serbian-American inventor, electrical engineer "
+    "and futurist best known for his contributions to the design of the modern alternating current "
+    "electricity supply system. Tesla was born in the village of Smiljan, in the Austrian Empire. "
+    "In 1884 he emigrated to the United States, where he worked for Thomas Edison in New York City."
+)
+PARIS = (
+    "Paris is the capital and most populous city of France. The city is home to the Louvre, "
+    "the world's most-visited art museum, and to the Eiffel Tower, built for the 1889 World's Fair."
+)
+OXYGEN = (
+    "Oxygen is a chemical element with symbol O and atomic number 8. It was discovered independently "
+    "by Carl Wilhelm Scheele, in Uppsala, in 1773 or earlier, and Joseph Priestley in Wiltshire, in 1774."
+)
+
+
+def passage(text: str, source: str, start: int = 0, page: int | None = None) -> Passage:
+    return Passage(text, source, page, start, start + len(text), 1.0, f"{source}:{start}")
+
+
+@pytest.fixture(scope="module")
+def reader() -> ExtractiveReader:
+    r = get_reader("extractive")
+    r.warm_up()
+    return r
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Where was Tesla born?", "Smiljan"),
+        ("In what year did Tesla emigrate to the United States?", "1884"),
+        ("What is the capital of France?", "Paris"),
+        ("What is the atomic number of oxygen?", "8"),
+        ("Who discovered oxygen in Uppsala?", "Carl Wilhelm Scheele"),
+    ],
+)
+def test_shipped_reader_answers_simple_questions(reader, question, expected):
+    ps = [passage(TESLA, "tesla.txt"), passage(PARIS, "paris.md"), passage(OXYGEN, "oxygen.pdf", page=3)]
+    answer = reader.read(question, ps)
+    assert not answer.no_answer
+    assert expected in answer.answer
+    assert len(answer.answer) <= len(expected) + 25  # a span, not the passage
+
+
+def test_answer_is_exact_document_text_at_cited_offsets(reader):
+    # the passage sits at offset 5000 of its document; offsets must be document-level
+    doc = "x" * 5000 + OXYGEN + " trailing text"
+    p = passage(OXYGEN, "oxygen.pdf", start=5000, page=3)
+    answer = reader.read("What is the atomic number of oxygen?", [p])
+    (c,) = answer.citations
+    assert doc[c.start : c.end] == answer.answer
+    assert c.page == 3 and c.source == "oxygen.pdf" and c.text == OXYGEN
+
+
+def test_passage_holding_the_answer_wins_across_passages(reader):
+    distractors = [passage(PARIS, "paris.md"), passage(OXYGEN, "oxygen.pdf")]
+    for position in range(3):
+        ps = list(distractors)
+        ps.insert(position, passage(TESLA, "tesla.txt"))
+        answer = reader.read("Where was Tesla born?", ps)
+        assert answer.citations[0].source == "tesla.txt"
+        assert 0.0 < answer.score <= 1.0
+
+
+def test_unrelated_passages_give_no_answer(reader):
+    answer = reader.read("What is the boiling point of mercury in Kelvin?", [passage(PARIS, "paris.md")])
+    assert answer.no_answer
+    assert answer.answer == "" and answer.citations == []
+    # confidence is comparable: the related question scores far higher on the same passage
+    related = reader.read("What is the capital of France?", [passage(PARIS, "paris.md")])
+    assert related.score > answer.score
+
+
+def test_answer_in_the_second_stride_window_is_found():
+    long_text = " ".join(f"Filler sentence number {i} says nothing of interest." for i in range(60))
+    text = long_text + " " + TESLA
+    r = ExtractiveReader(ExtractiveConfig(max_length=128, doc_stride=48), name="extractive-short")
+    answer = r.read("Where was Tesla born?", [passage(text, "long.txt", start=10)])
+    assert answer.answer == "Smiljan"
+    (c,) = answer.citations
+    assert text[c.start - 10 : c.end - 10] == "Smiljan"
+
+
+def test_batch_reads_many_questions_in_one_pass(reader):
+    ps = [passage(TESLA, "tesla.txt"), passage(PARIS, "paris.md")]
+    answers = reader.read_batch(["Where was Tesla born?", "What is the capital of France?"], [ps, ps])
+    assert [a.answer for a in answers] == ["Smiljan", "Paris"]
