@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import SequentialSampler
 from transformers import (
     AutoModelForQuestionAnswering,
     AutoTokenizer,
@@ -96,6 +97,11 @@ class QATrainer(Trainer):
         self.eval_examples, self.eval_wins = eval_examples, eval_wins
         self.qa_config = qa_config
         self.teacher = teacher
+
+    def _get_eval_sampler(self, eval_dataset):
+        # Evaluation must keep window order: predictions are matched back to windows by index
+        # (with group_by_length, Trainer would otherwise sort the eval set by length too).
+        return SequentialSampler(eval_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.teacher is None:
