@@ -88,6 +88,12 @@ def list_readers() -> list[dict]:
         from rag_qa.readers.generative import GENERATIVE_READERS
     except ImportError:
         GENERATIVE_READERS = {}
-    for name, source in GENERATIVE_READERS.items():
-        rows.append({"name": name, "kind": "generative", "default": False, "weights": source})
+    if GENERATIVE_READERS:
+        from rag_qa.config import get_settings
+
+        default_llm = get_settings().llm_model
+        rows.append({"name": "generative", "kind": "generative", "default": False,
+                     "weights": GENERATIVE_READERS.get(default_llm, default_llm)})
+    for spec, source in GENERATIVE_READERS.items():
+        rows.append({"name": f"generative:{spec}", "kind": "generative", "default": False, "weights": source})
     return rows
