@@ -1,0 +1,85 @@
+"""A minimal OpenAI-compatible chat-completions server, for testing the ``openai:`` reader path.
+
+    python tests/openai_server.py      # prints "PORT <n>" once listening on 127.0.0.1
+
+``POST /v1/chat/completions`` (plain or ``"stream": true`` server-sent events) answers with the
+first sentence of passage 1 of the prompt plus `` [1]``, word by word when streaming.
+``GET /last`` returns the last request body, so a test can check what the client sent.
+Standard library only; a real server process speaking the wire protocol, not a mock object.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+_PASSAGE_1 = re.compile(r'<passage id="1"[^>]*>\n(.*?)\n</passage>', re.DOTALL)
+
+
+def reply_for(messages: list[dict]) -> str:
+    """First sentence of passage [1] with its citation, or a refusal when there is none."""
+    user = next((m["content"] for m in messages if m["role"] == "user"), "")
+    match = _PASSAGE_1.search(user)
+    if not match:
+        return "I cannot find the answer in the passages."
+    sentence = re.split(r"(?<=[.!?])\s", match.group(1).strip(), maxsplit=1)[0]
+    return f"{sentence.rstrip('.')} [1]"
+
+
+class Handler(BaseHTTPRequestHandler):
+    last: dict = {}
+
+    def log_message(self, *args: object) -> None:
+        """Quiet: the test reads stdout for the port only."""
+
+    def _json(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._json(200, Handler.last)
+
+    def do_POST(self) -> None:
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            self._json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        Handler.last = body
+        text = reply_for(body["messages"])
+        base = {"id": "chatcmpl-test", "created": int(time.time()), "model": body["model"]}
+        if not body.get("stream"):
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+            self._json(200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage})
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        words = re.findall(r"\S+\s*", text)
+        for i, word in enumerate(words):
+            delta = {"role": "assistant", "content": word} if i == 0 else {"content": word}
+            chunk = {**base, "object": "chat.completion.chunk",
+                     "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+        end = {**base, "object": "chat.completion.chunk",
+               "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
+        self.wfile.flush()
+
+
+def main() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(f"PORT {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
