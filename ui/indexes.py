@@ -37,16 +37,17 @@ class IndexCatalog:
         self._services: dict[Path, QAService] = {}
         self._lock = threading.Lock()
 
-    def choices(self) -> list[str]:
-        """Known index folders, the start-up index first."""
+    def choices(self) -> list[tuple[str, str]]:
+        """Known index folders as (label, path), the start-up index first; labels are short under the root."""
         found = [self.initial]
         if self.root.is_dir():
             found += sorted(p.resolve() for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        return list(dict.fromkeys(str(p) for p in found))
+        paths = list(dict.fromkeys(found))
+        return [(f"{self.root.name}/{p.name}" if p.parent == self.root else str(p), str(p)) for p in paths]
 
     def resolve(self, value: str | None) -> Path:
         """The index folder for a dropdown value; anything not on offer falls back to the start-up index."""
-        if value and value in self.choices():
+        if value and value in {path for _, path in self.choices()}:
             return Path(value)
         return self.initial
 

@@ -29,7 +29,7 @@ def sanitise_filename(name: str) -> str:
     base = unicodedata.normalize("NFC", base)
     base = "".join(ch if ch.isprintable() else "_" for ch in base)
     base = _UNSAFE.sub("_", base).strip(" .")
-    base = re.sub(r"_+", "_", base)
+    base = re.sub(r"[ _]*_[ _]*", "_", re.sub(r"\s+", " ", base))
     stem, dot, ext = base.rpartition(".")
     if not dot:
         stem, ext = base, ""

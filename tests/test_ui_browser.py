@@ -1,0 +1,71 @@
+"""One real person's flow in headless Chromium: upload two files, ask, see the cited answer; screenshot it.
+
+Also checks the page talks only to the app on 127.0.0.1 (no fonts, analytics or CDNs from outside).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from conftest import DOCS, REPO
+from ui_server import running_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOT = REPO / "docs" / "screenshot.png"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+QUESTION = "In what country is Normandy located?"
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("ui-browser") / "indexes"
+    with running_app(root / "demo", root) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (make browser)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def test_upload_ask_and_see_the_cited_answer(app_url: str, browser: object) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    hosts: set[str] = set()
+    page.on("request", lambda r: hosts.add(urlparse(r.url).hostname or r.url.split(":")[0]))
+    page.goto(app_url)
+
+    page.get_by_role("tab", name="Documents").click()
+    page.locator("#upload input[type=file]").set_input_files([str(DOCS / "normans_latin1.txt"),
+                                                              str(DOCS / "oxygen.html")])
+    status = page.locator("#upload-status")
+    status.get_by_text("The index now holds 2 documents").wait_for(timeout=240_000)
+    assert "normans_latin1.txt" in page.locator("#documents").inner_text()
+
+    page.get_by_role("tab", name="Ask").click()
+    page.locator("#question textarea").fill(QUESTION)
+    page.locator("#question textarea").press("Enter")
+    answer = page.locator("#chat .rag-answer").last
+    answer.wait_for(timeout=120_000)
+    assert "France" in answer.locator(".answer").inner_text()
+    assert "reader: extractive" in answer.inner_text()
+    card = answer.locator("details.source-card").first
+    assert "normans_latin1.txt" in card.locator("summary").inner_text()
+    assert "France" in card.locator("mark").first.inner_text()  # the answer span, highlighted in its passage
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    outside = {h for h in hosts if h not in {"127.0.0.1", "localhost", "data", "blob"}}
+    assert not outside, f"the page contacted hosts other than the app: {outside}"
+    page.close()

@@ -1,0 +1,122 @@
+"""The UI's pure parts: upload name sanitising and limits, and escaped HTML with highlights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag_qa.types import Answer, Citation, Passage
+from ui import render
+from ui.indexes import sanitise_index_name
+from ui.uploads import check_upload, sanitise_filename, save_uploads
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\windows\\win.ini", "win.ini"),
+        ("report.PDF", "report.pdf"),
+        ("line\nbreak.txt", "line_break.txt"),
+        ("tab\there.md", "tab_here.md"),
+        ("..", "upload"),
+        (".bashrc", "bashrc"),
+        ("", "upload"),
+        ("Überblick – Straße.md", "Überblick_Straße.md"),
+        ("日本語のメモ.txt", "日本語のメモ.txt"),
+        ("a<b>|c?.html", "a_b_c.html"),
+        ("My Report  (v2).docx", "My Report_v2.docx"),
+    ],
+)
+def test_sanitise_filename(name: str, expected: str) -> None:
+    assert sanitise_filename(name) == expected
+
+
+def test_sanitised_names_stay_short_and_keep_extension() -> None:
+    name = sanitise_filename("x" * 500 + ".docx")
+    assert name.endswith(".docx") and len(name) <= 120
+
+
+def test_save_uploads_stays_inside_uploads_folder(tmp_path: Path) -> None:
+    evil = tmp_path / "in" / "passwd.txt"
+    evil.parent.mkdir()
+    evil.write_text("root:x:0:0")
+    index = tmp_path / "index"
+    saved = save_uploads([evil], index, max_mb=1)
+    assert saved.saved == [(index / "uploads" / "passwd.txt").resolve()]
+    assert not saved.failed
+
+
+def test_save_uploads_reports_bad_files_and_keeps_good_ones(tmp_path: Path) -> None:
+    good, exe, big, empty = (tmp_path / n for n in ("notes.md", "tool.exe", "big.txt", "empty.txt"))
+    good.write_text("# notes")
+    exe.write_bytes(b"MZ")
+    big.write_bytes(b"a" * 3 * 1024 * 1024)
+    empty.write_bytes(b"")
+    saved = save_uploads([good, exe, big, empty], tmp_path / "index", max_mb=2)
+    assert [p.name for p in saved.saved] == ["notes.md"]
+    reasons = {f["path"]: f["error"] for f in saved.failed}
+    assert "not supported" in reasons["tool.exe"]
+    assert "upload limit" in reasons["big.txt"]
+    assert "empty" in reasons["empty.txt"]
+
+
+def test_check_upload_accepts_allowed_types(tmp_path: Path) -> None:
+    f = tmp_path / "page.HTM"
+    f.write_text("<p>hi</p>")
+    assert check_upload(f, f.name, max_mb=1) is None
+
+
+def test_index_names_are_plain_folder_names() -> None:
+    assert sanitise_index_name("../my notes!") == "my-notes"
+    assert sanitise_index_name("///") == ""
+
+
+def test_highlight_span_escapes_and_marks_exact_span() -> None:
+    text = "x < y & <b>Rollo</b> led them"
+    start = text.index("<b>Rollo</b>")
+    out = render.highlight_span(text, start, start + len("<b>Rollo</b>"))
+    assert out == "x &lt; y &amp; <mark>&lt;b&gt;Rollo&lt;/b&gt;</mark> led them"
+
+
+def test_highlight_span_ignores_out_of_range_span() -> None:
+    assert "<mark>" not in render.highlight_span("abc", 2, 10)
+
+
+def test_highlight_terms_whole_words_case_insensitive_and_escaped() -> None:
+    out = render.highlight_terms("Normans & normandy: the NORMANS<script>", render.query_terms("Who were the Normans?"))
+    assert out == "<mark>Normans</mark> &amp; normandy: the <mark>NORMANS</mark>&lt;script&gt;"
+
+
+def test_query_terms_drop_stopwords_and_duplicates() -> None:
+    assert render.query_terms("What is the capital of France, the capital?") == ["capital", "france"]
+
+
+def test_passage_newlines_never_make_a_blank_line() -> None:
+    # a blank line would end the chat's HTML block and let markdown loose on document text
+    html_out = render.passages_html([Passage("one\n\ntwo *three*", "/d/a.txt", 2, 0, 17, 0.5)], "two")
+    assert "\n" not in html_out
+    assert "<mark>two</mark>" in html_out and "page 2" in html_out
+
+
+def test_answer_message_marks_span_in_citation_card() -> None:
+    passage = "In 911 Rollo <agreed> to a treaty."
+    cit = Citation("/docs/normans.txt", 3, 100 + passage.index("Rollo"), 100 + passage.index("Rollo") + 5,
+                   passage, passage_start=100)
+    out = render.answer_message(Answer("Rollo", 0.87, "extractive", citations=[cit], seconds=0.4))
+    assert "<mark>Rollo</mark> &lt;agreed&gt;" in out
+    assert "normans.txt · page 3" in out
+    assert "reader: extractive" in out and "confidence: 87%" in out
+    assert "<details" in out and "\n" not in out
+
+
+def test_no_answer_is_shown_as_such_not_as_a_guess() -> None:
+    out = render.answer_message(Answer("Paris", 0.02, "extractive", no_answer=True))
+    assert render.NO_ANSWER in out and "Paris" not in out
+
+
+def test_upload_report_escapes_file_names_and_reasons() -> None:
+    out = render.upload_report_html(["/i/uploads/a.md"], [], [], [{"path": "<img>.pdf", "error": "bad <pdf>"}], 1, 4)
+    assert "&lt;img&gt;.pdf" in out and "bad &lt;pdf&gt;" in out and "<img>" not in out
+    assert "1 documents, 4 chunks" in out
