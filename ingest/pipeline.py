@@ -177,11 +177,12 @@ def ingest_paths(paths: Sequence[str | Path], index_dir: str | Path | None = Non
                     todo.append((path, sha))
             removed = _removals(known, found.folders, {str(f) for f in found.files}, remove, note)
             report.removed = sorted(removed)
-            if previous is not None and not rebuild and not todo and not removed:
+            run.load_and_chunk(todo, known)
+            if previous is not None and not rebuild and not (report.added or report.updated or removed):
+                # nothing changed (at most some files failed): the live version stays as it is
                 report.documents, report.chunks = len(known), previous.manifest.chunks
                 report.version = previous.manifest.version
             else:
-                run.load_and_chunk(todo, known)
                 _write(writer, run, previous, known, removed, model)
         finally:
             if previous is not None:

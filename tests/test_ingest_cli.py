@@ -42,6 +42,8 @@ def test_help_exits_0() -> None:
 
 
 def test_json_summary_and_exit_3_when_some_files_fail(index_copy: Path, capsys: pytest.CaptureFixture) -> None:
+    with IndexStore.open(index_copy) as store:
+        version = store.version
     code = main([str(DOCS), str(BAD), "--index", str(index_copy), "--json"])
     out, err = capsys.readouterr()
     summary = json.loads(out)  # exactly one JSON object on stdout
@@ -53,6 +55,8 @@ def test_json_summary_and_exit_3_when_some_files_fail(index_copy: Path, capsys: 
     assert all(set(f) == {"path", "error"} and f["error"] for f in summary["failed"])
     assert isinstance(summary["seconds"], float) and summary["chunks"] > 0
     assert "failed:" in err and "5 unchanged" in err  # human output goes to stderr
+    with IndexStore.open(index_copy) as store:
+        assert store.version == version  # only failures: no new version was written
 
     code = main([str(DOCS), "--index", str(index_copy), "--json"])
     assert code == 0 and json.loads(capsys.readouterr().out)["failed"] == []
