@@ -1,0 +1,28 @@
+"""The ingest benchmark runs end to end on a tiny corpus (``--smoke``) and writes its results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+
+@pytest.mark.slow
+def test_benchmark_smoke(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ingest.py"), "--smoke", "--output",
+                             str(output)], cwd=REPO, env=dict(os.environ, HF_HUB_OFFLINE="1"),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(output.read_text())
+    assert data["smoke"] is True and data["files"] == ["oxygen.html"]
+    for key in ("plain_langchain", "ours_first_ingest", "ours_unchanged_reingest"):
+        assert data[key]["seconds"] > 0 and data[key]["chunks"] > 0
+    assert data["ours_unchanged_reingest"]["embedded_chunks"] == 0
+    assert data["unchanged_reingest_speedup"] >= 20  # no embedding at all the second time
+    assert "first ingest vs plain LangChain" in result.stdout
