@@ -8,11 +8,15 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import pytest
 from conftest import DOCS, REPO
 from ui_server import running_app
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -30,7 +34,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (make browser)")
@@ -40,7 +44,7 @@ def browser() -> Iterator[object]:
         b.close()
 
 
-def test_upload_ask_and_see_the_cited_answer(app_url: str, browser: object) -> None:
+def test_upload_ask_and_see_the_cited_answer(app_url: str, browser: Browser) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     hosts: set[str] = set()
     page.on("request", lambda r: hosts.add(urlparse(r.url).hostname or r.url.split(":")[0]))
