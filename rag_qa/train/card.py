@@ -61,7 +61,29 @@ Reproduce:
 ```bash
 {cmd}
 ```
-
+{_notes(summary)}
 ![training curve](training_curve.png)
 """
     (out / "README.md").write_text(text)
+
+
+def _notes(summary: dict) -> str:
+    """Extra sections: scores on the full dev set, and how this run compares with a full one."""
+    parts = []
+    full = summary.get("full_eval")
+    if full:
+        parts.append(
+            f"\n## Full dev evaluation\n\n`python -m rag_qa eval reader --data {full['data']}` "
+            f"({full['n']:,} questions): **EM {full['exact_match']:.2f}, F1 {full['f1']:.2f}**, "
+            f"{full['ms_per_question']:.0f} ms per question on {full['hardware']}.\n"
+        )
+    if str(summary.get("hardware", "")).startswith("CPU"):
+        cfg = summary["config"]
+        parts.append(
+            "\n## Trained on a CPU\n\nNo GPU was available for this run, so it saw "
+            f"{summary['train_examples']:,} of SQuAD v1.1's 87,599 training questions once "
+            f"({summary['global_steps']:,} steps). The full run, a few minutes on a modern GPU:\n\n"
+            f"```bash\npython -m rag_qa train --train {cfg['train']} --eval {cfg['eval']} "
+            f"--base {cfg['base']} --output {cfg['output']} --lr 1e-4 --epochs 2 --batch-size 32\n```\n"
+        )
+    return "".join(parts)
