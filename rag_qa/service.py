@@ -78,24 +78,27 @@ class QAService:
     def ask(self, question: str, reader: str | None = None, mode: str | None = None,
             top_k: int | None = None) -> Answer:
         _check(question)
+        retriever = self.retriever(mode, top_k)  # opens the index first: a missing one fails fast
         chosen = self.reader(reader)
         chosen.warm_up()  # load weights before the clock starts: "seconds" is answering time
-        return build_chain(self.retriever(mode, top_k), chosen).invoke(question)
+        return build_chain(retriever, chosen).invoke(question)
 
     def ask_batch(self, questions: list[str], reader: str | None = None, mode: str | None = None,
                   top_k: int | None = None) -> list[Answer]:
         for q in questions:
             _check(q)
+        retriever = self.retriever(mode, top_k)
         chosen = self.reader(reader)
         chosen.warm_up()
-        return build_chain(self.retriever(mode, top_k), chosen).batch(questions)
+        return build_chain(retriever, chosen).batch(questions)
 
     def stream(self, question: str, reader: str | None = None, mode: str | None = None,
                top_k: int | None = None) -> Iterator[str | Answer]:
         _check(question)
+        retriever = self.retriever(mode, top_k)
         chosen = self.reader(reader)
         chosen.warm_up()
-        yield from build_chain(self.retriever(mode, top_k), chosen).stream(question)
+        yield from build_chain(retriever, chosen).stream(question)
 
 
 def _check(text: str) -> None:

@@ -105,6 +105,13 @@ class Span:
     null_prob: float
     window: int
 
+    @property
+    def margin(self) -> float:
+        """Span score minus its window's null score: how strongly the model prefers this span over
+        "not in this window".  Unlike ``logit`` or ``prob`` it ranks spans of different windows and
+        passages consistently (the null option absorbs each input's logit offset)."""
+        return self.logit - self.null_logit
+
 
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max())
@@ -174,7 +181,7 @@ def decode_example(
     # identical character spans from overlapping windows: keep the best-scored copy
     best: dict[tuple[int, int], Span] = {}
     for sp in spans:
-        if (sp.start, sp.end) not in best or sp.logit > best[(sp.start, sp.end)].logit:
+        if (sp.start, sp.end) not in best or sp.margin > best[(sp.start, sp.end)].margin:
             best[(sp.start, sp.end)] = sp
-    ranked = sorted(best.values(), key=lambda sp: -sp.logit)[:n_best]
+    ranked = sorted(best.values(), key=lambda sp: -sp.margin)[:n_best]
     return ranked, min_null

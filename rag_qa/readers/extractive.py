@@ -8,10 +8,13 @@ passages) with HF ``utils_qa.py`` post-processing (n-best over start/end logits,
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,11 +33,29 @@ class ExtractiveConfig:
     max_answer_length: int = 30  # tokens
     n_best: int = 20
     batch_size: int = 32
-    # an answer whose confidence (p_start * p_end within its window, CLS included) is below
-    # this is reported as "no answer": the passages most likely do not hold one
+    # an answer whose confidence is below this is reported as "no answer": the passages most
+    # likely do not hold one
     no_answer_threshold: float = 0.1
+    # confidence = sigmoid(a * margin + b), margin = span score - its window's null score;
+    # fitted on SQuAD dev retrieval results by benchmarks/calibrate_reader.py and stored beside
+    # the weights (calibration.json); these defaults are used when a model has none
+    calibration: tuple[float, float] | None = None
     precision: str = "auto"  # auto | fp32 | bf16 | int8 (dynamic quantisation, CPU only)
     device: str | None = None
+
+
+#: sigmoid((margin - 8) / 2): margins of right answers sit around 12-16, of wrong ones below 10
+DEFAULT_CALIBRATION = (0.5, -4.0)
+
+
+def load_calibration(model_dir: str) -> tuple[float, float]:
+    """(a, b) from ``calibration.json`` in the model directory, else :data:`DEFAULT_CALIBRATION`."""
+    path = Path(model_dir) / "calibration.json"
+    try:
+        data = json.loads(path.read_text())
+        return float(data["a"]), float(data["b"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_CALIBRATION
 
 
 def _cpu_has_bf16() -> bool:
@@ -82,6 +103,8 @@ class ExtractiveReader(Reader):
             self.precision = precision
             self._tokenizer = tok
             self._model = model.to(device).eval()
+            if self.config.calibration is None:
+                self.config.calibration = load_calibration(self.spec.path)
 
     # ----------------------------------------------------------------- reading
     def read(self, question: str, passages: Sequence[Passage]) -> Answer:
@@ -154,12 +177,13 @@ class ExtractiveReader(Reader):
         return starts, ends
 
     def _answer(self, candidates: list[tuple[Span, Passage]], seconds: float) -> Answer:
-        # probabilities are per window with the null option included, so they compare across passages
-        candidates.sort(key=lambda sp: -sp[0].prob)
+        # the margin over each window's own null score ranks spans across passages
+        candidates.sort(key=lambda sp: -sp[0].margin)
         alternatives = [
             {
                 "answer": p.text[s.start : s.end],
-                "score": round(s.prob, 4),
+                "score": round(self.confidence(s), 4),
+                "margin": round(s.margin, 3),
                 "source": p.source,
                 "page": p.page,
                 "start": p.start + s.start,
@@ -170,8 +194,9 @@ class ExtractiveReader(Reader):
         if not candidates:
             return Answer("", 0.0, self.name, no_answer=True, seconds=seconds)
         best, passage = candidates[0]
-        if best.prob < self.config.no_answer_threshold:
-            return Answer("", best.prob, self.name, no_answer=True, seconds=seconds, alternatives=alternatives)
+        confidence = self.confidence(best)
+        if confidence < self.config.no_answer_threshold:
+            return Answer("", confidence, self.name, no_answer=True, seconds=seconds, alternatives=alternatives)
         citation = Citation(
             source=passage.source,
             page=passage.page,
@@ -182,12 +207,17 @@ class ExtractiveReader(Reader):
         )
         return Answer(
             passage.text[best.start : best.end],
-            best.prob,
+            confidence,
             self.name,
             citations=[citation],
             seconds=seconds,
             alternatives=alternatives,
         )
+
+    def confidence(self, span: Span) -> float:
+        """Calibrated probability that ``span`` answers the question (comparable across passages)."""
+        a, b = self.config.calibration or DEFAULT_CALIBRATION
+        return 1.0 / (1.0 + math.exp(-(a * span.margin + b)))
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": "extractive", "model": self.spec.name, "weights": self.spec.source}
