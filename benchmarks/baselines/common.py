@@ -105,6 +105,17 @@ def set_threads(n: int) -> int:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB.
+
+    VmHWM first: Linux keeps ru_maxrss across fork and exec, so a runner started by a big parent
+    (the benchmark harness) would report the parent's peak instead of its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     # Linux reports ru_maxrss in KiB
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
