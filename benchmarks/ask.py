@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/ask.py [--data SQUAD.json] [--questions 200] [--reader-dir DIR]
     .venv/bin/python benchmarks/ask.py --smoke          # 5 questions, results to a temp file
+    .venv/bin/python benchmarks/ask.py --index DIR --questions-file questions.json   # what run_all.py does
 
 Over the articles of ``--data`` as a corpus (the cached index of :func:`rag_qa.eval.corpus.corpus_index`,
 built in a child process so it does not count towards our peak RSS), for N questions (a seeded
-sample, kept in file order):
+sample, kept in file order) -- or over an existing ``--index`` with make_inputs.py's ``questions.json``:
 
 * **ask**: ``QAService.ask`` end to end (hybrid retrieval, top-5, our extractive reader), warm --
   one untimed question first -- and timed per question;
@@ -35,6 +36,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -61,8 +63,14 @@ def latency_stats(ms: Sequence[float]) -> dict[str, float]:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory (Linux reports KiB)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    """This process's peak resident memory in MB: VmHWM (ru_maxrss would include a parent's peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
 def machine_info() -> dict:
@@ -88,12 +96,27 @@ def ensure_index(data: Path) -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def pick_questions(data: Path, n: int, seed: int = 0) -> list:
-    """``n`` answerable questions of ``data`` (all when n is 0 or more than there are), seeded, in file order."""
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answers: list[str]
+
+
+def load_questions(data: Path | None, questions_file: Path | None) -> list[Question]:
+    """Answerable questions of a SQuAD file, or of a baseline ``questions.json`` (``make_inputs.py``)."""
+    if questions_file is not None:
+        rows = json.loads(questions_file.read_text(encoding="utf-8"))
+        return [Question(str(r["id"]), r["question"], list(r["answers"])) for r in rows]
     from rag_qa.eval.corpus import build_corpus
 
+    assert data is not None
     with tempfile.TemporaryDirectory() as tmp:
-        questions = build_corpus(data, Path(tmp))
+        return [Question(q.id, q.question, q.answers) for q in build_corpus(data, Path(tmp))]
+
+
+def sample(questions: list[Question], n: int, seed: int = 0) -> list[Question]:
+    """``n`` of ``questions`` (all when n is 0 or more than there are), seeded, kept in order."""
     if 0 < n < len(questions):
         keep = set(random.Random(seed).sample(range(len(questions)), n))
         questions = [q for i, q in enumerate(questions) if i in keep]
@@ -185,7 +208,7 @@ def floor_report(reader, counts: list[dict], read_ms: list[float], ask_ms: list[
 
 
 # ---------------------------------------------------------------------------- runs
-def run_ours(index: Path, questions: list, reader_name: str, mode: str, top_k: int) -> dict:
+def run_ours(index: Path, questions: list[Question], reader_name: str, mode: str, top_k: int) -> dict:
     """Warm ask latency, then read-only latency over the same passages; the passages are kept for the naive loop."""
     from rag_qa.config import Settings
     from rag_qa.service import QAService
@@ -211,7 +234,7 @@ def run_ours(index: Path, questions: list, reader_name: str, mode: str, top_k: i
             "predictions": predictions, "peak_rss_mb": peak_rss_mb()}
 
 
-def run_naive(questions: list, passages: list[list[str]], reader_dir: Path, threads: int, work: Path) -> dict:
+def run_naive(questions: list[Question], passages: list[list[str]], reader_dir: Path, threads: int, work: Path) -> dict:
     """The naive HF pipeline loop in the LangChain venv over the given passages."""
     items = [{"id": q.id, "question": q.question, "passages": ps} for q, ps in zip(questions, passages, strict=True)]
     src, out = work / "naive_in.json", work / "naive_out.json"
@@ -229,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=None,
                     help=f"SQuAD-format file whose articles are the corpus (default {DEFAULT_DATA}; "
                          "with --smoke the test fixture)")
+    ap.add_argument("--index", type=Path, default=None,
+                    help="an existing index to ask instead of --data's corpus (needs --questions-file)")
+    ap.add_argument("--questions-file", type=Path, default=None,
+                    help='questions as make_inputs.py writes them: [{"id", "question", "answers"}]')
     ap.add_argument("--questions", type=int, default=None, help="questions timed (default 200; 5 with --smoke)")
     ap.add_argument("--reader-dir", type=Path, default=None,
                     help="reader weights (read as extractive:<dir>); default: the shipped reader")
@@ -250,7 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     n = args.questions if args.questions is not None else (5 if args.smoke else 200)
     out = args.out or (Path(tempfile.gettempdir()) / "results_ask_smoke.json" if args.smoke
                        else HERE / "results_ask.json")
-    if not data.is_file():
+    if (args.index is None) != (args.questions_file is None):
+        print("error: --index and --questions-file go together", file=sys.stderr)
+        return 2
+    if args.index is None and not data.is_file():
         print(f"error: no data file {data}", file=sys.stderr)
         return 2
     reader_name = f"extractive:{args.reader_dir.resolve()}" if args.reader_dir else "extractive"
@@ -267,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         naive_skip = f"{LANGCHAIN_PY} not built (benchmarks/setup_baselines.sh)"
 
     started = time.perf_counter()
-    index = ensure_index(data)
-    questions = pick_questions(data, n, args.seed)
+    index = args.index or ensure_index(data)
+    questions = sample(load_questions(None if args.index else data, args.questions_file), n, args.seed)
     ours = run_ours(index, questions, reader_name, args.mode, args.top_k)
     reader = ours["reader"]
     counts = token_counts(reader, [q.question for q in questions], ours["passages"])
@@ -276,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     gold = {q.id: q.answers for q in questions}
     ask, read = latency_stats(ours["ask_ms"]), latency_stats(ours["read_ms"])
     results: dict = {
-        "data": str(data),
+        "data": str(args.questions_file or data),
+        "index": str(index),
         "questions": len(questions),
         "mode": args.mode,
         "top_k": args.top_k,
