@@ -70,6 +70,8 @@ Reproduce:
 def _notes(summary: dict) -> str:
     """Extra sections: scores on the full dev set, and how this run compares with a full one."""
     parts = []
+    for note in summary.get("notes", []):
+        parts.append(f"\n{note}\n")
     full = summary.get("full_eval")
     if full:
         parts.append(
