@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     results["machine"] = machine_info()
     load, cpus = results["machine"]["load_average_1m"], os.cpu_count() or 1
-    if load > cpus:
+    if load > cpus + 1:  # this benchmark itself keeps about every core busy
         results["warning"] = f"machine was busy (load {load:.1f} on {cpus} CPUs): latencies are inflated"
     results["smoke"] = args.smoke
     results["seconds"] = round(time.perf_counter() - started, 1)

@@ -251,7 +251,7 @@ def charts(r: dict, folder: Path) -> dict[str, Path]:
     return paths
 
 
-def readme_block(r: dict, chart_paths: dict[str, Path], readme: Path) -> str:
+def readme_block(r: dict, chart_paths: dict[str, Path], readme: Path, out: Path) -> str:
     """The markdown between the README's results markers."""
     ak, od, ing, ret, d = r["ask"], r["open_domain"], r["ingest"], r["retrieval"], r["details"]
     cfg, m = d["config"], r["machine"]
@@ -307,7 +307,8 @@ def readme_block(r: dict, chart_paths: dict[str, Path], readme: Path) -> str:
         f"![latency]({rel['latency']})",
         f"![quality]({rel['quality']})",
         "",
-        "Raw numbers: `benchmarks/results.json`, `benchmarks/results_ask.json`.",
+        f"Raw numbers: `{os.path.relpath(out, readme.parent)}`, "
+        f"`{os.path.relpath(out.parent / 'results_ask.json', readme.parent)}`.",
     ]
     return "\n".join(lines)
 
@@ -367,30 +368,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     reader = f"extractive:{reader_dir}" if args.reader_dir else "extractive"
     threads = torch.get_num_threads()
-    started, stages = time.perf_counter(), {}
+    started, stages, loads = time.perf_counter(), {}, {}
+
+    def begin(stage: str, msg: str) -> float:
+        """Log a stage and note the load average (other jobs on the machine show up here)."""
+        loads[stage] = round(os.getloadavg()[0], 2)
+        log(msg)
+        return time.perf_counter()
+
     load_start = os.getloadavg()[0]
     skipped = ensure_venvs(args.smoke)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-work-"))
     try:
-        t = time.perf_counter()
         corpus, questions, txt = make_slice(data, n_articles, n_questions, work)
         gold = {q["id"]: q["answers"] for q in questions}
         log(f"slice: {len(corpus)} articles, {len(questions)} questions")
 
-        log("ingest benchmark (ours vs plain LangChain, then unchanged re-ingest)")
-        t = time.perf_counter()
+        t = begin("ingest", "ingest benchmark (ours vs plain LangChain, then unchanged re-ingest)")
         ing = ingest_bench(txt, args.smoke, work)
         stages["ingest"] = time.perf_counter() - t
 
-        log("open-domain: ours")
-        t = time.perf_counter()
+        t = begin("open_domain_ours", "open-domain: ours")
         index = build_index(txt, work)
         ours_scores = squad_scores(ours_open(index, questions, reader), gold)
         stages["open_domain_ours"] = time.perf_counter() - t
 
-        log("ask latency: benchmarks/ask.py (ours, naive pipeline loop, hardware floor)")
-        t = time.perf_counter()
+        t = begin("ask", "ask latency: benchmarks/ask.py (ours, naive pipeline loop, hardware floor)")
         ask_out = out.parent / "results_ask.json"
         cmd = [sys.executable, str(HERE / "ask.py"), "--index", str(index), "--questions-file",
                str(work / "inputs" / "questions.json"), "--questions", "0", "--top-k", str(args.top_k),
@@ -409,14 +413,12 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{name}: skipped ({skipped[name]})")
                 base[name] = None
                 continue
-            log(f"{name} baseline")
-            t = time.perf_counter()
+            t = begin(name, f"{name} baseline")
             base[name] = baseline(name, work / "inputs", reader_dir, emb_dir, args.top_k, threads, work)
             base[name]["scores"] = squad_scores(base[name]["predictions"], gold)
             stages[name] = time.perf_counter() - t
 
-        log("retrieval: dense, bm25, hybrid")
-        t = time.perf_counter()
+        t = begin("retrieval", "retrieval: dense, bm25, hybrid")
         ret = retrieval(data, args.retrieval_limit, args.quiet)
         stages["retrieval"] = time.perf_counter() - t
     finally:
@@ -496,18 +498,19 @@ def main(argv: list[str] | None = None) -> int:
                    "naive_loop_peak_rss_mb": asked["naive_loop"].get("peak_rss_mb")},
         "skipped": skipped,
         "stage_seconds": {k: round(v, 1) for k, v in stages.items()},
+        "load_1m_at_stage_start": loads,
     }
     results["targets"] = targets(results)
     results["smoke"] = args.smoke
-    load = max(load_start, os.getloadavg()[0])
-    if load > (os.cpu_count() or 1):
+    load = max(load_start, os.getloadavg()[0], *loads.values())
+    if load > (os.cpu_count() or 1) + 1:  # the benchmark itself keeps about every core busy
         results["warning"] = (f"the machine was busy (1-minute load up to {load:.1f} on {os.cpu_count()} CPUs): "
                               "latencies and ingest times are inflated; re-run on a quiet machine")
     results["seconds"] = round(time.perf_counter() - started, 1)
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     paths = charts(results, out.parent)
     if readme is not None:
-        rewrite_readme(readme, readme_block(results, paths, readme))
+        rewrite_readme(readme, readme_block(results, paths, readme, out))
     log(f"done in {results['seconds']:.0f}s: {out}, {paths['latency'].name}, {paths['quality'].name}"
         + (f", {readme}" if readme else ""))
     print(json.dumps({k: results[k] for k in ("ingest", "ask", "open_domain", "retrieval", "memory", "targets")},
