@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))  # the repo first: benchmarks/ingest.py must not shadow the ingest package
+sys.path.insert(1, str(HERE / "baselines"))  # the runners' standard-library helpers
+from common import peak_rss_mb  # noqa: E402  (VmHWM: ru_maxrss would include a parent's peak)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 warnings.filterwarnings("ignore")
@@ -60,17 +62,6 @@ def latency_stats(ms: Sequence[float]) -> dict[str, float]:
     q95 = statistics.quantiles(ms, n=20, method="inclusive")[18] if len(ms) > 1 else ms[0]
     return {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(q95, 1),
             "mean_ms": round(statistics.fmean(ms), 1), "n": len(ms)}
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB: VmHWM (ru_maxrss would include a parent's peak)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)  # kB
-    except (OSError, ValueError, IndexError):
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
 def machine_info() -> dict:
