@@ -35,7 +35,7 @@ class ExtractiveConfig:
     batch_size: int = 32
     # an answer whose confidence is below this is reported as "no answer": the passages most
     # likely do not hold one
-    no_answer_threshold: float = 0.1
+    no_answer_threshold: float = 0.3
     # confidence = sigmoid(a * margin + b), margin = span score - its window's null score;
     # fitted on SQuAD dev retrieval results by benchmarks/calibrate_reader.py and stored beside
     # the weights (calibration.json); these defaults are used when a model has none
