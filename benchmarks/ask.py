@@ -99,11 +99,10 @@ def load_questions(data: Path | None, questions_file: Path | None) -> list[Quest
     if questions_file is not None:
         rows = json.loads(questions_file.read_text(encoding="utf-8"))
         return [Question(str(r["id"]), r["question"], list(r["answers"])) for r in rows]
-    from rag_qa.eval.corpus import build_corpus
+    from rag_qa.eval.corpus import corpus_questions
 
     assert data is not None
-    with tempfile.TemporaryDirectory() as tmp:
-        return [Question(q.id, q.question, q.answers) for q in build_corpus(data, Path(tmp))]
+    return [Question(q.id, q.question, q.answers) for q in corpus_questions(data)]
 
 
 def sample(questions: list[Question], n: int, seed: int = 0) -> list[Question]:

@@ -23,8 +23,7 @@ import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from rag_qa.config import Settings  # noqa: E402
-from rag_qa.eval.corpus import corpus_index  # noqa: E402
-from rag_qa.eval.retrieval_eval import _questions  # noqa: E402
+from rag_qa.eval.corpus import corpus_index, corpus_questions  # noqa: E402
 from rag_qa.eval.squad_metrics import f1, max_over_truths  # noqa: E402
 from rag_qa.readers.extractive import ExtractiveConfig, ExtractiveReader  # noqa: E402
 from rag_qa.retrieval import passages as to_passages  # noqa: E402
@@ -63,7 +62,7 @@ def main() -> None:
 
     settings = Settings()
     _, index = corpus_index(args.data, settings.embedding_model)
-    questions = _questions(args.data, None)
+    questions = corpus_questions(args.data, None)
     questions = random.Random(args.seed).sample(questions, min(args.questions, len(questions)))
     service = QAService(index, settings)
     retriever = service.retriever("hybrid", 5)

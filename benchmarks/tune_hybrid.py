@@ -22,8 +22,8 @@ sys.path.insert(0, str(HERE.parent))  # the repo first: benchmarks/ingest.py mus
 from tqdm.auto import tqdm  # noqa: E402
 
 from rag_qa.config import Settings  # noqa: E402
-from rag_qa.eval.corpus import corpus_index  # noqa: E402
-from rag_qa.eval.retrieval_eval import _questions, is_hit  # noqa: E402
+from rag_qa.eval.corpus import corpus_index, corpus_questions  # noqa: E402
+from rag_qa.eval.retrieval_eval import is_hit  # noqa: E402
 from rag_qa.service import QAService  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def main() -> None:
 
     settings = Settings()
     _, index = corpus_index(args.data, settings.embedding_model)
-    questions = _questions(args.data, args.limit)
+    questions = corpus_questions(args.data, args.limit)
     service = QAService(index, settings)
     store, embed = service.store, service.embeddings
     depth = 50

@@ -30,6 +30,14 @@ class Window:
     cls_index: int
 
 
+def model_inputs(window: Window) -> dict:
+    """The model's keyword inputs for one window (unpadded lists)."""
+    item = {"input_ids": window.input_ids, "attention_mask": window.attention_mask}
+    if window.token_type_ids is not None:
+        item["token_type_ids"] = window.token_type_ids
+    return item
+
+
 def encode_windows(
     tokenizer,
     questions: Sequence[str],

@@ -33,10 +33,9 @@ def _file_name(title: str) -> str:
     return (re.sub(r"[^\w.-]+", "_", title).strip("._") or "article") + ".txt"
 
 
-def build_corpus(data: str | Path, folder: Path, limit: int | None = None) -> list[CorpusQuestion]:
-    """Write the articles of ``data`` under ``folder``; return its (first ``limit``) questions."""
+def read_corpus(data: str | Path, limit: int | None = None) -> tuple[dict[str, str], list[CorpusQuestion]]:
+    """The articles of ``data`` as {file name: text} and its (first ``limit``) answerable questions."""
     examples, _ = load_examples(data)
-    folder.mkdir(parents=True, exist_ok=True)
     texts: dict[str, list[str]] = {}
     offsets: dict[tuple[str, str], int] = {}  # (file, context) -> offset of the paragraph
     for ex in examples:
@@ -45,8 +44,6 @@ def build_corpus(data: str | Path, folder: Path, limit: int | None = None) -> li
         if (name, ex.context) not in offsets:
             offsets[(name, ex.context)] = sum(len(p) + len(SEPARATOR) for p in paras)
             paras.append(ex.context)
-    for name, paras in texts.items():
-        (folder / name).write_text(SEPARATOR.join(paras), encoding="utf-8")
     questions = []
     for ex in examples[:limit] if limit else examples:
         if not ex.answers:
@@ -56,6 +53,20 @@ def build_corpus(data: str | Path, folder: Path, limit: int | None = None) -> li
         spans = [(base + a["answer_start"], base + a["answer_start"] + len(a["text"])) for a in ex.answers]
         questions.append(CorpusQuestion(ex.id, ex.question, [a["text"] for a in ex.answers], name, spans,
                                         (base, base + len(ex.context))))
+    return {name: SEPARATOR.join(paras) for name, paras in texts.items()}, questions
+
+
+def corpus_questions(data: str | Path, limit: int | None = None) -> list[CorpusQuestion]:
+    """Just the questions (with their gold spans in the article files), writing nothing."""
+    return read_corpus(data, limit)[1]
+
+
+def build_corpus(data: str | Path, folder: Path, limit: int | None = None) -> list[CorpusQuestion]:
+    """Write the articles of ``data`` under ``folder``; return its (first ``limit``) questions."""
+    texts, questions = read_corpus(data, limit)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (folder / name).write_text(text, encoding="utf-8")
     return questions
 
 

@@ -7,14 +7,13 @@ so recall@k measures what the reader needs: the answer in front of it.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from rag_qa.config import Settings
-from rag_qa.eval.corpus import CorpusQuestion, build_corpus, corpus_index
+from rag_qa.eval.corpus import CorpusQuestion, corpus_index, corpus_questions
 from rag_qa.eval.squad_metrics import squad_scores
 from rag_qa.service import QAService
 from rag_qa.types import Passage
@@ -26,18 +25,13 @@ def is_hit(p: Passage, q: CorpusQuestion) -> bool:
     return any(p.start <= s and e <= p.end for s, e in q.spans)
 
 
-def _questions(data: str | Path, limit: int | None) -> list[CorpusQuestion]:
-    with tempfile.TemporaryDirectory() as tmp:
-        return build_corpus(data, Path(tmp), limit)
-
-
 def evaluate_retrieval(data: str | Path, mode: str = "hybrid", ks: tuple[int, ...] = (1, 5, 20),
                        limit: int | None = None, progress: bool = True, settings: Settings | None = None,
                        **hybrid_options) -> dict:
     """recall@k for each k and MRR (over the top max(k)) of one retrieval mode."""
     settings = settings or Settings()
     _, index = corpus_index(data, settings.embedding_model, progress)
-    questions = _questions(data, limit)
+    questions = corpus_questions(data, limit)
     service = QAService(index, settings)
     from rag_qa.retrieval import make_retriever
 
@@ -69,7 +63,7 @@ def evaluate_open(data: str | Path, reader: str | None = None, mode: str | None 
     """End to end over the file's articles as a corpus: EM/F1 of the chain's final answers."""
     settings = settings or Settings()
     _, index = corpus_index(data, settings.embedding_model, progress)
-    questions = _questions(data, limit)
+    questions = corpus_questions(data, limit)
     service = QAService(index, settings)
     preds: dict[str, str] = {}
     hit = 0

@@ -21,7 +21,7 @@ import torch
 
 from rag_qa.models import DEFAULT_READER, resolve_model
 from rag_qa.readers.base import Reader
-from rag_qa.spans import Span, Window, decode_example, encode_windows
+from rag_qa.spans import Span, Window, decode_example, encode_windows, model_inputs
 from rag_qa.types import Answer, Citation, Passage
 
 
@@ -154,14 +154,7 @@ class ExtractiveReader(Reader):
         with torch.inference_mode():
             for b in range(0, len(order), bs):
                 idx = order[b : b + bs]
-                feats = [
-                    {
-                        "input_ids": windows[i].input_ids,
-                        "attention_mask": windows[i].attention_mask,
-                        **({"token_type_ids": windows[i].token_type_ids} if windows[i].token_type_ids else {}),
-                    }
-                    for i in idx
-                ]
+                feats = [model_inputs(windows[i]) for i in idx]
                 batch = self._tokenizer.pad(feats, return_tensors="pt").to(self.device)
                 with torch.autocast(
                     device_type=self.device.split(":")[0],

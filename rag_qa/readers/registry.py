@@ -61,8 +61,6 @@ def get_reader(name: str) -> Reader:
             )
         try:
             reader = FACTORIES[kind](arg or None)
-        except ModelNotFoundError:
-            raise
         except ImportError as err:
             raise UnknownReaderError(f"reader '{name}' needs an optional dependency: {err}") from None
         _instances[name] = reader

@@ -7,20 +7,13 @@ from collections.abc import Sequence
 
 from tqdm.auto import tqdm
 
-from rag_qa.spans import Window, encode_windows, label_window
+from rag_qa.spans import Window, encode_windows, label_window, model_inputs
 from rag_qa.train.data import QAExample
 
 
 def _batches(items: Sequence, size: int):
     for i in range(0, len(items), size):
         yield i, items[i : i + size]
-
-
-def model_inputs(window: Window) -> dict:
-    item = {"input_ids": window.input_ids, "attention_mask": window.attention_mask}
-    if window.token_type_ids is not None:
-        item["token_type_ids"] = window.token_type_ids
-    return item
 
 
 def train_features(

@@ -28,9 +28,9 @@ from transformers import (
 )
 
 from rag_qa.eval.squad_metrics import best_null_threshold, squad_scores
-from rag_qa.spans import decode_example
+from rag_qa.spans import decode_example, model_inputs
 from rag_qa.train.data import QAExample, load_examples
-from rag_qa.train.features import eval_windows, model_inputs, train_features
+from rag_qa.train.features import eval_windows, train_features
 
 
 @dataclass
