@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -157,3 +158,31 @@ def test_openai_compatible_server_streams(openai_server: str) -> None:
     assert "".join(p for p in out[:-1] if isinstance(p, str)) == "Bananas are yellow and rich in potassium [1]"
     assert _last_request(openai_server)["stream"] is True
     assert out[-1].citations[0].source == "fruit.txt"
+
+
+# --- `rag_qa eval reader` with generative readers -----------------------------------------
+
+SQUAD_MINI = Path(__file__).with_name("data") / "squad" / "dev-mini.json"
+
+
+def test_eval_reader_scores_the_offline_generative_reader(reader: GenerativeReader) -> None:
+    from rag_qa.eval.reader_eval import evaluate_reader
+
+    out = evaluate_reader(SQUAD_MINI, reader, limit=2, progress=False)
+    assert out["reader"] == "generative" and out["n"] == 2
+    assert 0.0 <= out["exact_match"] <= out["f1"] <= 100.0 and 0.0 <= out["rouge_l"] <= 100.0
+    assert out["ms_per_question"] > 0
+
+
+def test_eval_reader_cli_runs_a_generative_reader_end_to_end(openai_server: str) -> None:
+    spec = f"generative:openai:tiny@{openai_server}"
+    done = subprocess.run(
+        [sys.executable, "-m", "rag_qa", "eval", "reader", "--data", str(SQUAD_MINI), "--reader", spec,
+         "--limit", "4", "--json"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["reader"] == spec and out["n"] == 4
+    # the test server answers with the first sentence of the context: long, but overlapping
+    assert 0.0 <= out["exact_match"] <= out["f1"] and out["f1"] > 0.0 and out["rouge_l"] > 0.0

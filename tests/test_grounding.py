@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag_qa.readers.grounding import (
+    clean_reply,
     ground_answer,
     is_refusal,
     parse_citations,
@@ -103,3 +104,30 @@ def test_refusal_is_no_answer() -> None:
 def test_only_the_first_line_is_the_answer() -> None:
     answer = ground_answer("1889 [1]\nQuestion: something else the model made up", PASSAGES, "g")
     assert answer.answer == "1889"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("The passage 1: completed in 1889", "completed in 1889"),
+        ("Answer: According to passage 2, in 1889", "in 1889"),
+        ("passage 3 says Gustave Eiffel's company", "Gustave Eiffel's company"),
+        ('<passage id="1" source="eiffel.txt"> 1889 </passage>', "1889"),
+        ("Answer is: 1889", "1889"),
+        ("Paris", "Paris"),
+        ("Textiles are made in Passage 1", "Textiles are made in Passage 1"),  # not a lead-in
+    ],
+)
+def test_clean_reply_drops_echoed_tags_and_lead_ins(raw: str, expected: str) -> None:
+    assert clean_reply(raw) == expected
+
+
+def test_echoed_lead_in_does_not_reach_the_answer() -> None:
+    answer = ground_answer("The passage 1: completed in 1889 [1]", PASSAGES, "generative")
+    assert answer.answer == "completed in 1889"
+    assert answer.grounded and [c.source for c in answer.citations] == ["eiffel.txt"]
+
+
+def test_a_reply_that_only_echoes_a_tag_is_no_answer_not_a_tag() -> None:
+    answer = ground_answer('<passage id="1" source="eiffel.txt">', PASSAGES, "generative")
+    assert answer.no_answer and answer.answer == "" and not answer.grounded

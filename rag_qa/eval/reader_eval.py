@@ -8,6 +8,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from rag_qa.eval.squad_metrics import best_null_threshold, max_over_truths, rouge_l, squad_scores
+from rag_qa.readers.base import Reader
 from rag_qa.readers.registry import get_reader
 from rag_qa.train.data import load_examples
 from rag_qa.types import Passage
@@ -22,13 +23,17 @@ def reader_name(name_or_path: str | None) -> str:
     return name_or_path
 
 
-def evaluate_reader(data: str | Path, reader: str | None = None, limit: int | None = None,
+def evaluate_reader(data: str | Path, reader: str | Reader | None = None, limit: int | None = None,
                     batch_size: int = 16, progress: bool = True) -> dict:
-    """EM/F1 (+ROUGE-L; + HasAns/NoAns and the best no-answer threshold on SQuAD v2.0)."""
+    """EM/F1 (+ROUGE-L; + HasAns/NoAns and the best no-answer threshold on SQuAD v2.0).
+
+    ``reader`` is a registry name (``extractive``, ``generative``, ``generative:<spec>``), a model
+    directory, or an already-built :class:`Reader`.
+    """
     examples, _ = load_examples(data)
     if limit:
         examples = examples[:limit]
-    r = get_reader(reader_name(reader))
+    r = reader if isinstance(reader, Reader) else get_reader(reader_name(reader))
     r.warm_up()
     v2 = any(e.is_impossible for e in examples)
     preds, forced, margins, refs = {}, {}, {}, {}
@@ -42,7 +47,7 @@ def evaluate_reader(data: str | Path, reader: str | None = None, limit: int | No
             refs[e.id] = [x["text"] for x in e.answers]
             preds[e.id] = "" if a.no_answer else a.answer
             # the best span even when the reader abstained: SQuAD v1.1 always has an answer
-            forced[e.id] = a.answer or (a.alternatives[0]["answer"] if a.alternatives else "")
+            forced[e.id] = a.answer or (a.alternatives[0].get("answer", "") if a.alternatives else "")
             margins[e.id] = -a.score
         bar.update(len(batch))
     bar.close()

@@ -29,6 +29,17 @@ _REFUSALS = re.compile(
     re.IGNORECASE,
 )
 
+# What small models echo around an answer: prompt tags (``<passage id="1" ...>``, also in
+# their neutralised ``‹passage`` form) and lead-ins such as "The passage 1:", "According to
+# passage [2],", "Answer:".  None of it is part of the answer.
+_TAGS = re.compile(r"[<‹]/?\s*passages?\b[^>\n]*>?", re.IGNORECASE)
+_LEAD_IN = re.compile(
+    r"^\s*(?:(?:according to|based on|from|in)\s+)?(?:the\s+)?(?:passage|context|text)s?\s*"
+    r"(?:\[?\s*\d{1,3}\s*\]?)?\s*(?:[:,\-–]|says?|states?)\s*"
+    r"|^\s*(?:the\s+)?(?:short\s+)?answer(?:\s+is)?\s*:\s*",
+    re.IGNORECASE,
+)
+
 _STOPWORD_TEXT = (
     "a an the of in on at to for from by with and or is are was were be been it its this that these "
     "those as which who whom what when where why how"
@@ -52,6 +63,15 @@ def strip_citations(text: str) -> str:
     cleaned = _MARKER_LIKE.sub("", text)
     cleaned = re.sub(r"\s+([.,;:!?])", r"\1", cleaned)
     return " ".join(cleaned.split())
+
+
+def clean_reply(text: str) -> str:
+    """The answer without echoed prompt tags and lead-ins ("The passage 1: ...", "Answer: ...")."""
+    text = _TAGS.sub(" ", text)
+    previous = None
+    while previous != text:  # lead-ins can stack: "Answer: According to passage 2, ..."
+        previous, text = text, _LEAD_IN.sub("", text, count=1)
+    return " ".join(text.split())
 
 
 def is_refusal(text: str) -> bool:
@@ -105,7 +125,7 @@ def ground_answer(raw: str, passages: Sequence[Passage], reader: str, seconds: f
     ``score`` is the support of the best cited passage (0..1).  Refusals are ``no_answer``.
     """
     reply = raw.strip().split("\n", 1)[0]  # one-line answers: later lines are rambling
-    text = strip_citations(reply.removeprefix("Answer:").strip())
+    text = clean_reply(strip_citations(reply))
     if not passages or is_refusal(text):
         return Answer("", 0.0, reader, no_answer=True, seconds=seconds, grounded=False,
                       alternatives=[{"raw": raw}])
