@@ -91,7 +91,9 @@ class ExtractiveReader(Reader):
             from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
             tok = AutoTokenizer.from_pretrained(self.spec.path)
-            model = AutoModelForQuestionAnswering.from_pretrained(self.spec.path, dtype=torch.float32)
+            model = AutoModelForQuestionAnswering.from_pretrained(
+                self.spec.path, dtype=torch.float32, use_safetensors=True  # never unpickle weights
+            )
             device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
             precision = self.config.precision
             if precision == "auto":

@@ -191,7 +191,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     base = resolve_model(cfg.base, kind="encoder")
     tokenizer = AutoTokenizer.from_pretrained(base.path)
-    model = AutoModelForQuestionAnswering.from_pretrained(base.path)
+    # fp32 master weights whatever dtype the checkpoint was saved in (ours ship as fp16, and
+    # transformers 5 loads a checkpoint's own dtype by default); autocast does the bf16/fp16 part
+    model = AutoModelForQuestionAnswering.from_pretrained(base.path, dtype=torch.float32, use_safetensors=True)
 
     train_ex, skipped_train = load_examples(cfg.train)
     eval_ex, skipped_eval = load_examples(cfg.eval)
@@ -227,7 +229,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 "teacher and student must share a tokenizer so their start/end distributions align "
                 f"token by token ({teacher_spec.path} vs {base.path})"
             )
-        teacher = AutoModelForQuestionAnswering.from_pretrained(teacher_spec.path).eval()
+        teacher = AutoModelForQuestionAnswering.from_pretrained(teacher_spec.path, use_safetensors=True).eval()
 
     precision = pick_precision(cfg.precision)
     use_cuda = torch.cuda.is_available()
