@@ -4,6 +4,7 @@ working reader, training resumes from a checkpoint, LoRA merges back into a plai
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,20 @@ def test_lora_merges_into_a_plain_model(tmp_path):
 
     model = AutoModelForQuestionAnswering.from_pretrained(out)
     assert not any("lora" in name for name, _ in model.named_parameters())
+
+
+def test_distillation_from_a_teacher_changes_the_loss_and_is_recorded(resumed_run, tmp_path):
+    out = tmp_path / "student"
+    result = train(out, "--max-steps", "2", "--eval-steps", "2", "--save-steps", "2", "--teacher", "reader",
+                   "--distill-alpha", "0.9")
+    assert result["global_steps"] == 2
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["teacher"] == "reader"
+    assert "--teacher reader" in (out / "README.md").read_text()
+    plain = [h["loss"] for h in json.loads((resumed_run[0] / "metrics.json").read_text())["log_history"] if "loss" in h]
+    distilled = [h["loss"] for h in metrics["log_history"] if "loss" in h]
+    # same data, seed and first batch: only the teacher's soft term can make step 1's loss differ
+    assert all(math.isfinite(x) for x in distilled) and distilled[0] != pytest.approx(plain[0], rel=1e-3)
 
 
 def test_custom_rows_with_answers_missing_from_the_context_are_skipped(tmp_path):

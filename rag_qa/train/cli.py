@@ -34,7 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUTPUT")
     p.add_argument("--lora", action="store_true", help="parameter-efficient fine-tuning with PEFT LoRA")
     p.add_argument("--lora-r", type=int, default=16)
-    p.add_argument("--teacher", default=None, help="distil from this fine-tuned reader (same tokenizer)")
+    p.add_argument("--teacher", default=None,
+                   help="distil from this fine-tuned reader (any tokenizer: logits are aligned by character offsets)")
     p.add_argument("--distill-alpha", type=float, default=0.5)
     p.add_argument("--distill-temperature", type=float, default=2.0)
     p.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default="auto")

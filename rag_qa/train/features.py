@@ -24,15 +24,18 @@ def train_features(
     negative_keep: float = 1.0,
     seed: int = 0,
     progress: bool = True,
+    windows_out: list[Window] | None = None,
 ) -> list[dict]:
     """Labelled windows.  The first gold answer is the target; windows without it point at CLS.
 
     ``negative_keep`` < 1 drops that share of answer-less windows of answerable questions
-    (they teach "not in this window" but cost as much compute as positive ones).
+    (they teach "not in this window" but cost as much compute as positive ones).  With
+    ``windows_out``, the :class:`Window` of each feature is appended to it (``example`` indexes
+    ``examples``), e.g. for aligning a teacher's logits.
     """
     rng = random.Random(seed)
     feats = []
-    for _, batch in tqdm(
+    for offset, batch in tqdm(
         list(_batches(examples, 256)), desc="tokenising train", unit="batch", disable=not progress
     ):
         windows = encode_windows(
@@ -47,6 +50,9 @@ def train_features(
             item = model_inputs(w)
             item["start_positions"], item["end_positions"] = s, e
             feats.append(item)
+            if windows_out is not None:
+                windows_out.append(Window(w.example + offset, w.input_ids, w.attention_mask, w.token_type_ids,
+                                          w.offsets, w.cls_index))
     return feats
 
 

@@ -30,6 +30,7 @@ from transformers import (
 from rag_qa.eval.squad_metrics import best_null_threshold, squad_scores
 from rag_qa.spans import decode_example, model_inputs
 from rag_qa.train.data import QAExample, load_examples
+from rag_qa.train.distill import MASKED
 from rag_qa.train.features import eval_windows, train_features
 
 
@@ -88,15 +89,15 @@ def pick_precision(requested: str) -> str:
 class QATrainer(Trainer):
     """``Trainer`` whose evaluation decodes spans and reports SQuAD EM/F1 (as HF's trainer_qa.py).
 
-    With a teacher, the loss mixes the hard start/end cross-entropy with a KL term towards
-    the teacher's temperature-softened start/end distributions (DistilBERT/TinyBERT recipe).
+    With teacher targets in the batch, the loss mixes the hard start/end cross-entropy with a KL
+    term towards the teacher's temperature-softened start/end distributions (DistilBERT/TinyBERT
+    recipe); the teacher may use another tokenizer (targets are aligned by character offsets).
     """
 
-    def __init__(self, *args, eval_examples=None, eval_wins=None, qa_config=None, teacher=None, **kw):
+    def __init__(self, *args, eval_examples=None, eval_wins=None, qa_config=None, **kw):
         super().__init__(*args, **kw)
         self.eval_examples, self.eval_wins = eval_examples, eval_wins
         self.qa_config = qa_config
-        self.teacher = teacher
 
     def _get_eval_sampler(self, eval_dataset):
         # Evaluation must keep window order: predictions are matched back to windows by index
@@ -104,24 +105,23 @@ class QATrainer(Trainer):
         return SequentialSampler(eval_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.teacher is None:
+        if "teacher_start" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        # (batch, seq) teacher logits already aligned to these tokens (rag_qa.train.distill)
+        t_start, t_end = inputs.pop("teacher_start"), inputs.pop("teacher_end")
         outputs = model(**inputs)
         hard = outputs.loss  # mean of start/end cross-entropy
-        with torch.no_grad():
-            t_in = {k: v for k, v in inputs.items() if k not in ("start_positions", "end_positions")}
-            t_out = self.teacher(**t_in)
         temp = self.qa_config.distill_temperature
-        mask = inputs["attention_mask"].bool()  # (batch, seq): padding gets no probability mass
+        mask = t_start > MASKED / 2  # CLS + context tokens; question, separators, padding get no mass
 
         def soft(student, teacher):
-            s = student.masked_fill(~mask, -1e4) / temp
-            t = teacher.float().masked_fill(~mask, -1e4) / temp
+            s = student.float().masked_fill(~mask, MASKED) / temp
+            t = teacher.masked_fill(~mask, MASKED) / temp
             return F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="batchmean")
 
-        soft_loss = (soft(outputs.start_logits, t_out.start_logits) + soft(outputs.end_logits, t_out.end_logits)) / 2
+        soft_loss = (soft(outputs.start_logits, t_start) + soft(outputs.end_logits, t_end)) / 2
         a = self.qa_config.distill_alpha
-        loss = (1 - a) * hard + a * soft_loss * temp**2
+        loss = (1 - a) * hard + a * soft_loss * temp**2  # T^2 keeps soft gradients on the hard scale
         return (loss, outputs) if return_outputs else loss
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
@@ -138,6 +138,40 @@ class QATrainer(Trainer):
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+
+def _add_teacher_targets(cfg: TrainConfig, feats: list[dict], examples: list, windows: list, precision: str,
+                         progress: bool) -> None:
+    """Run the teacher once over every training window; its aligned logits join the features."""
+    from rag_qa.models import resolve_model
+    from rag_qa.train.distill import teacher_targets
+
+    spec = resolve_model(cfg.teacher, kind="reader")
+    tok = AutoTokenizer.from_pretrained(spec.path)
+    teacher = AutoModelForQuestionAnswering.from_pretrained(spec.path, dtype=torch.float32, use_safetensors=True)
+    teacher.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+    targets = teacher_targets(teacher, tok, [e.question for e in examples], [e.context for e in examples], windows,
+                              batch_size=cfg.eval_batch_size, progress=progress, bf16=precision == "bf16")
+    for feat, (start, end) in zip(feats, targets, strict=True):
+        feat["teacher_start"], feat["teacher_end"] = start.tolist(), end.tolist()
+    del teacher
+
+
+class _DistillCollator:
+    """Pads like ``base`` and adds the teacher targets, padded with MASKED, as float tensors."""
+
+    def __init__(self, base) -> None:
+        self.base = base
+
+    def __call__(self, features: list[dict]) -> dict:
+        plain = [{k: v for k, v in f.items() if not k.startswith("teacher_")} for f in features]
+        batch = self.base(plain)
+        if "teacher_start" in features[0]:
+            length = batch["input_ids"].shape[1]
+            for key in ("teacher_start", "teacher_end"):
+                rows = [f[key] + [MASKED] * (length - len(f[key])) for f in features]
+                batch[key] = torch.tensor(rows, dtype=torch.float32)
+        return batch
 
 
 def score_predictions(examples, wins, start_logits, end_logits, max_answer_length=30) -> dict:
@@ -201,8 +235,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         print(f"skipped {s.where}: {s.reason}")
     train_ex = _subsample(train_ex, cfg.max_train_examples, cfg.seed)
     eval_ex = _subsample(eval_ex, cfg.max_eval_examples, cfg.seed)
+    train_wins: list = []
     feats = train_features(
-        tokenizer, train_ex, cfg.max_length, cfg.doc_stride, cfg.negative_keep, cfg.seed, progress
+        tokenizer, train_ex, cfg.max_length, cfg.doc_stride, cfg.negative_keep, cfg.seed, progress, train_wins
     )
     wins = eval_windows(tokenizer, eval_ex, cfg.max_length, cfg.doc_stride)
 
@@ -220,24 +255,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             ),
         )
 
-    teacher = None
-    if cfg.teacher:
-        teacher_spec = resolve_model(cfg.teacher, kind="reader")
-        teacher_tok = AutoTokenizer.from_pretrained(teacher_spec.path)
-        if teacher_tok.get_vocab() != tokenizer.get_vocab():
-            raise ValueError(
-                "teacher and student must share a tokenizer so their start/end distributions align "
-                f"token by token ({teacher_spec.path} vs {base.path})"
-            )
-        teacher = AutoModelForQuestionAnswering.from_pretrained(teacher_spec.path, use_safetensors=True).eval()
-
     precision = pick_precision(cfg.precision)
     use_cuda = torch.cuda.is_available()
     if use_cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    if teacher is not None and use_cuda:
-        teacher.to("cuda")
+    if cfg.teacher:
+        _add_teacher_targets(cfg, feats, train_ex, train_wins, precision, progress)
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"),
         learning_rate=cfg.learning_rate,
@@ -265,18 +289,18 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         report_to="none",
         disable_tqdm=not progress,
         dataloader_num_workers=0,
+        remove_unused_columns=not cfg.teacher,  # keep the teacher_start/end targets in the batches
     )
     trainer = QATrainer(
         model=model,
         args=args,
         train_dataset=feats,
         eval_dataset=[model_inputs(w) for w in wins],
-        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8),
+        data_collator=_DistillCollator(DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)),
         processing_class=tokenizer,
         eval_examples=eval_ex,
         eval_wins=wins,
         qa_config=cfg,
-        teacher=teacher,
         callbacks=[_CurveRecorder()],
     )
     resume = cfg.resume and any((out / "checkpoints").glob("checkpoint-*"))
