@@ -112,3 +112,28 @@ def test_remove_drops_the_document_and_its_stored_upload(app: tuple[Any, Path], 
     assert "Removed oxygen.html" in status
     assert [row[0] for row in table["data"]] == ["normans_latin1.txt"]
     assert not Path(source).exists()
+
+
+def test_concurrent_users_each_get_the_answer_to_their_own_question(app: tuple[Any, Path], uploaded: tuple) -> None:
+    """4 users at once, 4 different questions each in a rotated order: no errors, no cross-talk."""
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("bench_load_ui", REPO / "benchmarks" / "load_ui.py")
+    assert spec and spec.loader
+    load_ui = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(load_ui)
+    client, index = app
+    expected = {
+        QUESTION: "France",
+        "What is the atomic number of oxygen?": "8",
+        "Who was the leader of the Norse raiders who settled Normandy?": "Rollo",
+        "What percentage of the Earth's atmosphere is diatomic oxygen?": "20.8%",
+    }
+    replies: list[dict] = []
+    summary = load_ui.run_round(client.src, index, list(expected), users=4, results=replies)
+    assert summary["requests"] == 16 and summary["errors"] == 0, summary["first_errors"]
+    assert summary["p50_ms"] > 0 and summary["p95_ms"] >= summary["p50_ms"]
+    for reply in replies:
+        assert expected[reply["question"]] in reply["answer"], reply

@@ -1,0 +1,201 @@
+"""Concurrent users against the running web app: N gradio_client users x M questions, then a soak.
+
+    .venv/bin/python benchmarks/load_ui.py                       # 8 users x 20 questions, 3 rounds
+    .venv/bin/python benchmarks/load_ui.py --users 2 --questions 3 --rounds 1 --out /tmp/x.json   # smoke
+
+The app (``python -m ui``) runs in its own process over an index of ``examples/docs``, exactly as
+a user starts it; each simulated user is a separate ``gradio_client.Client`` in its own thread
+asking SQuAD dev questions about those documents (seeded sample, each user in a rotated order)
+through the ``/ask`` API, back to back.  Every round is the full N x M load; the server's resident
+memory is sampled throughout (``/proc/PID/status``), so a leak shows as RSS growing round after
+round.  An error is any exception or a reply without the answer details.
+
+Writes ``benchmarks/results_load.json`` (``--out``): per-round p50/p95 latency, throughput,
+errors, server RSS after each round and its peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))  # the repo first: benchmarks/ingest.py must not shadow the ingest package
+
+DOCS = REPO / "examples" / "docs"
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "squad" / "dev-v1.1-public.json"
+FALLBACK_QUESTIONS = [  # when the SQuAD file is not there: questions the sample documents answer
+    "Which NFL team represented the AFC at Super Bowl 50?", "In what country is Normandy located?",
+    "Who developed packet switching?", "What is the atomic number of oxygen?",
+    "What is the largest city in Poland?", "Where was Nikola Tesla born?",
+]
+
+
+def sample_questions(data: Path, n: int, seed: int = 0) -> list[str]:
+    """``n`` SQuAD dev questions about the articles in examples/docs (seeded), or built-in ones."""
+    if not data.is_file():
+        return [FALLBACK_QUESTIONS[i % len(FALLBACK_QUESTIONS)] for i in range(n)]
+    titles = {p.stem for p in DOCS.iterdir()}
+    pool = [qa["question"] for article in json.loads(data.read_text(encoding="utf-8"))["data"]
+            if article["title"] in titles for para in article["paragraphs"] for qa in para["qas"]]
+    return random.Random(seed).sample(pool, min(n, len(pool)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` in MB (0 once it has gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class Sampler(threading.Thread):
+    """Samples a process's RSS every ``every`` seconds until stopped; keeps the peak."""
+
+    def __init__(self, pid: int, every: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every, self.peak = pid, every, 0.0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.peak = max(self.peak, rss_mb(self.pid))
+            self._halt.wait(self.every)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+def start_app(index: Path, port: int, log: Path) -> subprocess.Popen:
+    """``python -m ui`` over ``index`` on 127.0.0.1:``port``, waited for until it answers."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", "ui", "--index", str(index), "--port", str(port)],
+                            cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5):
+                return proc
+        except OSError:
+            time.sleep(1)
+    proc.kill()
+    raise RuntimeError("the app did not come up within 300 s")
+
+
+def user(url: str, index: Path, questions: list[str], results: list[dict]) -> None:
+    """One simulated user: its own client, questions back to back, each timed."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    for question in questions:
+        started = time.perf_counter()
+        answer = None
+        try:
+            _, details, _ = client.predict(question, [], "extractive", "hybrid", 5, str(index), api_name="/ask")
+            ok = isinstance(details, dict) and "answer" in details
+            answer = details["answer"] if ok else None
+            error = None if ok else f"no answer details: {str(details)[:200]}"
+        except Exception as exc:  # noqa: BLE001 - every failure counts, whatever it is
+            error = f"{type(exc).__name__}: {exc}"
+        results.append({"ms": 1000 * (time.perf_counter() - started), "error": error, "question": question,
+                        "answer": answer})
+
+
+def run_round(url: str, index: Path, questions: list[str], users: int, results: list[dict] | None = None) -> dict:
+    """All users at once, each asking every question (rotated so they do not move in lockstep).
+
+    Every reply is appended to ``results`` (question, answer, ms, error) when one is given.
+    """
+    results = [] if results is None else results
+    threads = [threading.Thread(target=user, args=(url, index, questions[i:] + questions[:i], results))
+               for i in range(users)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    ms = sorted(r["ms"] for r in results if r["error"] is None)
+    errors = [r["error"] for r in results if r["error"]]
+    return {
+        "requests": len(results), "errors": len(errors), "first_errors": errors[:3],
+        "p50_ms": round(statistics.median(ms), 1) if ms else None,
+        "p95_ms": round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 1) if ms else None,
+        "throughput_qps": round(len(results) / wall, 2), "wall_s": round(wall, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=8)
+    parser.add_argument("--questions", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="repeat the full load (soak)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=HERE / "results_load.json")
+    args = parser.parse_args(argv)
+
+    from ingest.pipeline import ingest_paths
+
+    questions = sample_questions(args.data, args.questions)
+    with tempfile.TemporaryDirectory(prefix="rag-qa-load-") as tmp:
+        index = Path(tmp) / "index"
+        ingest_paths([DOCS], index)
+        port = free_port()
+        proc = start_app(index, port, Path(tmp) / "app.log")
+        sampler = Sampler(proc.pid)
+        sampler.start()
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            rss_idle = rss_mb(proc.pid)
+            run_round(url, index, questions[:1], 1)  # warm-up: models load on the first question
+            rss_warm = rss_mb(proc.pid)
+            rounds = []
+            for number in range(1, args.rounds + 1):
+                result = run_round(url, index, questions, args.users)
+                result["rss_after_mb"] = round(rss_mb(proc.pid), 1)
+                rounds.append(result)
+                print(f"round {number}: {json.dumps(result)}", file=sys.stderr)
+        finally:
+            sampler.stop()
+            proc.terminate()
+            proc.wait(timeout=30)
+    summary = {
+        "users": args.users, "questions_per_user": len(questions), "rounds": rounds,
+        "requests": sum(r["requests"] for r in rounds), "errors": sum(r["errors"] for r in rounds),
+        "p50_ms": rounds[0]["p50_ms"], "p95_ms": rounds[0]["p95_ms"],
+        "server_rss_idle_mb": round(rss_idle, 1), "server_rss_warm_mb": round(rss_warm, 1),
+        "server_rss_peak_mb": round(sampler.peak, 1),
+        "rss_growth_first_to_last_round_mb": round(rounds[-1]["rss_after_mb"] - rounds[0]["rss_after_mb"], 1),
+        "cpu_count": os.cpu_count(),
+    }
+    args.out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(summary))
+    return 0 if summary["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
