@@ -180,9 +180,9 @@ def main(argv: list[str] | None = None) -> int:
                 rounds.append(result)
                 print(f"round {number}: {json.dumps(result)}", file=sys.stderr)
         finally:
-            sampler.stop()
-            proc.terminate()
+            proc.terminate()  # first: whatever else fails, the app must not outlive the benchmark
             proc.wait(timeout=30)
+            sampler.stop()
     summary = {
         "users": args.users, "questions_per_user": len(questions), "rounds": rounds,
         "requests": sum(r["requests"] for r in rounds), "errors": sum(r["errors"] for r in rounds),
