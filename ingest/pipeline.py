@@ -4,7 +4,8 @@ A file whose sha256 is already in the index is left alone (its chunks and vector
 into the new version from the old one, and the embedding model is not even loaded when
 nothing changed).  New or changed files are loaded, chunked and embedded; files gone from a
 folder being re-ingested, and ``remove`` paths, are dropped.  The result is written as a new
-index version under the index's write lock and switched in atomically.
+index version under the index's write lock and switched in atomically (with
+``RAGQA_STORE=pgvector``: only the changes, applied in one PostgreSQL transaction).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from rag_qa.config import Settings, get_settings
 from rag_qa.docstore import ChunkRow, DocumentRow
 from rag_qa.embeddings import SentenceTransformerEmbeddings
 from rag_qa.index_layout import EmbeddingMismatchError
+from rag_qa.pg_writer import PgIndexWriter, PgPreviousVersion
 from rag_qa.store import canonical_model_name
 from rag_qa.store_writer import IndexWriter, PreviousVersion, VersionData, merge_rows
+from rag_qa.stores import open_writer
 
 ProgressFn = Callable[[int, int, str], None]
 EMBED_GROUP = 256  # chunks per progress update while embedding
@@ -104,7 +107,7 @@ class _Run:
         return vectors
 
 
-def _check_model(previous: PreviousVersion | None, model: str, index: Path) -> None:
+def _check_model(previous: PreviousVersion | PgPreviousVersion | None, model: str, index: Path) -> None:
     if previous is not None and previous.manifest.embedding_model != model:
         m = previous.manifest
         raise EmbeddingMismatchError(
@@ -157,8 +160,7 @@ def ingest_paths(paths: Sequence[str | Path], index_dir: str | Path | None = Non
         if log is not None:
             log(message)
 
-    with IndexWriter(index, timeout=settings.lock_timeout_s, keep_versions=settings.keep_versions,
-                     log=note) as writer:
+    with open_writer(index, settings, log=note) as writer:
         previous = writer.previous()
         try:
             if paths and not rebuild:
@@ -191,8 +193,8 @@ def ingest_paths(paths: Sequence[str | Path], index_dir: str | Path | None = Non
     return report
 
 
-def _write(writer: IndexWriter, run: _Run, previous: PreviousVersion | None, known: dict[str, DocumentRow],
-           removed: set[str], model: str) -> None:
+def _write(writer: IndexWriter | PgIndexWriter, run: _Run, previous: PreviousVersion | PgPreviousVersion | None,
+           known: dict[str, DocumentRow], removed: set[str], model: str) -> None:
     """Embed the new chunks, carry over the unchanged ones and commit a new version."""
     report, settings = run.report, run.settings
     replaced = set(report.updated) | removed
@@ -207,10 +209,18 @@ def _write(writer: IndexWriter, run: _Run, previous: PreviousVersion | None, kno
     else:  # an empty first version: only the model knows its dimension
         dimension = make_embeddings(settings).dimension
         vectors = np.zeros((0, dimension), dtype="float32")
-    if previous is not None and kept_sources:
-        if previous.manifest.dimension != dimension:
-            raise EmbeddingMismatchError(f"index {writer.path} holds {previous.manifest.dimension}-d vectors, "
-                                         f"the embedding model gives {dimension}-d; use --rebuild")
+    if previous is not None and kept_sources and previous.manifest.dimension != dimension:
+        raise EmbeddingMismatchError(f"index {writer.path} holds {previous.manifest.dimension}-d vectors, "
+                                     f"the embedding model gives {dimension}-d; use --rebuild")
+    chunking = {"chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap}
+    if isinstance(writer, PgIndexWriter):  # the server keeps the unchanged chunks in place: only changes travel
+        run.progress(0, 1, "writing index")
+        report.version = writer.commit_changes(kept_sources, run.new_rows, vectors, run.new_docs, model, dimension,
+                                               chunking)
+        run.progress(1, 1, "writing index")
+        report.documents, report.chunks = writer.counts
+        return
+    if isinstance(previous, PreviousVersion) and kept_sources:
         kept_rows, kept_vectors = previous.chunks_and_vectors(kept_sources)
     else:
         kept_rows, kept_vectors = [], np.zeros((0, dimension), dtype="float32")
@@ -219,7 +229,7 @@ def _write(writer: IndexWriter, run: _Run, previous: PreviousVersion | None, kno
     run.progress(0, 1, "writing index")
     report.version = writer.commit(VersionData(
         chunks=chunks, vectors=all_vectors, documents=documents, embedding_model=model, dimension=dimension,
-        chunking={"chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap},
+        chunking=chunking,
     ))
     run.progress(1, 1, "writing index")
     report.documents, report.chunks = len(documents), len(chunks)

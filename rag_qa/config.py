@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     max_zip_ratio: float = 200.0  # zip-bomb guard: a .docx member compressed more than this is refused
     lock_timeout_s: float = 60.0  # a second writer waits this long for the index lock, then fails
     keep_versions: int = 2  # index versions kept on disk (the current one and the one before)
+    # where indexes live: "faiss" (a versioned folder per index) or "pgvector" (a schema per index on
+    # the PostgreSQL server at pg_dsn, e.g. postgresql://user:pass@host:5432/db; see rag_qa.pg_store)
+    store: Literal["faiss", "pgvector"] = "faiss"
+    pg_dsn: str | None = None
+    pg_ef_search: int = 100  # HNSW candidate list per dense query (pgvector): higher = better recall, slower
     # retrieval
     mode: RetrievalMode = "hybrid"
     top_k: int = 5

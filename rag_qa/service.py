@@ -2,7 +2,8 @@
 
 :class:`QAService` owns the opened index, the embedding model and the reader registry;
 answers come from the LCEL chain in :mod:`rag_qa.chain`.  After an ingest writes a new
-index version the next question sees it (the store is re-opened when ``CURRENT`` moves).
+index version the next question sees it (the store is re-opened when ``CURRENT`` moves, or
+the pgvector store's version changes).
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from langchain_core.runnables import Runnable
 
 from rag_qa.chain import build_chain
 from rag_qa.config import Settings, get_settings
-from rag_qa.index_layout import current_version_dir
 from rag_qa.readers.base import Reader
 from rag_qa.readers.registry import get_reader
 from rag_qa.retrieval import make_retriever, passages
-from rag_qa.store import IndexStore
+from rag_qa.stores import ReadableStore, open_store
 from rag_qa.types import Answer, Passage
 
 
@@ -34,18 +34,17 @@ class QAService:
     def __init__(self, index: str | Path | None = None, settings: Settings | None = None):
         self.settings = settings or get_settings()
         self.index = Path(index or self.settings.index)
-        self._store: IndexStore | None = None
+        self._store: ReadableStore | None = None
         self._embeddings = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ resources
     @property
-    def store(self) -> IndexStore:
-        """The live index version (re-opened if an ingest switched ``CURRENT`` since)."""
+    def store(self) -> ReadableStore:
+        """The live index version (re-opened if an ingest committed a newer one since)."""
         with self._lock:
-            live = current_version_dir(self.index)
-            if self._store is None or live != self._store.version_dir:
-                fresh = IndexStore.open(self.index, embedding_model=self.settings.embedding_model)
+            if self._store is None or not self._store.is_current():
+                fresh = open_store(self.index, self.settings, embedding_model=self.settings.embedding_model)
                 old, self._store = self._store, fresh
                 if old is not None:
                     old.close()

@@ -115,6 +115,10 @@ class IndexStore:
     def chunk_count(self) -> int:
         return int(self._faiss.ntotal)
 
+    def is_current(self) -> bool:
+        """False once an ingest has switched ``CURRENT`` to a newer version (the service then re-opens)."""
+        return current_version_dir(self.path) == self.version_dir
+
     def check_embedding_model(self, name: str) -> None:
         """Raise :class:`EmbeddingMismatchError` unless ``name`` is the model the index was built with."""
         wanted = canonical_model_name(name)

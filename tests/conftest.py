@@ -1,12 +1,26 @@
-"""Shared fixtures: the committed test documents and one real index built from them."""
+"""Shared fixtures: the committed test documents and one real index built from them.
+
+Store tests run against both backends (``backend_settings`` / ``built_store``): FAISS folders
+and PostgreSQL + pgvector.  The pgvector ones are marked ``pgvector`` and use the server in
+``RAGQA_PG_DSN`` or, when none is set, a throwaway one that ``pgserver`` starts (PostgreSQL 16
++ pgvector from PyPI, no system packages; as root it runs the server as a ``pgserver`` user).
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from rag_qa.config import Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -46,3 +60,77 @@ def index_copy(built_index: Path, tmp_path: Path) -> Path:
     target = tmp_path / "index"
     shutil.copytree(built_index, target)
     return target
+
+
+BACKENDS = [pytest.param("faiss", id="faiss"), pytest.param("pgvector", id="pgvector", marks=pytest.mark.pgvector)]
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """A PostgreSQL server with pgvector: ``RAGQA_PG_DSN`` if set, else a throwaway ``pgserver`` one."""
+    configured = os.environ.get("RAGQA_PG_DSN")
+    if configured:
+        yield configured
+        return
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, root)
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    # outside pytest's 0700 temp root: as root, pgserver runs postgres as another user that must reach it
+    root = Path(tempfile.mkdtemp(prefix="rag-qa-pg-"))
+    server = pgserver.get_server(root / "pgdata", cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def pg_settings(dsn: str) -> Settings:
+    """Settings selecting the pgvector store on ``dsn``."""
+    from rag_qa.config import Settings
+
+    return Settings(store="pgvector", pg_dsn=dsn)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_settings(request: pytest.FixtureRequest) -> Settings:
+    """Default settings for each store backend in turn (the pgvector run starts/uses the server)."""
+    from rag_qa.config import Settings
+
+    if request.param == "pgvector":
+        return pg_settings(request.getfixturevalue("pg_dsn"))
+    return Settings(store="faiss")
+
+
+@pytest.fixture
+def fresh_index(tmp_path: Path, backend_settings: Settings) -> Iterator[Path]:
+    """An index path no other test uses (pgvector schemas are per folder name); dropped afterwards."""
+    index = tmp_path / f"index_{uuid.uuid4().hex[:12]}"
+    yield index
+    if backend_settings.store == "pgvector":
+        from rag_qa.pg_store import drop_index
+
+        drop_index(index, backend_settings)
+
+
+@pytest.fixture(scope="session")
+def built_pg_index(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The :func:`built_index` documents ingested into the pgvector store, once per session (read-only)."""
+    from ingest.pipeline import ingest_paths
+    from rag_qa.pg_store import drop_index
+
+    settings = pg_settings(pg_dsn)
+    index = tmp_path_factory.mktemp("built_pg") / f"built_{uuid.uuid4().hex[:12]}"
+    report = ingest_paths([DOCS], index, settings=settings)
+    assert not report.failed, report.failed
+    yield index
+    drop_index(index, settings)
+
+
+@pytest.fixture
+def built_store(request: pytest.FixtureRequest, backend_settings: Settings) -> tuple[Path, Settings]:
+    """(index, settings) of the built test documents in each backend; treat it as read-only."""
+    if backend_settings.store == "pgvector":
+        return request.getfixturevalue("built_pg_index"), backend_settings
+    return request.getfixturevalue("built_index"), backend_settings

@@ -1,4 +1,7 @@
-"""Incremental ingest: unchanged files cost no embedding, changed ones are re-embedded, gone ones removed."""
+"""Incremental ingest: unchanged files cost no embedding, changed ones are re-embedded, gone ones removed.
+
+Tests taking ``backend_settings`` run against both stores (FAISS folders and pgvector).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ from ingest.errors import IngestUsageError
 from ingest.pipeline import ingest_paths, remove_sources
 from rag_qa.config import Settings
 from rag_qa.models import resolve_model
-from rag_qa.store import EmbeddingMismatchError, IndexStore
+from rag_qa.store import EmbeddingMismatchError
+from rag_qa.stores import open_store
 
 CHEAP = ("normans_latin1.txt", "code-of-conduct.md", "oxygen.html")  # few chunks: quick to embed
 
@@ -31,20 +35,21 @@ def _no_embedding(settings: Settings):
     raise AssertionError("the embedding model was asked for although nothing needed embedding")
 
 
-def _chunk_ids_by_source(index: Path) -> dict[str, set[str]]:
-    with IndexStore.open(index) as store:
+def _chunk_ids_by_source(index: Path, settings: Settings) -> dict[str, set[str]]:
+    with open_store(index, settings) as store:
         out: dict[str, set[str]] = {}
         for p in store.get_passages(store.all_chunk_ids()):
             out.setdefault(Path(p.source).name, set()).add(p.chunk_id)
         return out
 
 
-def test_add_unchanged_update_remove(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    index, settings = tmp_path / "index", Settings()
+def test_add_unchanged_update_remove(folder: Path, fresh_index: Path, backend_settings: Settings,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    index, settings = fresh_index, backend_settings
     first = ingest_paths([folder], index, settings=settings)
     assert (len(first.added), first.failed, first.documents) == (3, [], 3)
     assert first.embedded_chunks == first.chunks > 0
-    ids_before = _chunk_ids_by_source(index)
+    ids_before = _chunk_ids_by_source(index, settings)
 
     # unchanged: no embedding (the model is not even asked for), no new version
     with monkeypatch.context() as m:
@@ -59,10 +64,10 @@ def test_add_unchanged_update_remove(folder: Path, tmp_path: Path, monkeypatch: 
                   encoding="utf-8")
     changed = ingest_paths([folder], index, settings=settings)
     assert ([Path(s).name for s in changed.updated], len(changed.unchanged)) == (["code-of-conduct.md"], 2)
-    ids_after = _chunk_ids_by_source(index)
+    ids_after = _chunk_ids_by_source(index, settings)
     assert ids_after["normans_latin1.txt"] == ids_before["normans_latin1.txt"]
     assert changed.embedded_chunks == len(ids_after["code-of-conduct.md"])
-    with IndexStore.open(index) as store:
+    with open_store(index, settings) as store:
         assert store.version == first.version + 1
         assert store.search_bm25("quokka", 1)[0].source == str(md.resolve())
 
@@ -76,13 +81,14 @@ def test_add_unchanged_update_remove(folder: Path, tmp_path: Path, monkeypatch: 
         # explicit --remove
         removed = remove_sources([folder / "normans_latin1.txt"], index, settings=settings)
     assert [Path(s).name for s in removed.removed] == ["normans_latin1.txt"]
-    with IndexStore.open(index) as store:
+    with open_store(index, settings) as store:
         assert [Path(d.source).name for d in store.documents()] == ["code-of-conduct.md"]
         assert store.chunk_count == len(ids_after["code-of-conduct.md"])
 
 
-def test_only_files_under_the_given_paths_are_removed(folder: Path, tmp_path: Path) -> None:
-    index, settings = tmp_path / "index", Settings()
+def test_only_files_under_the_given_paths_are_removed(folder: Path, tmp_path: Path, fresh_index: Path,
+                                                       backend_settings: Settings) -> None:
+    index, settings = fresh_index, backend_settings
     other = tmp_path / "other"
     other.mkdir()
     shutil.move(folder / "oxygen.html", other / "oxygen.html")
@@ -93,33 +99,39 @@ def test_only_files_under_the_given_paths_are_removed(folder: Path, tmp_path: Pa
     assert single.removed == [] and len(single.unchanged) == 1
 
 
-def test_rebuild_starts_fresh(folder: Path, tmp_path: Path) -> None:
-    index, settings = tmp_path / "index", Settings()
-    ingest_paths([folder], index, settings=settings)
+def test_rebuild_starts_fresh(folder: Path, fresh_index: Path, backend_settings: Settings) -> None:
+    index, settings = fresh_index, backend_settings
+    first = ingest_paths([folder], index, settings=settings)
     report = ingest_paths([folder / "oxygen.html"], index, rebuild=True, settings=settings)
-    assert len(report.added) == 1 and report.documents == 1
-    with IndexStore.open(index) as store:
+    assert len(report.added) == 1 and report.documents == 1 and report.version == first.version + 1
+    with open_store(index, settings) as store:
         assert [Path(d.source).name for d in store.documents()] == ["oxygen.html"]
 
 
-def test_bad_files_are_reported_while_good_ones_go_in(folder: Path, tmp_path: Path) -> None:
+def test_bad_files_are_reported_while_good_ones_go_in(folder: Path, fresh_index: Path,
+                                                      backend_settings: Settings) -> None:
     for bad in BAD.iterdir():
         shutil.copy(bad, folder / bad.name)
-    report = ingest_paths([folder], tmp_path / "index", settings=Settings())
+    report = ingest_paths([folder], fresh_index, settings=backend_settings)
     assert len(report.added) == 3 and report.exit_code == 3
     reasons = {Path(f["path"]).name: f["error"] for f in report.failed}
     assert set(reasons) == {p.name for p in BAD.iterdir()}
     assert all(reason and "\n" not in reason for reason in reasons.values())
-    with IndexStore.open(tmp_path / "index") as store:
+    with open_store(fresh_index, backend_settings) as store:
         assert len(store.documents()) == 3
 
 
-def test_extending_with_another_model_is_refused(folder: Path, built_index: Path, tmp_path: Path) -> None:
-    index = tmp_path / "index"
-    shutil.copytree(built_index, index)
-    other = Settings(embedding_model=resolve_model("minilm").path)  # a different model id
+def test_extending_with_another_model_is_refused(folder: Path, built_store: tuple[Path, Settings],
+                                                 tmp_path: Path) -> None:
+    index, settings = built_store
+    if settings.store == "faiss":  # a private copy; the pgvector one is left alone by a refused ingest
+        shutil.copytree(index, tmp_path / "index")
+        index = tmp_path / "index"
+    other = settings.model_copy(update={"embedding_model": resolve_model("minilm").path})  # another model id
     with pytest.raises(EmbeddingMismatchError, match="built with embedding model 'minilm'.*--rebuild"):
         ingest_paths([folder], index, settings=other)
+    with open_store(index, settings) as store:
+        assert len(store.documents()) == 5
 
 
 def test_usage_errors(tmp_path: Path) -> None:

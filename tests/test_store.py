@@ -1,4 +1,7 @@
-"""IndexStore on a real built index: search, metadata, no pickle, model checks, atomic versions, locking."""
+"""Index stores on a real built index: search, metadata, no pickle, model checks, atomic versions, locking.
+
+Tests taking ``built_store``/``backend_settings`` run against both backends (FAISS and pgvector).
+"""
 
 from __future__ import annotations
 
@@ -22,12 +25,14 @@ from rag_qa.store import (
     IndexStore,
 )
 from rag_qa.store_writer import IndexWriter
+from rag_qa.stores import open_store, open_writer
 
 
-def test_open_reports_what_the_index_is(built_index: Path) -> None:
-    with IndexStore.open(built_index, embedding_model="minilm") as store:
+def test_open_reports_what_the_index_is(built_store: tuple[Path, Settings]) -> None:
+    index, settings = built_store
+    with open_store(index, settings, embedding_model="minilm") as store:
         assert store.embedding_model == "minilm" and store.dimension == 384
-        assert store.path == built_index and store.version >= 1
+        assert store.path == index and store.version >= 1 and store.is_current()
         docs = store.documents()
         assert {d.type for d in docs} == {"txt", "md", "html", "pdf", "docx"}
         assert {Path(d.source).name for d in docs} == {p.name for p in DOCS.iterdir()}
@@ -36,8 +41,9 @@ def test_open_reports_what_the_index_is(built_index: Path) -> None:
         assert store.chunk_count == sum(d.chunks for d in docs) == len(store.all_chunk_ids())
 
 
-def test_dense_search_finds_the_right_passage_with_exact_offsets(built_index: Path, embeddings) -> None:
-    with IndexStore.open(built_index) as store:
+def test_dense_search_finds_the_right_passage_with_exact_offsets(built_store: tuple[Path, Settings],
+                                                                 embeddings) -> None:
+    with open_store(*built_store) as store:
         hits = store.search_dense(np.asarray(embeddings.embed_query("Who developed packet switching?")), 3)
     assert len(hits) == 3
     assert hits[0].source.endswith("packet_switching_2p.pdf") and hits[0].page in (1, 2)
@@ -48,8 +54,8 @@ def test_dense_search_finds_the_right_passage_with_exact_offsets(built_index: Pa
         assert text[hit.start:hit.end] == hit.text
 
 
-def test_bm25_search_scores_term_matches(built_index: Path) -> None:
-    with IndexStore.open(built_index) as store:
+def test_bm25_search_scores_term_matches(built_store: tuple[Path, Settings]) -> None:
+    with open_store(*built_store) as store:
         hits = store.search_bm25("Broncos Panthers quarterback", 5)
         assert hits and hits[0].source.endswith("super_bowl.docx")
         assert all(h.score > 0 for h in hits)
@@ -58,8 +64,8 @@ def test_bm25_search_scores_term_matches(built_index: Path) -> None:
         assert store.search_bm25("the and of", 5) == []  # stop words only
 
 
-def test_get_passages_keeps_the_order_asked(built_index: Path) -> None:
-    with IndexStore.open(built_index) as store:
+def test_get_passages_keeps_the_order_asked(built_store: tuple[Path, Settings]) -> None:
+    with open_store(*built_store) as store:
         ids = store.all_chunk_ids()
         wanted = [ids[3], ids[0], "no-such-id", ids[-1]]
         got = store.get_passages(wanted)
@@ -86,18 +92,18 @@ def test_nothing_in_an_index_is_pickled(built_index: Path) -> None:
             np.load(path, allow_pickle=False)  # raises if the array needed pickle
 
 
-def test_missing_index_says_what_to_do(tmp_path: Path) -> None:
+def test_missing_index_says_what_to_do(fresh_index: Path, backend_settings: Settings) -> None:
     with pytest.raises(IndexNotFoundError, match=r"no index at .*; run `python -m ingest PATH\.\.\.` first"):
-        IndexStore.open(tmp_path / "none")
+        open_store(fresh_index, backend_settings)
 
 
-def test_other_embedding_model_is_refused(built_index: Path) -> None:
+def test_other_embedding_model_is_refused(built_store: tuple[Path, Settings]) -> None:
     from rag_qa.models import resolve_model
 
     other = resolve_model("minilm").path  # same weights, but named as a local directory: another model id
     with pytest.raises(EmbeddingMismatchError, match="built with embedding model 'minilm'"):
-        IndexStore.open(built_index, embedding_model=other)
-    store = IndexStore.open(built_index, embedding_model="all-MiniLM-L6-v2")  # an alias of the same model
+        open_store(*built_store, embedding_model=other)
+    store = open_store(*built_store, embedding_model="all-MiniLM-L6-v2")  # an alias of the same model
     with store, pytest.raises(EmbeddingMismatchError, match="384"):
         store.search_dense(np.ones(768, dtype="float32"), 3)
 
@@ -142,21 +148,30 @@ def test_commit_switches_atomically_and_keeps_the_previous_version(index_copy: P
         assert top.chunk_id == rows[0].id and top.score > 0.99  # vectors survived the copy
 
 
-def test_second_writer_waits_then_fails_clearly(index_copy: Path) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom filelock import FileLock\n"
-         "lock = FileLock(sys.argv[1])\nlock.acquire()\nprint('locked', flush=True)\ntime.sleep(60)",
-         str(index_copy / "write.lock")],
-        stdout=subprocess.PIPE, text=True,
-    )
+# holds the write lock of index argv[1] in store argv[2] (server argv[3]) until killed
+HOLD_WRITE_LOCK = """import sys, time
+from pathlib import Path
+from rag_qa.config import Settings
+from rag_qa.stores import open_writer
+with open_writer(Path(sys.argv[1]), Settings(store=sys.argv[2], pg_dsn=sys.argv[3] or None)):
+    print('locked', flush=True)
+    time.sleep(60)
+"""
+
+
+def test_second_writer_waits_then_fails_clearly(fresh_index: Path, backend_settings: Settings) -> None:
+    fresh_index.mkdir()
+    args = [str(fresh_index), backend_settings.store, backend_settings.pg_dsn or ""]
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, *args], stdout=subprocess.PIPE, text=True)
+    impatient = backend_settings.model_copy(update={"lock_timeout_s": 0.5})
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         started = time.monotonic()
-        with pytest.raises(IndexLockedError, match="locked by another writer"), IndexWriter(index_copy, timeout=0.5):
+        with pytest.raises(IndexLockedError, match="locked by another writer"), open_writer(fresh_index, impatient):
             pass
         assert 0.4 < time.monotonic() - started < 10
     finally:
         holder.kill()
         holder.wait()
-    with IndexWriter(index_copy, timeout=5):  # free again once the holder is gone
+    with open_writer(fresh_index, backend_settings.model_copy(update={"lock_timeout_s": 5.0})):  # free again
         pass

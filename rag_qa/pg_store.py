@@ -1,0 +1,234 @@
+"""Read side of the pgvector store: :class:`PgVectorStore` answers like :class:`~rag_qa.store.IndexStore`.
+
+Selected with ``RAGQA_STORE=pgvector`` and ``RAGQA_PG_DSN``; the tables are described in
+:mod:`rag_qa.pg_schema`, writing is :mod:`rag_qa.pg_writer`'s job.  Dense search is the HNSW
+index over ``vector_ip_ops`` on unit vectors, so scores are the same inner products FAISS gives;
+the lexical leg is PostgreSQL full-text search (an OR of the query's English lexemes over a GIN
+index, ranked with ``ts_rank_cd``), so hybrid fusion works unchanged.
+
+Why psycopg 3 + the ``pgvector`` adapter and not LangChain's ``PGVector``/``PGVectorStore`` for
+the store itself: their writes insert row by row, one transaction per call, so an ingest could
+not replace a document's chunks, update the documents table and bump the version atomically;
+they keep no documents table, their full-text query is an AND of terms (``plainto_tsquery``),
+and ``PGVector`` has no HNSW index.  The tables are still a plain LangChain vector store:
+:meth:`PgVectorStore.as_langchain_vectorstore` opens them as ``langchain_postgres.PGVectorStore``,
+and the retrievers in :mod:`rag_qa.retrieval` are LangChain ``BaseRetriever``\\ s over this class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rag_qa.docstore import ChunkRow
+from rag_qa.index_layout import EmbeddingMismatchError, IndexNotFoundError
+from rag_qa.pg_schema import (
+    connect,
+    describe_dsn,
+    read_meta,
+    register_vector_type,
+    require_dsn,
+    schema_name,
+)
+from rag_qa.store import DocumentInfo, canonical_model_name
+from rag_qa.types import Passage
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.vectorstores import VectorStore
+    from psycopg_pool import ConnectionPool
+
+    from rag_qa.config import Settings
+
+_CHUNK_COLUMNS = 'id, source, page, "start", "end", text'
+MAX_EF_SEARCH = 1000  # pgvector's upper limit for hnsw.ef_search
+# an OR of the query's English lexemes, each quoted as a tsquery literal (backslash and quote escaped)
+_LEXICAL_QUERY = r"""
+WITH q AS (
+    SELECT string_agg('''' || replace(replace(l, '\', '\\'), '''', '''''') || '''', ' | ')::tsquery AS query
+    FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS l
+)
+SELECT c.id, c.source, c.page, c."start", c."end", c.text, ts_rank_cd(c.tsv, q.query) AS score
+FROM {schema}.chunks AS c, q
+WHERE c.tsv @@ q.query
+ORDER BY score DESC, c.seq
+LIMIT %s
+"""
+
+
+def _passage(row: Sequence[Any], score: float = 0.0) -> Passage:
+    return ChunkRow(id=row[0], source=row[1], page=row[2], start=row[3], end=row[4], text=row[5]).to_passage(score)
+
+
+class PgVectorStore:
+    """Read view of one index on a PostgreSQL server; thread-safe (a small connection pool)."""
+
+    def __init__(self, path: Path, dsn: str, schema: str, meta: dict[str, Any], pool: ConnectionPool,
+                 ef_search: int = 100) -> None:
+        self.path = path
+        self.dsn = dsn
+        self.schema = schema
+        self.meta = meta
+        self.ef_search = ef_search
+        self._pool = pool
+
+    @classmethod
+    def open(cls, path: str | Path, settings: Settings, embedding_model: str | None = None) -> PgVectorStore:
+        """Open the index named by ``path``'s folder name on the server at ``settings.pg_dsn``.
+
+        Raises :class:`IndexNotFoundError` when nothing was ingested there yet and, with
+        ``embedding_model``, :class:`EmbeddingMismatchError` for an index built with another model.
+        """
+        from pgvector.psycopg import register_vector
+        from psycopg_pool import ConnectionPool
+
+        path = Path(path)
+        dsn, schema = require_dsn(settings), schema_name(path)
+        with connect(dsn) as probe:  # a clear one-line error when the server is unreachable
+            meta = read_meta(probe, schema)
+            if meta is None:
+                raise IndexNotFoundError(f"{path} (schema {schema} in {describe_dsn(dsn)})")
+            register_vector_type(probe, dsn)
+        pool: ConnectionPool = ConnectionPool(
+            dsn, min_size=1, max_size=4, num_workers=1, open=True, name=schema,
+            kwargs={"autocommit": True}, configure=register_vector, check=ConnectionPool.check_connection,
+        )
+        store = cls(path, dsn, schema, meta, pool, ef_search=settings.pg_ef_search)
+        if embedding_model is not None:
+            try:
+                store.check_embedding_model(embedding_model)
+            except BaseException:
+                store.close()
+                raise
+        return store
+
+    # -- what the index is --------------------------------------------------------------
+    @property
+    def location(self) -> str:
+        return f"schema {self.schema} in {describe_dsn(self.dsn)}"
+
+    @property
+    def embedding_model(self) -> str:
+        return str(self.meta["embedding_model"])
+
+    @property
+    def dimension(self) -> int:
+        return int(self.meta["dimension"])
+
+    @property
+    def version(self) -> int:
+        return int(self.meta["version"])
+
+    @property
+    def chunk_count(self) -> int:
+        return int(self.meta["chunks"])
+
+    def is_current(self) -> bool:
+        """False once an ingest has committed a newer version (the service then re-opens the store)."""
+        try:
+            with self._pool.connection() as conn:
+                row = conn.execute(f"SELECT version FROM {self.schema}.meta").fetchone()
+        except Exception:  # schema dropped, server restarted...: re-opening says what is wrong
+            return False
+        return row is not None and int(row[0]) == self.version
+
+    def check_embedding_model(self, name: str) -> None:
+        """Raise :class:`EmbeddingMismatchError` unless ``name`` is the model the index was built with."""
+        wanted = canonical_model_name(name)
+        if wanted != self.embedding_model:
+            raise EmbeddingMismatchError(
+                f"index {self.path} ({self.location}) was built with embedding model '{self.embedding_model}' "
+                f"({self.dimension}-d), not '{wanted}'; set RAGQA_EMBEDDING_MODEL={self.embedding_model} "
+                "or rebuild the index with `python -m ingest --rebuild PATH...`"
+            )
+
+    # -- searching ----------------------------------------------------------------------
+    def search_dense(self, vector: np.ndarray, k: int) -> list[Passage]:
+        """The ``k`` chunks with the highest inner product with ``vector`` (HNSW, score = inner product)."""
+        query = np.asarray(vector, dtype="float32").reshape(-1)
+        if query.shape[0] != self.dimension:
+            raise EmbeddingMismatchError(
+                f"query vector has {query.shape[0]} dimensions, index {self.path} has {self.dimension} "
+                f"(model '{self.embedding_model}')"
+            )
+        if k <= 0:
+            return []
+        ef_search = min(MAX_EF_SEARCH, max(self.ef_search, k))
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
+            rows = conn.execute(
+                f"SELECT {_CHUNK_COLUMNS}, -(embedding <#> %s) AS score FROM {self.schema}.chunks "
+                "ORDER BY embedding <#> %s LIMIT %s", [query, query, k],
+            ).fetchall()
+        return [_passage(r, float(r[6])) for r in rows]
+
+    def search_bm25(self, query: str, k: int) -> list[Passage]:
+        """The ``k`` chunks sharing the most weight of ``query``'s lexemes (full-text, ``ts_rank_cd``)."""
+        if k <= 0 or not query.strip():
+            return []
+        with self._pool.connection() as conn:
+            rows = conn.execute(_LEXICAL_QUERY.format(schema=self.schema), [query, k]).fetchall()
+        return [_passage(r, float(r[6])) for r in rows]
+
+    # -- reading ------------------------------------------------------------------------
+    def get_passages(self, chunk_ids: Sequence[str]) -> list[Passage]:
+        """Passages for ``chunk_ids`` in the order given (unknown ids are skipped)."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(f"SELECT {_CHUNK_COLUMNS} FROM {self.schema}.chunks WHERE id = ANY(%s)",
+                                [list(chunk_ids)]).fetchall()
+        found = {r[0]: _passage(r) for r in rows}
+        return [found[c] for c in chunk_ids if c in found]
+
+    def all_chunk_ids(self) -> list[str]:
+        """Every chunk id, oldest first (the order they were ingested in)."""
+        with self._pool.connection() as conn:
+            return [r[0] for r in conn.execute(f"SELECT id FROM {self.schema}.chunks ORDER BY seq")]
+
+    def documents(self) -> list[DocumentInfo]:
+        """The indexed files, as the UI lists them."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(f"SELECT source, type, pages, n_chunks, added_at FROM {self.schema}.documents "
+                                "ORDER BY source").fetchall()
+        return [DocumentInfo(*r) for r in rows]
+
+    def as_langchain_vectorstore(self, embeddings: Embeddings) -> VectorStore:
+        """The same table as LangChain's ``PGVectorStore`` (inner product, our chunk ids and offsets as metadata).
+
+        Needs the ``pgvector`` extra (``langchain-postgres``); close it with ``.close()`` on the result's engine.
+        """
+        import psycopg
+        from langchain_postgres import PGEngine, PGVectorStore
+        from langchain_postgres.v2.indexes import DistanceStrategy
+
+        dsn = self.dsn
+
+        async def creator() -> psycopg.AsyncConnection:
+            return await psycopg.AsyncConnection.connect(dsn)
+
+        engine = PGEngine.from_connection_string("postgresql+psycopg://", async_creator=creator)
+        return PGVectorStore.create_sync(
+            engine, embeddings, table_name="chunks", schema_name=self.schema, id_column="id",
+            content_column="text", embedding_column="embedding", metadata_columns=["source", "page", "start", "end"],
+            metadata_json_column=None, distance_strategy=DistanceStrategy.INNER_PRODUCT,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> PgVectorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def drop_index(path: str | Path, settings: Settings) -> bool:
+    """Drop the index named by ``path`` from the server (tests and clean-ups); True if it existed."""
+    dsn, schema = require_dsn(settings), schema_name(path)
+    with connect(dsn) as conn:
+        existed = conn.execute("SELECT to_regnamespace(%s) IS NOT NULL", [schema]).fetchone()
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    return bool(existed and existed[0])

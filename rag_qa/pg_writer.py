@@ -1,0 +1,179 @@
+"""Write side of the pgvector store: one ingest = one PostgreSQL transaction under an advisory lock.
+
+Unlike the FAISS store, which writes a complete new version folder, only the changes travel:
+the chunks of files that are new or changed are copied in (binary ``COPY``, vectors included),
+the rows of changed and removed files are deleted (their chunks cascade), and the ``meta``
+version is bumped, all in one transaction.  ``kill -9`` at any point therefore leaves the
+previous state live: the server rolls the transaction back when the connection drops.  A
+session-level advisory lock (one key per index) serialises writers on every machine that
+shares the server; a second writer waits ``lock_timeout_s`` and then fails with
+:class:`~rag_qa.index_layout.IndexLockedError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rag_qa.docstore import ChunkRow, DocumentRow
+from rag_qa.index_layout import FORMAT_VERSION, EmbeddingMismatchError, IndexLockedError, Manifest
+from rag_qa.pg_schema import (
+    advisory_key,
+    connect,
+    create_chunk_indexes,
+    create_tables,
+    describe_dsn,
+    ensure_extension,
+    read_meta,
+    register_vector_type,
+    require_dsn,
+    schema_name,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from rag_qa.config import Settings
+
+_DOCUMENT_COLUMNS = "source, sha256, mtime, size, type, pages, n_chunks, added_at"
+
+
+class PgPreviousVersion:
+    """The committed state as the pipeline sees it: ``documents`` and a ``manifest`` like the FAISS store's."""
+
+    def __init__(self, manifest: Manifest, documents: dict[str, DocumentRow]) -> None:
+        self.manifest = manifest
+        self.documents = documents
+
+    def close(self) -> None:
+        """Nothing to release (the rows were read up front); here for the pipeline's ``finally``."""
+
+
+class PgIndexWriter:
+    """Context manager holding the index's advisory lock; :meth:`commit_changes` applies one ingest."""
+
+    def __init__(self, path: Path, settings: Settings, *, timeout: float | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.path = Path(path)
+        self.dsn = require_dsn(settings)
+        self.schema = schema_name(self.path)
+        self.timeout = settings.lock_timeout_s if timeout is None else timeout
+        self.log = log or (lambda message: None)
+        self.counts = (0, 0)  # (documents, chunks) after the last commit
+        self._conn: psycopg.Connection | None = None
+
+    @property
+    def location(self) -> str:
+        """Where the index lives, for messages: server and schema (no credentials)."""
+        return f"schema {self.schema} in {describe_dsn(self.dsn)}"
+
+    def __enter__(self) -> PgIndexWriter:
+        import psycopg
+
+        conn = connect(self.dsn)
+        try:
+            ensure_extension(conn, self.dsn)
+            register_vector_type(conn, self.dsn)
+            conn.execute(f"SET lock_timeout = '{max(1, int(self.timeout * 1000))}ms'")
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", [advisory_key(self.schema)])
+            except psycopg.errors.LockNotAvailable as exc:
+                raise IndexLockedError(
+                    f"index {self.path} ({self.location}) is locked by another writer (waited {self.timeout:g}s); "
+                    "try again when that ingest has finished"
+                ) from exc
+            conn.execute("RESET lock_timeout")
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()  # ends the session: the advisory lock goes with it
+            self._conn = None
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None:
+            raise RuntimeError("PgIndexWriter used outside its `with` block")
+        return self._conn
+
+    def previous(self) -> PgPreviousVersion | None:
+        """The committed index (None when this schema holds none yet)."""
+        conn = self._connection()
+        meta = read_meta(conn, self.schema)
+        if meta is None:
+            return None
+        rows = conn.execute(f"SELECT {_DOCUMENT_COLUMNS} FROM {self.schema}.documents ORDER BY source").fetchall()
+        documents = {r[0]: DocumentRow(*r) for r in rows}
+        manifest = Manifest(embedding_model=meta["embedding_model"], dimension=meta["dimension"],
+                            version=meta["version"], documents=meta["documents"], chunks=meta["chunks"],
+                            created_at=meta["created_at"], chunking=meta["chunking"])
+        return PgPreviousVersion(manifest, documents)
+
+    def commit_changes(self, kept_sources: Sequence[str], chunks: Sequence[ChunkRow], vectors: np.ndarray,
+                       new_documents: Sequence[DocumentRow], embedding_model: str, dimension: int,
+                       chunking: dict[str, Any] | None = None) -> int:
+        """Make the index hold the chunks of ``kept_sources`` (already stored) plus ``chunks``; returns the version.
+
+        With nothing kept (first ingest, ``--rebuild``, or every file replaced) the schema is
+        recreated for ``dimension`` and the indexes are built after the bulk load.
+        """
+        conn = self._connection()
+        vectors = np.ascontiguousarray(vectors, dtype="float32").reshape(-1, dimension)
+        if vectors.shape[0] != len(chunks):
+            raise ValueError(f"{len(chunks)} chunks but {vectors.shape[0]} vectors")
+        with conn.transaction():
+            meta = read_meta(conn, self.schema)
+            version = (meta["version"] if meta else 0) + 1
+            fresh = meta is None or not kept_sources
+            if not fresh and meta is not None and meta["dimension"] != dimension:
+                raise EmbeddingMismatchError(f"index {self.path} holds {meta['dimension']}-d vectors, the embedding "
+                                             f"model gives {dimension}-d; use --rebuild")
+            if fresh:
+                conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+                create_tables(conn, self.schema, dimension)
+            else:
+                conn.execute(f"DELETE FROM {self.schema}.documents WHERE NOT (source = ANY(%s))",
+                             [list(kept_sources)])
+                if not chunks and meta is not None:
+                    embedding_model = meta["embedding_model"]  # nothing embedded: the recorded model stands
+            self._insert(conn, chunks, vectors, new_documents)
+            if fresh:
+                create_chunk_indexes(conn, self.schema)
+            counts = conn.execute(f"SELECT (SELECT count(*) FROM {self.schema}.documents), "
+                                  f"(SELECT count(*) FROM {self.schema}.chunks)").fetchone()
+            assert counts is not None
+            self.counts = (int(counts[0]), int(counts[1]))
+            conn.execute(
+                f"INSERT INTO {self.schema}.meta (format_version, embedding_model, dimension, version, documents, "
+                "chunks, created_at, chunking) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (singleton) DO UPDATE SET embedding_model = EXCLUDED.embedding_model, "
+                "version = EXCLUDED.version, documents = EXCLUDED.documents, chunks = EXCLUDED.chunks, "
+                "created_at = EXCLUDED.created_at, chunking = EXCLUDED.chunking",
+                [FORMAT_VERSION, embedding_model, dimension, version, *self.counts,
+                 datetime.now(UTC).isoformat(timespec="seconds"), json.dumps(chunking or {})],
+            )
+        return version
+
+    def _insert(self, conn: psycopg.Connection, chunks: Sequence[ChunkRow], vectors: np.ndarray,
+                documents: Sequence[DocumentRow]) -> None:
+        """Insert the new documents' rows, then their chunks with one binary ``COPY``."""
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {self.schema}.documents ({_DOCUMENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [(d.source, d.sha256, d.mtime, d.size, d.type, d.pages, d.n_chunks, d.added_at) for d in documents],
+            )
+            if not chunks:
+                return
+            with cur.copy(f'COPY {self.schema}.chunks (id, source, page, "start", "end", text, embedding) '
+                          "FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["text", "text", "int4", "int4", "int4", "text", "vector"])
+                for row, vector in zip(chunks, vectors, strict=True):
+                    copy.write_row((row.id, row.source, row.page, row.start, row.end, row.text, vector))
