@@ -1,4 +1,4 @@
-"""Generative reader on a SQuAD v1.1 dev slice: EM, F1, ROUGE-L, citation accuracy, latency.
+"""Generative vs extractive reader on one SQuAD v1.1 dev slice: EM, F1, ROUGE-L, citations, latency.
 
     .venv/bin/python benchmarks/generative.py --limit 30 [--reader smollm2] [--variant all] [--json]
 
@@ -6,7 +6,8 @@ Each question gets three passages: its gold paragraph and two other paragraphs o
 article (harder than random ones), in a seeded random order.  Citation accuracy: of the
 answers that cite something, the share whose first cited passage contains a gold answer.
 ``--variant all`` compares the prompt variants below on the same slice (the reader's default
-prompt is ``default``).  Deterministic: greedy decoding, seeded sampling of questions.
+prompt is ``default``); the shipped extractive reader answers the same slice for comparison
+(``--no-extractive`` skips it).  Deterministic: greedy decoding, seeded sampling of questions.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import time
 from pathlib import Path
 
 from rag_qa.eval.squad_metrics import normalize_answer, squad_scores
+from rag_qa.readers.base import Reader
 from rag_qa.readers.generative import GenerativeReader, make_generative_reader
 from rag_qa.readers.prompting import INSTRUCTION, SYSTEM_PROMPT
+from rag_qa.readers.registry import get_reader
 from rag_qa.types import Passage
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad" / "dev-v1.1-public.json"
@@ -71,7 +74,7 @@ def squad_slice(path: Path, limit: int, seed: int = 0) -> list[dict]:
     return items
 
 
-def evaluate(reader: GenerativeReader, items: list[dict]) -> dict:
+def evaluate(reader: Reader, items: list[dict]) -> dict:
     """Run the reader over ``items``; quality and speed numbers."""
     predictions, references, latencies, out_tokens = {}, {}, [], 0
     cited = correct = grounded = refused = 0
@@ -79,7 +82,8 @@ def evaluate(reader: GenerativeReader, items: list[dict]) -> dict:
         answer = reader.read(item["question"], item["passages"])
         predictions[item["id"]], references[item["id"]] = answer.answer, item["answers"]
         latencies.append(answer.seconds)
-        out_tokens += reader.backend.count_tokens(answer.alternatives[0]["raw"]) if answer.alternatives else 0
+        if isinstance(reader, GenerativeReader) and answer.alternatives:
+            out_tokens += reader.backend.count_tokens(answer.alternatives[0]["raw"])
         refused += answer.no_answer
         grounded += bool(answer.grounded)
         if answer.citations:
@@ -103,7 +107,8 @@ def evaluate(reader: GenerativeReader, items: list[dict]) -> dict:
         "no_answer": refused,
         "latency_mean_s": sum(latencies) / len(latencies),
         "latency_p50_s": latencies[len(latencies) // 2],
-        "generated_tokens_per_s": out_tokens / sum(latencies),
+        "latency_p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+        "generated_tokens_per_s": out_tokens / sum(latencies) if out_tokens else None,
         "examples": [{"q": i["question"], "gold": i["answers"][0], "pred": predictions[i["id"]]} for i in items[:5]],
     }
 
@@ -117,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reader", default=None, help="generative:<name> spec (default: smollm2)")
     parser.add_argument("--variant", default="default", choices=[*VARIANTS, "all"])
+    parser.add_argument("--no-extractive", action="store_true", help="skip the extractive reader's run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not args.data.is_file():
@@ -134,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{name}: {json.dumps({k: v for k, v in results[name].items() if k != 'examples'})}",
             file=sys.stderr,
         )
+    if not args.no_extractive:
+        extractive = get_reader("extractive")
+        extractive.warm_up()
+        results["extractive"] = {"reader": extractive.describe(), **evaluate(extractive, items)}
+        print(f"extractive: {json.dumps({k: v for k, v in results['extractive'].items() if k != 'examples'})}",
+              file=sys.stderr)
     print(json.dumps(results, indent=None if args.json else 2))
     return 0
 
