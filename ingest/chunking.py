@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 SEPARATORS = ["\n\n", "\n", ". ", " ", ""]
+#: a piece this many characters per chunk token is surely over the chunk size (see token_counter)
+HUGE_PIECE_CHARS_PER_TOKEN = 64
 
 
 @lru_cache(maxsize=4)
@@ -35,12 +38,37 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(resolve_model(model, kind="embedding model").path)
 
 
+def token_counter(tokenizer: PreTrainedTokenizerBase, chunk_tokens: int) -> Callable[[str], int]:
+    """Token length for the splitter, bounded in time and memory on hostile text.
+
+    The splitter asks for the length of every piece it considers: single characters of a
+    line with no spaces, the same words again and again, and whole over-long segments.
+    Short pieces are memoised; a piece longer than :data:`HUGE_PIECE_CHARS_PER_TOKEN` times
+    the chunk size is only ever asked about to decide whether to split it further, so its
+    character count stands in (it is over the chunk size either way) instead of tokenizing
+    megabytes at once.
+    """
+    huge = max(chunk_tokens, 1) * HUGE_PIECE_CHARS_PER_TOKEN
+
+    @lru_cache(maxsize=65536)
+    def short(text: str) -> int:
+        return len(tokenizer.tokenize(text))
+
+    def count(text: str) -> int:
+        if len(text) > huge:
+            return len(text)
+        return short(text) if len(text) <= 64 else len(tokenizer.tokenize(text))
+
+    return count
+
+
 def make_splitter(tokenizer: PreTrainedTokenizerBase, chunk_tokens: int, overlap: int) -> TextSplitter:
     """A recursive splitter whose sizes are counted in ``tokenizer`` tokens."""
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    return RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
-        tokenizer, chunk_size=chunk_tokens, chunk_overlap=min(overlap, max(chunk_tokens - 1, 0)),
+    return RecursiveCharacterTextSplitter(
+        length_function=token_counter(tokenizer, chunk_tokens), chunk_size=chunk_tokens,
+        chunk_overlap=min(overlap, max(chunk_tokens - 1, 0)),
         separators=SEPARATORS, keep_separator="end", strip_whitespace=True,
     )
 
@@ -60,19 +88,23 @@ class Span:
 def locate(text: str, pieces: list[str]) -> list[Span]:
     """Offsets of ``pieces`` (in order, possibly overlapping) in ``text``.
 
-    Each piece is searched for from just after the previous piece's start; if the splitter
-    ever yields a piece that is not a substring, ``ValueError`` says so (it is a bug, not input).
+    Each piece starts after the previous piece's start and ends after its end (a chunk always
+    adds text beyond the one before; without that rule "the" following "the the Normans" was
+    placed inside it).  If the splitter ever yields a piece that is not a substring,
+    ``ValueError`` says so (it is a bug, not input).
     """
     spans: list[Span] = []
-    position = 0
+    position, previous_end = 0, 0
     for piece in pieces:
-        start = text.find(piece, position)
+        start = text.find(piece, max(position, previous_end - len(piece) + 1))
+        if start < 0:
+            start = text.find(piece, position)
         if start < 0:
             start = text.find(piece)
         if start < 0:
             raise ValueError(f"chunk not found in document text: {piece[:60]!r}")
         spans.append(Span(start, start + len(piece)))
-        position = start + 1
+        position, previous_end = start + 1, start + len(piece)
     return spans
 
 

@@ -12,10 +12,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest.errors import LoadError
 from ingest.safety import check_size, check_zip_archive, looks_binary
 from rag_qa.config import Settings
+
+if TYPE_CHECKING:
+    from bs4 import Tag
 
 PAGE_SEPARATOR = "\n\n"
 TEXT_TYPES = {".txt": "txt", ".md": "md", ".markdown": "md"}
@@ -23,13 +27,14 @@ HTML_TYPES = {".html": "html", ".htm": "html"}
 SUPPORTED_SUFFIXES = (*TEXT_TYPES, *HTML_TYPES, ".pdf", ".docx")
 
 # not visible text, or page furniture rather than content
-_HTML_DROP = ["script", "style", "noscript", "template", "svg", "nav", "header", "footer", "aside",
-              "form", "button", "iframe", "head"]
-_HTML_DROP_SELECTORS = ['[role="navigation"]', '[aria-hidden="true"]', ".mw-editsection", ".navbox",
-                        ".noprint", "#mw-navigation", "#toc", ".reflist", "sup.reference"]
-_HTML_BLOCKS = ["p", "div", "section", "article", "main", "li", "ul", "ol", "table", "tr", "h1", "h2",
+_HTML_DROP = {"script", "style", "noscript", "template", "svg", "nav", "header", "footer", "aside",
+              "form", "button", "iframe", "head"}
+# what the CSS selectors [role=navigation], [aria-hidden=true], #id and .class would pick out
+_HTML_DROP_IDS = {"mw-navigation", "toc"}
+_HTML_DROP_CLASSES = {"mw-editsection", "navbox", "noprint", "reflist"}  # and sup.reference
+_HTML_BLOCKS = {"p", "div", "section", "article", "main", "li", "ul", "ol", "table", "tr", "h1", "h2",
                 "h3", "h4", "h5", "h6", "pre", "blockquote", "dd", "dt", "dl", "br", "hr", "figcaption",
-                "caption", "title"]
+                "caption", "title"}
 
 
 @dataclass
@@ -53,17 +58,57 @@ class LoadedDocument:
         return [(i + 1, s, self.text[s:e]) for i, (s, e) in enumerate(zip(self.page_starts, ends, strict=True))]
 
 
+#: byte-order marks of the encodings whose text is full of NUL bytes (UTF-32 before UTF-16: it starts alike)
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def _wide_bom(data: bytes) -> str | None:
+    """``utf-16``/``utf-32`` when ``data`` starts with that byte-order mark, else ``None``."""
+    return next((codec for bom, codec in _BOMS if data.startswith(bom)), None)
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """UTF-8 with the few broken bytes replaced (U+FFFD), when valid multi-byte characters outnumber them.
+
+    A legacy 8-bit file (latin-1, cp1252) has almost no valid multi-byte sequences, so it falls
+    through to encoding detection; a UTF-8 file with a damaged byte or two keeps its accents.
+    """
+    text = data.decode("utf-8-sig", errors="replace")
+    broken = text.count("\ufffd") - data.count("\ufffd".encode())
+    valid = sum(1 for ch in text if ch > "\x7f" and ch != "\ufffd")
+    return text if valid > 2 * broken else None
+
+
 def _decode(data: bytes) -> str:
-    """UTF-8 first (BOM allowed), then charset-normalizer's best guess (e.g. latin-1)."""
+    """UTF-8 (BOM allowed), UTF-16/32 with a BOM, mostly-UTF-8, then charset-normalizer's best guess.
+
+    charset-normalizer ranks cp1250 above cp1252 when both read the bytes equally well, which
+    turns French "è" into "č"; on such a tie the far more common cp1252 wins.
+    """
+    wide = _wide_bom(data)
+    if wide is not None:
+        try:
+            return data.decode(wide).removeprefix("\ufeff")
+        except UnicodeDecodeError as exc:
+            raise LoadError(f"broken {wide.upper()} text ({exc.reason} at byte {exc.start})") from exc
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
+    text = _mostly_utf8(data)
+    if text is not None:
+        return text
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
+    results = from_bytes(data)
+    best = results.best()
     if best is None:
-        raise LoadError("cannot detect the text encoding")
+        raise LoadError("cannot detect the text encoding (not UTF-8, UTF-16 or a known 8-bit encoding)")
+    for match in results:
+        if (match.encoding == "cp1252" and match.chaos <= best.chaos and match.coherence >= best.coherence):
+            best = match
+            break
     return str(best)
 
 
@@ -71,11 +116,56 @@ def _normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def _check_decoded(text: str) -> str:
+    """Refuse text that decoded but is binary after all (e.g. NULs behind a UTF-16 BOM)."""
+    if looks_binary(text[:8192].encode("utf-8", errors="replace")):
+        raise LoadError("binary content, not a text file")
+    return text
+
+
 def load_text(path: Path) -> str:
     data = path.read_bytes()
-    if looks_binary(data):
+    if _wide_bom(data) is None and looks_binary(data):
         raise LoadError("binary content, not a text file")
-    return _normalise_newlines(_decode(data))
+    return _check_decoded(_normalise_newlines(_decode(data)))
+
+
+def _is_furniture(tag: Tag) -> bool:
+    """True for elements whose text is not content: scripts, styles, navigation, edit links..."""
+    if tag.name in _HTML_DROP:
+        return True
+    attrs = tag.attrs
+    if attrs.get("role") == "navigation" or attrs.get("aria-hidden") == "true":
+        return True
+    if attrs.get("id") in _HTML_DROP_IDS:
+        return True
+    classes = attrs.get("class") or ()
+    return bool(_HTML_DROP_CLASSES.intersection(classes)) or (tag.name == "sup" and "reference" in classes)
+
+
+def _visible_text(root: Tag) -> str:
+    """The text of ``root`` outside page furniture, block elements set apart by blank lines.
+
+    An explicit stack, not recursion or tree edits: 100,000 nested ``<div>`` s take linear time
+    and never reach Python's recursion limit.
+    """
+    from bs4 import CData, NavigableString, Tag
+
+    out: list[str] = []
+    block_end = object()
+    stack: list[object] = [root]
+    while stack:
+        node = stack.pop()
+        if node is block_end:
+            out.append("\n\n")
+        elif type(node) in (NavigableString, CData):  # not comments, doctypes or script strings
+            out.append(str(node))
+        elif isinstance(node, Tag) and not _is_furniture(node):
+            if node.name in _HTML_BLOCKS:
+                out.append("\n\n")
+                stack.append(block_end)
+            stack.extend(reversed(node.contents))
+    return "".join(out)
 
 
 def load_html(path: Path) -> str:
@@ -83,18 +173,10 @@ def load_html(path: Path) -> str:
     from bs4 import BeautifulSoup
 
     data = path.read_bytes()
-    if looks_binary(data):
+    if _wide_bom(data) is None and looks_binary(data):
         raise LoadError("binary content, not an HTML file")
     soup = BeautifulSoup(data, "lxml")
-    for tag in soup.find_all(_HTML_DROP):
-        tag.decompose()
-    for selector in _HTML_DROP_SELECTORS:
-        for tag in soup.select(selector):
-            tag.decompose()
-    for tag in soup.find_all(_HTML_BLOCKS):
-        tag.insert_before("\n\n")
-        tag.insert_after("\n\n")
-    text = soup.get_text()
+    text = _visible_text(soup)
     lines = (re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in _normalise_newlines(text).split("\n"))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
@@ -165,4 +247,7 @@ def load_document(path: Path, settings: Settings) -> LoadedDocument:
                         f"(supported: {', '.join(SUPPORTED_SUFFIXES)})")
     if not doc.text.strip():
         raise LoadError("no text found" + (" (scanned PDF without a text layer?)" if suffix == ".pdf" else ""))
+    if len(doc.text) > settings.max_text_chars:
+        raise LoadError(f"text is {len(doc.text):,} characters, over the {settings.max_text_chars:,} limit "
+                        "(RAGQA_MAX_TEXT_CHARS)")
     return doc

@@ -21,8 +21,8 @@ import numpy as np
 from ingest.chunking import chunk_document, load_tokenizer, make_splitter
 from ingest.discovery import discover
 from ingest.errors import IngestUsageError, LoadError
-from ingest.loaders import load_document
 from ingest.report import IngestReport
+from ingest.worker import ParserWorker
 from rag_qa.config import Settings, get_settings
 from rag_qa.docstore import ChunkRow, DocumentRow
 from rag_qa.embeddings import SentenceTransformerEmbeddings
@@ -70,26 +70,28 @@ class _Run:
         splitter = make_splitter(load_tokenizer(self.settings.embedding_model),
                                  self.settings.chunk_tokens, self.settings.chunk_overlap)
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        for i, (path, sha) in enumerate(todo):
-            self.progress(i, len(todo), f"reading {path.name}")
-            try:
-                stat = path.stat()
-                document = load_document(path, self.settings)
-                rows = chunk_document(document, splitter)
-            except LoadError as exc:
-                self.fail(path, str(exc))
-                continue
-            except OSError as exc:
-                self.fail(path, f"cannot read: {exc.strerror or exc}")
-                continue
-            except Exception as exc:  # one odd file must not stop the others
-                self.fail(path, f"unexpected error while reading ({type(exc).__name__}: {exc})"[:300])
-                continue
-            source = str(path)
-            (self.report.updated if source in previous else self.report.added).append(source)
-            self.new_rows.extend(rows)
-            self.new_docs.append(DocumentRow(source, sha, stat.st_mtime, stat.st_size, document.type,
-                                             document.pages, len(rows), now))
+        with ParserWorker(self.settings) as parser:  # parsers run with a time limit and a memory cap
+            for i, (path, sha) in enumerate(todo):
+                self.progress(i, len(todo), f"reading {path.name}")
+                try:
+                    stat = path.stat()
+                    document = parser.load(path)
+                    rows = chunk_document(document, splitter)
+                except LoadError as exc:
+                    self.fail(path, str(exc))
+                    continue
+                except OSError as exc:
+                    self.fail(path, f"cannot read: {exc.strerror or exc}")
+                    continue
+                except Exception as exc:  # one odd file must not stop the others
+                    reason = " ".join(f"unexpected error while reading ({type(exc).__name__}: {exc})".split())
+                    self.fail(path, reason[:300])
+                    continue
+                source = str(path)
+                (self.report.updated if source in previous else self.report.added).append(source)
+                self.new_rows.extend(rows)
+                self.new_docs.append(DocumentRow(source, sha, stat.st_mtime, stat.st_size, document.type,
+                                                 document.pages, len(rows), now))
         self.progress(len(todo), len(todo), "reading")
 
     def embed(self, embeddings: SentenceTransformerEmbeddings) -> np.ndarray:

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     embed_batch_size: int = 64
     max_docx_uncompressed_mb: float = 200.0  # zip-bomb guard: total uncompressed size of a .docx
     max_zip_ratio: float = 200.0  # zip-bomb guard: a .docx member compressed more than this is refused
+    max_text_chars: int = 10_000_000  # extracted text longer than this is refused: bounds chunking/embedding
+    parse_timeout_s: float = 120.0  # a file whose parser runs longer is skipped (parsing runs in a worker)
+    parse_memory_mb: int = 2048  # address-space cap of that worker: a parser bomb fails alone
     lock_timeout_s: float = 60.0  # a second writer waits this long for the index lock, then fails
     keep_versions: int = 2  # index versions kept on disk (the current one and the one before)
     # where indexes live: "faiss" (a versioned folder per index) or "pgvector" (a schema per index on

@@ -92,6 +92,10 @@ def test_chunk_ids_are_stable_and_depend_on_source_and_place(tokenizer) -> None:
 def test_locate_finds_repeated_pieces_in_order() -> None:
     text = "ab ab ab ab"
     spans = locate(text, ["ab ab", "ab ab", "ab"])
-    assert [(s.start, s.end) for s in spans] == [(0, 5), (3, 8), (6, 8)]
+    # each chunk adds text beyond the previous one: the last "ab" is the one at the end
+    assert [(s.start, s.end) for s in spans] == [(0, 5), (3, 8), (9, 11)]
+    # found by the property test: "the" was placed inside "the the Normans", losing the last word
+    spans = locate(" the the Normans the ", ["the the Normans", "the"])
+    assert [(s.start, s.end) for s in spans] == [(1, 16), (17, 20)]
     with pytest.raises(ValueError, match="not found"):
         locate(text, ["zz"])

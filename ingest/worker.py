@@ -1,0 +1,206 @@
+"""Parse files in a separate process, with a time limit and a memory cap.
+
+pypdf, lxml and python-docx run on untrusted bytes, and a crafted file can make a parser loop
+for hours or allocate gigabytes.  :class:`ParserWorker` runs
+:func:`ingest.loaders.load_document` in a spawned child process whose address space is capped
+(``RAGQA_PARSE_MEMORY_MB``) and stops it when one file takes longer than
+``RAGQA_PARSE_TIMEOUT_S``: that file gets a one-line :class:`~ingest.errors.LoadError`, and the
+next file gets a fresh worker.  Requests and results travel as JSON bytes, never pickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import LoadError
+from ingest.loaders import LoadedDocument
+from rag_qa.config import Settings
+
+START_TIMEOUT_S = 60.0  # a fresh interpreter importing the parsers; not counted against a file's limit
+_READY = b"ready"
+
+
+def _limit_memory(megabytes: int) -> None:
+    """Cap this process's address space (where the OS has the call; a no-op elsewhere)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return
+    wanted = int(megabytes) * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this worker when the ingest that started it dies (kill -9)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _error(message: str) -> bytes:
+    return json.dumps({"error": message}).encode("utf-8")
+
+
+def _parse_one(path: str, settings: Settings) -> bytes:
+    """The reply for one request: the document as JSON, or its one-line error."""
+    from ingest.loaders import load_document
+
+    try:
+        doc = load_document(Path(path), settings)
+    except LoadError as exc:
+        return _error(str(exc))
+    except MemoryError:
+        return _error(f"parsing needed more than the {settings.parse_memory_mb} MB memory cap "
+                      "(RAGQA_PARSE_MEMORY_MB)")
+    except RecursionError:
+        return _error("the document is nested too deeply to parse")
+    except OSError as exc:
+        return _error(f"cannot read: {exc.strerror or exc}")
+    except Exception as exc:  # one odd file must not stop the others
+        return _error(" ".join(f"unexpected error while reading ({type(exc).__name__}: {exc})".split())[:300])
+    try:
+        return json.dumps({"type": doc.type, "text": doc.text, "page_starts": doc.page_starts},
+                          ensure_ascii=False).encode("utf-8")
+    except MemoryError:
+        return _error(f"the extracted text does not fit the {settings.parse_memory_mb} MB memory cap "
+                      "(RAGQA_PARSE_MEMORY_MB)")
+
+
+def serve(read_fd: int, write_fd: int) -> None:
+    """The worker's loop: settings first, then one path in and one JSON reply out, until EOF."""
+    from multiprocessing.connection import Connection
+
+    _die_with_parent()
+    requests, replies = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    try:
+        settings = Settings(**json.loads(requests.recv_bytes()))
+        import ingest.loaders  # noqa: F401  (the parsers load before the memory cap, not on the first file)
+
+        _limit_memory(settings.parse_memory_mb)
+        replies.send_bytes(_READY)
+        while True:
+            request = json.loads(requests.recv_bytes())
+            replies.send_bytes(_parse_one(request["path"], settings))
+    except (EOFError, KeyboardInterrupt, BrokenPipeError):
+        return
+
+
+class ParserWorker:
+    """Loads documents in a child process; use as a context manager around one ingest run."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._send: Any = None
+        self._recv: Any = None
+
+    def __enter__(self) -> ParserWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        """Start ``python -m ingest.worker`` (a fresh interpreter: no threads, locks or models copied)."""
+        from multiprocessing.connection import Connection
+
+        requests_r, requests_w = os.pipe()
+        replies_r, replies_w = os.pipe()
+        try:
+            self._proc = subprocess.Popen([sys.executable, "-m", "ingest.worker"], stdin=requests_r,
+                                          stdout=replies_w, env=dict(os.environ, PYTHONPATH=_pythonpath()))
+        except BaseException:
+            for fd in (requests_w, replies_r):
+                os.close(fd)
+            raise
+        finally:
+            os.close(requests_r)
+            os.close(replies_w)
+        self._send = Connection(requests_w, readable=False)
+        self._recv = Connection(replies_r, writable=False)
+        try:
+            self._send.send_bytes(self.settings.model_dump_json().encode("utf-8"))
+            ready = self._recv.poll(START_TIMEOUT_S) and self._recv.recv_bytes() == _READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            code = self._stop()
+            raise LoadError(f"the parser worker did not start (exit code {code})")
+
+    def _stop(self) -> int | None:
+        """Kill the worker (if running), close the pipes and return its exit code."""
+        proc, self._proc = self._proc, None
+        for conn in (self._send, self._recv):
+            if conn is not None:
+                conn.close()
+        self._send = self._recv = None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.kill()
+        return proc.wait()
+
+    def load(self, path: Path) -> LoadedDocument:
+        """Load ``path`` like :func:`~ingest.loaders.load_document`, within the time and memory limits."""
+        if os.name == "nt":  # pragma: no cover - fd-based pipes are POSIX; no limits there
+            from ingest.loaders import load_document
+
+            return load_document(path, self.settings)
+        if self._proc is None or self._proc.poll() is not None:
+            self._stop()
+            self._start()
+        limit = self.settings.parse_timeout_s
+        try:
+            self._send.send_bytes(json.dumps({"path": str(path)}).encode("utf-8"))
+            if not self._recv.poll(limit):
+                self._stop()
+                raise LoadError(f"parsing took longer than {limit:g}s and was stopped (RAGQA_PARSE_TIMEOUT_S)")
+            reply = json.loads(self._recv.recv_bytes())
+        except (EOFError, OSError):
+            code = self._stop()
+            raise LoadError(f"the parser crashed on this file (worker exit code {code}); "
+                            "it may need more memory than RAGQA_PARSE_MEMORY_MB allows") from None
+        if "error" in reply:
+            raise LoadError(reply["error"])
+        return LoadedDocument(str(path), reply["type"], reply["text"], reply["page_starts"])
+
+    def close(self) -> None:
+        """Let the worker exit (the end of its input ends its loop); kill it if it does not."""
+        if self._proc is None:
+            return
+        self._send.close()
+        self._send = None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout=5)
+        self._stop()
+
+
+def _pythonpath() -> str:
+    """This checkout first on the worker's path, so ``-m ingest.worker`` is this very code."""
+    root = str(Path(__file__).resolve().parents[1])
+    return os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
+def main() -> None:
+    """``python -m ingest.worker``: the protocol on fds duplicated from stdin/stdout, whose
+    fd 1 then points at stderr so that a stray print can never corrupt a reply."""
+    read_fd, write_fd = os.dup(0), os.dup(1)
+    os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    serve(read_fd, write_fd)
+
+
+if __name__ == "__main__":
+    main()
