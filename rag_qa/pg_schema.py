@@ -86,7 +86,7 @@ def schema_name(index: str | Path) -> str:
     different names never share a schema.
     """
     name = Path(index).name or str(index)
-    safe = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_")[:40]
+    safe = re.sub(r"[^a-z0-9_]+|__+", "_", name.lower()).strip("_")[:40]  # never "__": staging schemas have it
     if safe != name or not safe:
         safe = f"{safe}_{hashlib.sha256(name.encode()).hexdigest()[:8]}".lstrip("_")
     return SCHEMA_PREFIX + safe

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from rag_qa.config import Settings
 
 _DOCUMENT_COLUMNS = "source, sha256, mtime, size, type, pages, n_chunks, added_at"
+STAGING_SUFFIX = "__next"  # a rebuilt index is written into <schema>__next, then renamed over <schema>
 
 
 class PgPreviousVersion:
@@ -122,8 +123,10 @@ class PgIndexWriter:
                        chunking: dict[str, Any] | None = None) -> int:
         """Make the index hold the chunks of ``kept_sources`` (already stored) plus ``chunks``; returns the version.
 
-        With nothing kept (first ingest, ``--rebuild``, or every file replaced) the schema is
-        recreated for ``dimension`` and the indexes are built after the bulk load.
+        With nothing kept (first ingest, ``--rebuild``, or every file replaced) the index is
+        built in a staging schema for ``dimension`` (its HNSW/GIN indexes after the bulk load) and
+        renamed over the live one at the end of the same transaction, so readers are never blocked
+        by a long rebuild.
         """
         conn = self._connection()
         vectors = np.ascontiguousarray(vectors, dtype="float32").reshape(-1, dimension)
@@ -136,23 +139,24 @@ class PgIndexWriter:
             if not fresh and meta is not None and meta["dimension"] != dimension:
                 raise EmbeddingMismatchError(f"index {self.path} holds {meta['dimension']}-d vectors, the embedding "
                                              f"model gives {dimension}-d; use --rebuild")
-            if fresh:
-                conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
-                create_tables(conn, self.schema, dimension)
-            else:
-                conn.execute(f"DELETE FROM {self.schema}.documents WHERE NOT (source = ANY(%s))",
-                             [list(kept_sources)])
+            if fresh:  # built beside the live schema, which readers keep using until the switch at the end
+                target = self.schema + STAGING_SUFFIX
+                conn.execute(f"DROP SCHEMA IF EXISTS {target} CASCADE")
+                create_tables(conn, target, dimension)
+            else:  # row changes only: readers see the previous rows (MVCC) until the commit
+                target = self.schema
+                conn.execute(f"DELETE FROM {target}.documents WHERE NOT (source = ANY(%s))", [list(kept_sources)])
                 if not chunks and meta is not None:
                     embedding_model = meta["embedding_model"]  # nothing embedded: the recorded model stands
-            self._insert(conn, chunks, vectors, new_documents)
+            self._insert(conn, target, chunks, vectors, new_documents)
             if fresh:
-                create_chunk_indexes(conn, self.schema)
-            counts = conn.execute(f"SELECT (SELECT count(*) FROM {self.schema}.documents), "
-                                  f"(SELECT count(*) FROM {self.schema}.chunks)").fetchone()
+                create_chunk_indexes(conn, target)
+            counts = conn.execute(f"SELECT (SELECT count(*) FROM {target}.documents), "
+                                  f"(SELECT count(*) FROM {target}.chunks)").fetchone()
             assert counts is not None
             self.counts = (int(counts[0]), int(counts[1]))
             conn.execute(
-                f"INSERT INTO {self.schema}.meta (format_version, embedding_model, dimension, version, documents, "
+                f"INSERT INTO {target}.meta (format_version, embedding_model, dimension, version, documents, "
                 "chunks, created_at, chunking) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (singleton) DO UPDATE SET embedding_model = EXCLUDED.embedding_model, "
                 "version = EXCLUDED.version, documents = EXCLUDED.documents, chunks = EXCLUDED.chunks, "
@@ -160,19 +164,23 @@ class PgIndexWriter:
                 [FORMAT_VERSION, embedding_model, dimension, version, *self.counts,
                  datetime.now(UTC).isoformat(timespec="seconds"), json.dumps(chunking or {})],
             )
+            if fresh:  # the switch: locks the old tables only for the moment before the commit
+                conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+                conn.execute(f"ALTER SCHEMA {target} RENAME TO {self.schema}")
         return version
 
-    def _insert(self, conn: psycopg.Connection, chunks: Sequence[ChunkRow], vectors: np.ndarray,
+    @staticmethod
+    def _insert(conn: psycopg.Connection, schema: str, chunks: Sequence[ChunkRow], vectors: np.ndarray,
                 documents: Sequence[DocumentRow]) -> None:
         """Insert the new documents' rows, then their chunks with one binary ``COPY``."""
         with conn.cursor() as cur:
             cur.executemany(
-                f"INSERT INTO {self.schema}.documents ({_DOCUMENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO {schema}.documents ({_DOCUMENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 [(d.source, d.sha256, d.mtime, d.size, d.type, d.pages, d.n_chunks, d.added_at) for d in documents],
             )
             if not chunks:
                 return
-            with cur.copy(f'COPY {self.schema}.chunks (id, source, page, "start", "end", text, embedding) '
+            with cur.copy(f'COPY {schema}.chunks (id, source, page, "start", "end", text, embedding) '
                           "FROM STDIN WITH (FORMAT BINARY)") as copy:
                 copy.set_types(["text", "text", "int4", "int4", "int4", "text", "vector"])
                 for row, vector in zip(chunks, vectors, strict=True):

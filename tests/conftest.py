@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,18 +70,10 @@ def pg_dsn() -> Iterator[str]:
     if configured:
         yield configured
         return
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, root)
-        warnings.simplefilter("ignore")
-        import pgserver
+    from rag_qa.pg_local import local_server
 
-    # outside pytest's 0700 temp root: as root, pgserver runs postgres as another user that must reach it
-    root = Path(tempfile.mkdtemp(prefix="rag-qa-pg-"))
-    server = pgserver.get_server(root / "pgdata", cleanup_mode="stop")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
+    with local_server() as dsn:
+        yield dsn
 
 
 def pg_settings(dsn: str) -> Settings:

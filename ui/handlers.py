@@ -45,7 +45,7 @@ class Handlers:
     def _ready_service(self, index_value: str | None) -> QAService | None:
         """The service for the chosen index, or ``None`` when that index has no documents yet."""
         index = self.catalog.resolve(index_value)
-        if not is_built(index):
+        if not is_built(index, self.catalog.settings):
             return None
         service = self.catalog.service(index)
         return service if service.store.chunk_count > 0 else None
@@ -105,7 +105,7 @@ class Handlers:
         """The documents table rows and the remove-dropdown update for the chosen index."""
         index = self.catalog.resolve(index_value)
         rows: list[list[Any]] = []
-        if is_built(index):
+        if is_built(index, self.catalog.settings):
             for d in self.catalog.service(index).store.documents():
                 rows.append([render.display_name(d.source), d.type, d.pages if d.pages is not None else "",
                              d.chunks, d.added_at, d.source])

@@ -13,6 +13,7 @@ from pathlib import Path
 from rag_qa.config import Settings
 from rag_qa.index_layout import current_version
 from rag_qa.service import QAService
+from rag_qa.stores import index_exists
 
 _NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -22,8 +23,10 @@ def sanitise_index_name(name: str) -> str:
     return _NAME.sub("-", name.strip()).strip("-_")[:64]
 
 
-def is_built(index: Path) -> bool:
-    """True when ``index`` holds at least one committed version."""
+def is_built(index: Path, settings: Settings | None = None) -> bool:
+    """True when ``index`` holds at least one committed version (on the server, with ``RAGQA_STORE=pgvector``)."""
+    if settings is not None and settings.store != "faiss":
+        return index_exists(index, settings)
     return index.is_dir() and current_version(index) is not None
 
 
