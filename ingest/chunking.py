@@ -90,8 +90,9 @@ def locate(text: str, pieces: list[str]) -> list[Span]:
 
     Each piece starts after the previous piece's start and ends after its end (a chunk always
     adds text beyond the one before; without that rule "the" following "the the Normans" was
-    placed inside it).  If the splitter ever yields a piece that is not a substring,
-    ``ValueError`` says so (it is a bug, not input).
+    placed inside it).  In text that repeats itself exactly the place is ambiguous and may come
+    out earlier than the splitter's, but ``text[start:end]`` is always the piece.  If the
+    splitter ever yields a piece that is not a substring, ``ValueError`` says so (a bug, not input).
     """
     spans: list[Span] = []
     position, previous_end = 0, 0

@@ -67,8 +67,13 @@ class Progress:
             self._bar = None
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped (a file named ``a\\nb.pdf`` must not split its line)."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def _fail(code: int, message: str) -> int:
-    print(f"ingest: error: {message}", file=sys.stderr)
+    print(f"ingest: error: {one_line(message)}", file=sys.stderr)
     return code
 
 
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress()
     try:
         report = ingest_paths(args.paths, args.index, rebuild=args.rebuild, remove=args.remove,
-                              progress=progress, log=lambda m: print(f"ingest: {m}", file=sys.stderr))
+                              progress=progress, log=lambda m: print(f"ingest: {one_line(m)}", file=sys.stderr))
     except (IngestUsageError, EmbeddingMismatchError) as exc:
         return _fail(EXIT_USAGE, str(exc))
     except (IndexStoreError, ModelNotFoundError) as exc:
@@ -94,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     for failure in report.failed:
-        print(f"failed: {failure['path']}: {failure['error']}", file=sys.stderr)
-    print(report.summary_line(), file=sys.stderr)
+        print(f"failed: {one_line(failure['path'])}: {one_line(failure['error'])}", file=sys.stderr)
+    print(one_line(report.summary_line()), file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_dict()))
     return report.exit_code

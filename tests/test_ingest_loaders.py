@@ -69,6 +69,12 @@ def test_docx_paragraphs_and_tables(settings: Settings) -> None:
     ("not_a_zip.docx", "not a zip archive"),
     ("bomb.docx", "zip bomb"),
     ("binary.txt", "binary content"),
+    ("invalid_utf8.txt", "cannot detect the text encoding"),
+    ("truncated.pdf", "corrupt or unreadable PDF"),
+    ("script_only.html", "no text found"),
+    ("empty.pdf", "corrupt or unreadable PDF (Cannot read an empty file)"),
+    ("empty.docx", "not a zip archive"),
+    ("empty.html", "no text found"),
 ])
 def test_bad_files_are_refused_with_a_one_line_reason(settings: Settings, name: str, reason: str) -> None:
     with pytest.raises(LoadError) as err:

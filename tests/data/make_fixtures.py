@@ -1,21 +1,27 @@
 """Regenerate the committed test fixtures from the shared real corpus (run once, then commit).
 
-    .venv/bin/python tests/data/make_fixtures.py [SHARED_DOCS_DIR]
+    .venv/bin/python tests/data/make_fixtures.py [--new-only] [SHARED_DOCS_DIR]
 
 ``docs/`` holds small good files of every supported type (text from SQuAD's Wikipedia
 articles and github/opensource.guide, CC BY-SA 4.0 / CC BY 4.0, see docs/SOURCES.md);
-``bad/`` holds files ingestion must refuse, each for a different reason.
+``bad/`` holds files ingestion must refuse, each for a different reason; ``encodings/`` holds
+valid text in other encodings (UTF-16, cp1252, Shift-JIS, UTF-8 with two damaged bytes) that must
+be read, decoded.  ``--new-only`` writes just the issue #9 additions.  Large or odd hostile files
+(deep HTML, a 30 MB line, names with newlines, symlinks) are made at test time by ``tests/hostile.py``.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
+import random
 import sys
 import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SHARED = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parents[2] / "shared" / "data" / "docs"
+_ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+SHARED = Path(_ARGS[0]) if _ARGS else HERE.parents[2] / "shared" / "data" / "docs"
 
 
 def paragraphs(path: Path) -> list[str]:
@@ -107,6 +113,97 @@ def binary_txt(out: Path) -> None:
     out.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8)
 
 
+def invalid_utf8_txt(out: Path) -> None:
+    """Printable ASCII and high bytes at random: not UTF-8, and no 8-bit encoding reads it as text."""
+    rng = random.Random(9)
+    out.write_bytes(bytes(rng.choice([rng.randrange(32, 127), rng.randrange(128, 256)]) for _ in range(1500)))
+
+
+def truncated_pdf(out: Path) -> None:
+    """The good two-page PDF cut off 200 bytes into its first content stream (a download cut short)."""
+    data = (HERE / "docs" / "packet_switching_2p.pdf").read_bytes()
+    out.write_bytes(data[: data.index(b"stream") + 200])
+
+
+def script_only_html(out: Path) -> None:
+    """A page whose only text is script and style: nothing to index."""
+    out.write_text(
+        "<!DOCTYPE html>\n<html><head><title></title><style>body { color: red; } /* STYLE_ONLY */</style>\n"
+        "<script>document.write('SCRIPT_ONLY_TEXT');</script></head>\n"
+        "<body><script>var onlyScript = 'SCRIPT_ONLY_TEXT';</script><noscript></noscript></body></html>\n",
+        encoding="utf-8",
+    )
+
+
+def normans_text(paras: int = 3) -> str:
+    """The first Normans paragraphs that have accents (é, —), as one text."""
+    accented = [p for p in paragraphs(SHARED / "wikipedia-squad/Normans.txt") if "é" in p]
+    return "\n\n".join(accented[:paras]) + "\n"
+
+
+def utf16_texts(le: Path, be_html: Path) -> None:
+    """Normans paragraphs as UTF-16 LE with a BOM, and the Oxygen page as UTF-16 BE HTML with a BOM."""
+    le.write_bytes(codecs.BOM_UTF16_LE + normans_text().encode("utf-16-le"))
+    page = (HERE / "docs" / "oxygen.html").read_text(encoding="utf-8").replace('charset="utf-8"', 'charset="utf-16"')
+    be_html.write_bytes(codecs.BOM_UTF16_BE + page.encode("utf-16-be"))
+
+
+def _encodes(text: str, codec: str) -> bool:
+    try:
+        text.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def cp1252_md(out: Path) -> None:
+    """opensource.guide paragraphs with curly apostrophes (bytes 0x92 in cp1252, not latin-1)."""
+    text = (SHARED / "markdown/code-of-conduct.md").read_text(encoding="utf-8")
+    paras = [p for p in text.split("\n\n") if "’" in p and _encodes(p, "cp1252")]
+    out.write_bytes(("\n\n".join(paras[:4]) + "\n").encode("cp1252"))
+
+
+#: written for these tests (not from the corpus): a few plain sentences about Tokyo
+JAPANESE = (
+    "東京は日本の首都であり、世界でも有数の大都市です。\n"
+    "東京都の人口はおよそ千四百万人で、周辺の県を含む首都圏には三千万人以上が暮らしています。\n"
+    "江戸時代には江戸と呼ばれ、徳川幕府が置かれていました。一八六八年に東京と改められました。\n"
+    "電車や地下鉄の路線が網の目のように広がり、毎日多くの人が通勤に利用しています。\n"
+)
+
+
+def shift_jis_txt(out: Path) -> None:
+    out.write_bytes(JAPANESE.encode("shift_jis"))
+
+
+def damaged_utf8_txt(out: Path) -> None:
+    """UTF-8 Normans paragraphs with two damaged bytes: read as UTF-8, the damage becomes U+FFFD."""
+    accented = [p for p in paragraphs(SHARED / "wikipedia-squad/Normans.txt") if not p.isascii()]
+    text = "\n\n".join([p for p in accented if "é" in p][:1] + [p for p in accented if "é" not in p][:4])
+    data = bytearray((text + "\n").encode("utf-8"))
+    first = data.index("é".encode())
+    data[first + 1] = 0x28  # é's continuation byte overwritten
+    middle = data.index(b" ", len(data) // 2) + 1
+    data[middle:middle] = b"\xff"  # a stray byte between two words (after the next space)
+    out.write_bytes(bytes(data))
+
+
+def new_hostile_fixtures() -> None:
+    """The encodings/ folder and the bad files added for issue #9 (run alone to leave the older,
+    non-deterministic fixtures such as encrypted.pdf untouched)."""
+    encodings, bad = HERE / "encodings", HERE / "bad"
+    encodings.mkdir(exist_ok=True)
+    utf16_texts(encodings / "normans_utf16le.txt", encodings / "oxygen_utf16be.html")
+    cp1252_md(encodings / "code-of-conduct_cp1252.md")
+    shift_jis_txt(encodings / "tokyo_shift_jis.txt")
+    damaged_utf8_txt(encodings / "normans_damaged_utf8.txt")
+    invalid_utf8_txt(bad / "invalid_utf8.txt")
+    truncated_pdf(bad / "truncated.pdf")
+    script_only_html(bad / "script_only.html")
+    for name in ("empty.pdf", "empty.docx", "empty.html"):
+        (bad / name).write_bytes(b"")
+
+
 def main() -> None:
     docs, bad = HERE / "docs", HERE / "bad"
     docs.mkdir(exist_ok=True)
@@ -121,9 +218,13 @@ def main() -> None:
     not_a_zip_docx(bad / "not_a_zip.docx")
     zip_bomb_docx(bad / "bomb.docx")
     binary_txt(bad / "binary.txt")
-    for path in sorted(docs.iterdir()) + sorted(bad.iterdir()):
+    new_hostile_fixtures()
+    for path in sorted(docs.iterdir()) + sorted(bad.iterdir()) + sorted((HERE / "encodings").iterdir()):
         print(f"{path.relative_to(HERE)}: {path.stat().st_size} bytes")
 
 
 if __name__ == "__main__":
-    main()
+    if "--new-only" in sys.argv:
+        new_hostile_fixtures()
+    else:
+        main()
