@@ -69,15 +69,17 @@ def _wide_bom(data: bytes) -> str | None:
 
 
 def _mostly_utf8(data: bytes) -> str | None:
-    """UTF-8 with the few broken bytes replaced (U+FFFD), when valid multi-byte characters outnumber them.
+    """UTF-8 with its few broken bytes replaced (U+FFFD), when valid multi-byte characters are at
+    least as many as the broken sequences.
 
-    A legacy 8-bit file (latin-1, cp1252) has almost no valid multi-byte sequences, so it falls
-    through to encoding detection; a UTF-8 file with a damaged byte or two keeps its accents.
+    In a legacy 8-bit file (latin-1, cp1252) every accented letter is a broken sequence and
+    valid multi-byte ones almost never occur, so it falls through to encoding detection; a
+    UTF-8 file with a damaged byte or two keeps its accents instead of turning into mojibake.
     """
     text = data.decode("utf-8-sig", errors="replace")
     broken = text.count("\ufffd") - data.count("\ufffd".encode())
     valid = sum(1 for ch in text if ch > "\x7f" and ch != "\ufffd")
-    return text if valid > 2 * broken else None
+    return text if valid >= broken else None
 
 
 def _decode(data: bytes) -> str:
