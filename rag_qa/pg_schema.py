@@ -4,9 +4,11 @@ Every index is one schema (``ragqa_<name>``, from the index folder's name) so se
 and several app instances, share one server::
 
     ragqa_<name>.meta        one row: embedding model + dimension, version (bumped by each ingest), counts
+                             (chunks, and their total token count for BM25's average length)
     ragqa_<name>.documents   one row per source file (sha256 decides re-embedding), as in the SQLite docstore
     ragqa_<name>.chunks      chunk text + offsets, vector(dim) with an HNSW index (vector_ip_ops),
-                             tsv = to_tsvector('english', text) with a GIN index for the lexical leg
+                             tsv = to_tsvector('english', text) with a GIN index, n_tokens (its length)
+    ragqa_<name>.terms       document frequency of every lexeme (BM25's idf), kept current by each ingest
 
 Errors are :class:`~rag_qa.index_layout.IndexStoreError` subclasses with one actionable line;
 the DSN's user and password never appear in them.
@@ -19,7 +21,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag_qa.index_layout import FORMAT_VERSION, IndexStoreError
+from rag_qa.index_layout import IndexStoreError
 
 if TYPE_CHECKING:
     import psycopg
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from rag_qa.config import Settings
 
 SCHEMA_PREFIX = "ragqa_"
+FORMAT_VERSION = 1  # of the tables below; an index in another format is refused with "rebuild it"
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64  # pgvector's defaults, spelled out so the README can quote them
 CONNECT_TIMEOUT_S = 10
 
@@ -39,6 +42,7 @@ CREATE TABLE {schema}.meta (
     version BIGINT NOT NULL,
     documents INTEGER NOT NULL,
     chunks INTEGER NOT NULL,
+    tokens BIGINT NOT NULL,
     created_at TEXT NOT NULL,
     chunking JSONB NOT NULL
 )"""
@@ -63,8 +67,19 @@ CREATE TABLE {schema}.chunks (
     "end" INTEGER NOT NULL,
     text TEXT NOT NULL,
     embedding vector({dimension}) NOT NULL,
-    tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED
+    tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
+    n_tokens INTEGER GENERATED ALWAYS AS ({schema}.token_count(to_tsvector('english', text))) STORED
 )"""
+TERMS_DDL = """
+CREATE TABLE {schema}.terms (
+    lexeme TEXT PRIMARY KEY,
+    df INTEGER NOT NULL
+)"""
+# a chunk's length for BM25: its lexemes counted with repeats (stop words are not lexemes)
+TOKEN_COUNT_DDL = """
+CREATE FUNCTION {schema}.token_count(tsvector) RETURNS integer
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS 'SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0)::integer FROM unnest($1)'"""
 # built after a bulk load (much faster than growing an HNSW graph row by row), kept up to date after
 CHUNK_INDEXES = (
     "CREATE INDEX chunks_source ON {schema}.chunks (source)",
@@ -192,7 +207,7 @@ def _dict_rows() -> Any:
 def create_tables(conn: psycopg.Connection, schema: str, dimension: int) -> None:
     """Create ``schema`` with empty meta/documents/chunks tables (indexes come after the first load)."""
     conn.execute(f"CREATE SCHEMA {schema}")
-    for ddl in (META_DDL, DOCUMENTS_DDL, CHUNKS_DDL):
+    for ddl in (META_DDL, DOCUMENTS_DDL, TOKEN_COUNT_DDL, CHUNKS_DDL, TERMS_DDL):
         conn.execute(ddl.format(schema=schema, dimension=int(dimension)))
 
 

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag_qa.docstore import ChunkRow, DocumentRow
-from rag_qa.index_layout import FORMAT_VERSION, EmbeddingMismatchError, IndexLockedError, Manifest
+from rag_qa.index_layout import EmbeddingMismatchError, IndexLockedError, Manifest
 from rag_qa.pg_schema import (
+    FORMAT_VERSION,
     advisory_key,
     connect,
     create_chunk_indexes,
@@ -139,29 +140,29 @@ class PgIndexWriter:
             if not fresh and meta is not None and meta["dimension"] != dimension:
                 raise EmbeddingMismatchError(f"index {self.path} holds {meta['dimension']}-d vectors, the embedding "
                                              f"model gives {dimension}-d; use --rebuild")
-            if fresh:  # built beside the live schema, which readers keep using until the switch at the end
+            if fresh or meta is None:  # built beside the live schema, which readers use until the switch at the end
                 target = self.schema + STAGING_SUFFIX
                 conn.execute(f"DROP SCHEMA IF EXISTS {target} CASCADE")
                 create_tables(conn, target, dimension)
+                n_chunks, n_tokens = 0, 0
             else:  # row changes only: readers see the previous rows (MVCC) until the commit
                 target = self.schema
-                conn.execute(f"DELETE FROM {target}.documents WHERE NOT (source = ANY(%s))", [list(kept_sources)])
-                if not chunks and meta is not None:
+                gone_chunks, gone_tokens = self._delete_sources(conn, kept_sources)
+                n_chunks, n_tokens = meta["chunks"] - gone_chunks, meta["tokens"] - gone_tokens
+                if not chunks:
                     embedding_model = meta["embedding_model"]  # nothing embedded: the recorded model stands
-            self._insert(conn, target, chunks, vectors, new_documents)
+            new_chunks, new_tokens = self._insert(conn, target, chunks, vectors, new_documents)
             if fresh:
                 create_chunk_indexes(conn, target)
-            counts = conn.execute(f"SELECT (SELECT count(*) FROM {target}.documents), "
-                                  f"(SELECT count(*) FROM {target}.chunks)").fetchone()
-            assert counts is not None
-            self.counts = (int(counts[0]), int(counts[1]))
+            documents = conn.execute(f"SELECT count(*) FROM {target}.documents").fetchone()
+            self.counts = (int(documents[0]) if documents else 0, n_chunks + new_chunks)
             conn.execute(
                 f"INSERT INTO {target}.meta (format_version, embedding_model, dimension, version, documents, "
-                "chunks, created_at, chunking) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "chunks, tokens, created_at, chunking) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (singleton) DO UPDATE SET embedding_model = EXCLUDED.embedding_model, "
                 "version = EXCLUDED.version, documents = EXCLUDED.documents, chunks = EXCLUDED.chunks, "
-                "created_at = EXCLUDED.created_at, chunking = EXCLUDED.chunking",
-                [FORMAT_VERSION, embedding_model, dimension, version, *self.counts,
+                "tokens = EXCLUDED.tokens, created_at = EXCLUDED.created_at, chunking = EXCLUDED.chunking",
+                [FORMAT_VERSION, embedding_model, dimension, version, *self.counts, n_tokens + new_tokens,
                  datetime.now(UTC).isoformat(timespec="seconds"), json.dumps(chunking or {})],
             )
             if fresh:  # the switch: locks the old tables only for the moment before the commit
@@ -169,19 +170,46 @@ class PgIndexWriter:
                 conn.execute(f"ALTER SCHEMA {target} RENAME TO {self.schema}")
         return version
 
+    def _delete_sources(self, conn: psycopg.Connection, kept_sources: Sequence[str]) -> tuple[int, int]:
+        """Delete every document not in ``kept_sources`` (chunks cascade), keeping the lexeme statistics
+        right; returns the (chunks, tokens) that went."""
+        kept = set(kept_sources)
+        gone = [r[0] for r in conn.execute(f"SELECT source FROM {self.schema}.documents") if r[0] not in kept]
+        if not gone:
+            return 0, 0
+        stats = conn.execute(f"SELECT count(*), coalesce(sum(n_tokens), 0) FROM {self.schema}.chunks "
+                             "WHERE source = ANY(%s)", [gone]).fetchone()
+        conn.execute(
+            f"UPDATE {self.schema}.terms AS t SET df = t.df - d.n FROM ("
+            f"SELECT lexeme, count(*) AS n FROM {self.schema}.chunks AS c, unnest(tsvector_to_array(c.tsv)) AS lexeme "
+            "WHERE c.source = ANY(%s) GROUP BY lexeme) AS d WHERE t.lexeme = d.lexeme", [gone])
+        conn.execute(f"DELETE FROM {self.schema}.terms WHERE df <= 0")
+        conn.execute(f"DELETE FROM {self.schema}.documents WHERE source = ANY(%s)", [gone])
+        return (int(stats[0]), int(stats[1])) if stats else (0, 0)
+
     @staticmethod
     def _insert(conn: psycopg.Connection, schema: str, chunks: Sequence[ChunkRow], vectors: np.ndarray,
-                documents: Sequence[DocumentRow]) -> None:
-        """Insert the new documents' rows, then their chunks with one binary ``COPY``."""
+                documents: Sequence[DocumentRow]) -> tuple[int, int]:
+        """Insert the new documents' rows, their chunks (one binary ``COPY``) and their lexemes'
+        document frequencies; returns the (chunks, tokens) added."""
+        last = conn.execute(f"SELECT coalesce(max(seq), 0) FROM {schema}.chunks").fetchone()
         with conn.cursor() as cur:
             cur.executemany(
                 f"INSERT INTO {schema}.documents ({_DOCUMENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 [(d.source, d.sha256, d.mtime, d.size, d.type, d.pages, d.n_chunks, d.added_at) for d in documents],
             )
             if not chunks:
-                return
+                return 0, 0
             with cur.copy(f'COPY {schema}.chunks (id, source, page, "start", "end", text, embedding) '
                           "FROM STDIN WITH (FORMAT BINARY)") as copy:
                 copy.set_types(["text", "text", "int4", "int4", "int4", "text", "vector"])
                 for row, vector in zip(chunks, vectors, strict=True):
                     copy.write_row((row.id, row.source, row.page, row.start, row.end, row.text, vector))
+        since = last[0] if last else 0
+        conn.execute(
+            f"INSERT INTO {schema}.terms AS t (lexeme, df) SELECT lexeme, count(*) FROM {schema}.chunks AS c, "
+            "unnest(tsvector_to_array(c.tsv)) AS lexeme WHERE c.seq > %s GROUP BY lexeme "
+            "ON CONFLICT (lexeme) DO UPDATE SET df = t.df + EXCLUDED.df", [since])
+        stats = conn.execute(f"SELECT count(*), coalesce(sum(n_tokens), 0) FROM {schema}.chunks WHERE seq > %s",
+                             [since]).fetchone()
+        return (int(stats[0]), int(stats[1])) if stats else (0, 0)

@@ -102,6 +102,36 @@ def test_langchain_vectorstore_view_uses_the_same_rows(built_pg_index: Path, pg_
     assert retrieved[0].metadata["source"].endswith("super_bowl.docx")
 
 
+@pytest.mark.pgvector
+def test_bm25_statistics_stay_exact_through_incremental_ingests(tmp_path: Path, pg_index: tuple[Path, Settings],
+                                                                pg_dsn: str) -> None:
+    index, settings = pg_index
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("normans_latin1.txt", "oxygen.html", "code-of-conduct.md"):
+        shutil.copy(DOCS / name, folder / name)
+    ingest_paths([folder], index, settings=settings)
+    md = folder / "code-of-conduct.md"
+    md.write_text(md.read_text(encoding="utf-8") + "\n\nThe quokka clause: every maintainer feeds the quokka.\n")
+    ingest_paths([folder], index, settings=settings)  # one updated, two kept: the incremental path
+    (folder / "oxygen.html").unlink()
+    ingest_paths([folder], index, settings=settings)  # one removed
+    schema = schema_name(index)
+    with connect(pg_dsn) as conn:
+        kept = dict(conn.execute(f"SELECT lexeme, df FROM {schema}.terms").fetchall())
+        recomputed = dict(conn.execute(f"SELECT lexeme, count(*) FROM {schema}.chunks, "
+                                       "unnest(tsvector_to_array(tsv)) AS lexeme GROUP BY lexeme").fetchall())
+        meta = conn.execute(f"SELECT documents, chunks, tokens FROM {schema}.meta").fetchone()
+        actual = conn.execute(f"SELECT (SELECT count(*) FROM {schema}.documents), count(*), sum(n_tokens) "
+                              f"FROM {schema}.chunks").fetchone()
+    assert kept == recomputed and "quokka" in kept and "oxygen" not in kept
+    assert meta == actual and meta is not None and meta[0] == 2
+    with open_store(index, settings) as store:
+        hits = store.search_bm25("quokka maintainers", 3)
+    assert hits[0].source == str(md) and "quokka" in hits[0].text
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True) and hits[-1].score > 0
+
+
 # ingests argv[1] into index argv[2] on server argv[3] (a rebuild if argv[4]), stalling inside the transaction
 STALL_INSIDE_TRANSACTION = """import sys, time
 from pathlib import Path
