@@ -34,7 +34,7 @@ def load_sentence_transformer(path: str) -> SentenceTransformer:
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()
-            model = SentenceTransformer(path)
+            model = SentenceTransformer(path, model_kwargs={"use_safetensors": True})  # never unpickle weights
             _MODELS[path] = model
         return model
 

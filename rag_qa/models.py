@@ -107,6 +107,23 @@ _HOW_TO_INSTALL = {
 }
 
 
+#: checkpoint formats that are pickles: loading one can run arbitrary code
+PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def require_safetensors(folder: Path, name: str, kind: str = "model") -> None:
+    """Refuse a model folder without ``*.safetensors`` weights: we never unpickle a checkpoint."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLED_SUFFIXES)
+    if pickled:
+        raise ModelNotFoundError(
+            f"{kind} '{name}': {folder} has only pickled weights ({', '.join(pickled)}), which can run code "
+            "when loaded; rag-qa loads safetensors only: save the model with save_pretrained(safe_serialization=True)"
+        )
+    raise ModelNotFoundError(f"{kind} '{name}': {folder} has no model.safetensors weights")
+
+
 def resolve_model(name: str, kind: str = "model") -> ModelSpec:
     """Resolve ``name`` (alias, ``models/`` entry, local path or hub id) to a :class:`ModelSpec`."""
     key = name.strip().lower()
@@ -122,11 +139,13 @@ def resolve_model(name: str, kind: str = "model") -> ModelSpec:
         return spec
     shipped = MODELS_DIR / name
     if (shipped / "config.json").is_file():
+        require_safetensors(shipped, name, kind)
         return ModelSpec(name, str(shipped), f"shipped in {shipped}")
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"{kind} '{name}': the directory has no config.json (not a model)")
+        require_safetensors(path, name, kind)
         return ModelSpec(name, str(path.resolve()), f"local directory {path.resolve()}")
     if "/" in name or "-" in name:
         if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):

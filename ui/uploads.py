@@ -20,7 +20,7 @@ _UNSAFE = re.compile(r"[^\w.\- ]+")  # \w is unicode-aware: letters and digits o
 
 
 def sanitise_filename(name: str) -> str:
-    """A safe base name for ``name``: no directories, control characters or leading dots.
+    """A safe base name for ``name``: no directories, control characters, leading dots or dashes.
 
     Unicode letters are kept (NFC-normalised); anything else odd becomes ``_``.  Never
     returns an empty string, ``.`` or ``..``.
@@ -33,7 +33,7 @@ def sanitise_filename(name: str) -> str:
     stem, dot, ext = base.rpartition(".")
     if not dot:
         stem, ext = base, ""
-    stem = stem.strip(" ._") or "upload"
+    stem = re.sub(r"^[ ._-]+", "", stem).rstrip(" ._") or "upload"  # "-rf.txt" must not read as an option
     ext = ext.lower()
     budget = MAX_NAME_CHARS - len(ext) - 1
     return f"{stem[:budget]}.{ext}" if ext else stem[:MAX_NAME_CHARS]

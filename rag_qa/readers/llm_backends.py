@@ -50,7 +50,11 @@ class TransformersChat:
 
             kwargs = {"gguf_file": self.gguf_file} if self.gguf_file else {}
             self._tokenizer = AutoTokenizer.from_pretrained(self.model_name, **kwargs)
-            self._model = AutoModelForCausalLM.from_pretrained(self.model_name, **kwargs).eval()
+            if self.gguf_file:  # weights from a GGUF file or safetensors, never from a pickle
+                model = AutoModelForCausalLM.from_pretrained(self.model_name, gguf_file=self.gguf_file)
+            else:
+                model = AutoModelForCausalLM.from_pretrained(self.model_name, use_safetensors=True)
+            self._model = model.eval()
 
     @property
     def tokenizer(self) -> Any:
