@@ -105,3 +105,27 @@ def test_any_token_aligned_span_round_trips(tok, data):
     s, e = _logits_for(w, ts, te)
     best = decode_window(s, e, w)[0]
     assert (best.start, best.end) == (start, end)
+
+
+CONTEXT_WORDS = st.sampled_from(["Tesla", "was", "born", "in", "1856", "Smiljan,", "naïve", "Straße", "東京",
+                                 "(AC)", "U.S.", "—", "e.g.", "supercalifragilistic", "x"])
+CONTEXTS = st.lists(st.tuples(CONTEXT_WORDS, st.sampled_from([" ", "  ", "\n", " \n\t"])), min_size=3,
+                    max_size=200).map(lambda parts: "".join(w + s for w, s in parts).strip())
+
+
+@settings(max_examples=40, deadline=None)
+@given(context=CONTEXTS, data=st.data())
+def test_span_round_trip_on_any_context_and_window(tok, context, data):
+    """Any token-aligned answer in any window of any context maps to tokens and back to the same
+    characters, including windows after the first (short max_length forces several)."""
+    windows = encode_windows(tok, ["Where was he born?"], [context], max_length=48, doc_stride=16)
+    w = data.draw(st.sampled_from(windows))
+    ctx = [t for t, off in enumerate(w.offsets) if off is not None]
+    i = data.draw(st.integers(0, len(ctx) - 1))
+    j = data.draw(st.integers(i, min(i + 8, len(ctx) - 1)))
+    start, end = w.offsets[ctx[i]][0], w.offsets[ctx[j]][1]
+    ts, te = label_window(w, start, context[start:end])
+    assert (ts, te) == (ctx[i], ctx[j])
+    best = decode_window(*_logits_for(w, ts, te), w)[0]
+    assert (best.start, best.end) == (start, end)
+    assert context[best.start:best.end] == context[start:end]

@@ -79,3 +79,30 @@ def test_metrics_are_bounded_and_symmetric_em(a, b):
     assert 0.0 <= f1(a, b) <= 1.0
     assert exact_match(a, b) == exact_match(b, a)
     assert f1(a, a) == 1.0
+
+
+ANSWERS = st.lists(st.sampled_from(["the", "a", "Denver", "Broncos", "denver", "1856", "U.S.", "Olé", "!", ",",
+                                    "an", "Carolina", "Panthers"]), max_size=8).map(" ".join)
+
+
+@given(ANSWERS, ANSWERS)
+def test_f1_is_symmetric_and_consistent_with_exact_match(a, b):
+    assert f1(a, b) == pytest.approx(f1(b, a))
+    if exact_match(a, b):
+        assert f1(a, b) == 1.0  # the same normalised answer is a perfect overlap
+    if f1(a, b) == 1.0 and normalize_answer(a) and normalize_answer(b):
+        assert sorted(normalize_answer(a).split()) == sorted(normalize_answer(b).split())
+
+
+@given(st.text(max_size=40))
+def test_normalisation_is_idempotent_and_case_blind(text):
+    once = normalize_answer(text)
+    assert normalize_answer(once) == once
+    assert normalize_answer(text.upper()) == normalize_answer(text.lower()) or not text.isascii()
+
+
+@given(ANSWERS, st.lists(ANSWERS, min_size=1, max_size=4))
+def test_scores_take_the_best_gold_answer(prediction, truths):
+    scores = squad_scores({"q": prediction}, {"q": truths})
+    assert scores["exact_match"] == pytest.approx(100 * max(exact_match(prediction, t) for t in truths))
+    assert scores["f1"] == pytest.approx(100 * max(f1(prediction, t) for t in truths))
