@@ -67,6 +67,10 @@ class IndexStore:
     def __init__(self, path: Path, version_dir: Path, manifest: Manifest) -> None:
         import faiss
 
+        # One OpenMP thread for FAISS: queries come one at a time, and FAISS's thread pool
+        # fighting torch's for the same cores made a search of 2,000 vectors take 16 ms instead
+        # of 0.2 ms (50,000 vectors: 64 ms vs 3.3 ms) on 2 cores.
+        faiss.omp_set_num_threads(1)
         self.path = path
         self.version_dir = version_dir
         self.manifest = manifest
