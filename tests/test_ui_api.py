@@ -125,11 +125,11 @@ def test_concurrent_users_each_get_the_answer_to_their_own_question(app: tuple[A
     load_ui = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(load_ui)
     client, index = app
-    expected = {
+    expected = {  # the Normans file only: another test removes oxygen.html from this shared app
         QUESTION: "France",
-        "What is the atomic number of oxygen?": "8",
         "Who was the leader of the Norse raiders who settled Normandy?": "Rollo",
-        "What percentage of the Earth's atmosphere is diatomic oxygen?": "20.8%",
+        "What were the Normans called in Latin?": "Normanni",
+        "In which centuries did the Normans give their name to Normandy?": "10th and 11th",
     }
     replies: list[dict] = []
     summary = load_ui.run_round(client.src, index, list(expected), users=4, results=replies)
