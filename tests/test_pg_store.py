@@ -102,14 +102,20 @@ def test_langchain_vectorstore_view_uses_the_same_rows(built_pg_index: Path, pg_
     assert retrieved[0].metadata["source"].endswith("super_bowl.docx")
 
 
-@pytest.mark.pgvector
-def test_bm25_statistics_stay_exact_through_incremental_ingests(tmp_path: Path, pg_index: tuple[Path, Settings],
-                                                                pg_dsn: str) -> None:
-    index, settings = pg_index
+def _three_docs(tmp_path: Path) -> Path:
+    """A folder with three of the fixture documents (txt, html, md), free to edit."""
     folder = tmp_path / "docs"
     folder.mkdir()
     for name in ("normans_latin1.txt", "oxygen.html", "code-of-conduct.md"):
         shutil.copy(DOCS / name, folder / name)
+    return folder
+
+
+@pytest.mark.pgvector
+def test_bm25_statistics_stay_exact_through_incremental_ingests(tmp_path: Path, pg_index: tuple[Path, Settings],
+                                                                pg_dsn: str) -> None:
+    index, settings = pg_index
+    folder = _three_docs(tmp_path)
     ingest_paths([folder], index, settings=settings)
     md = folder / "code-of-conduct.md"
     md.write_text(md.read_text(encoding="utf-8") + "\n\nThe quokka clause: every maintainer feeds the quokka.\n")
@@ -154,10 +160,7 @@ ingest_paths([Path(sys.argv[1])], Path(sys.argv[2]), rebuild=bool(sys.argv[4]),
 def test_a_killed_ingest_leaves_the_previous_state(tmp_path: Path, pg_index: tuple[Path, Settings], pg_dsn: str,
                                                    rebuild: bool) -> None:
     index, settings = pg_index
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    for name in ("normans_latin1.txt", "oxygen.html", "code-of-conduct.md"):
-        shutil.copy(DOCS / name, folder / name)
+    folder = _three_docs(tmp_path)
     first = ingest_paths([folder], index, settings=settings)
     with open_store(index, settings) as store:
         before = (store.version, store.documents(), store.all_chunk_ids())
