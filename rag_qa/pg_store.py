@@ -36,7 +36,7 @@ from rag_qa.pg_schema import (
     require_dsn,
     schema_name,
 )
-from rag_qa.store import DocumentInfo, canonical_model_name
+from rag_qa.store import DocumentInfo, require_embedding_model
 from rag_qa.types import Passage
 
 if TYPE_CHECKING:
@@ -155,13 +155,7 @@ class PgVectorStore:
 
     def check_embedding_model(self, name: str) -> None:
         """Raise :class:`EmbeddingMismatchError` unless ``name`` is the model the index was built with."""
-        wanted = canonical_model_name(name)
-        if wanted != self.embedding_model:
-            raise EmbeddingMismatchError(
-                f"index {self.path} ({self.location}) was built with embedding model '{self.embedding_model}' "
-                f"({self.dimension}-d), not '{wanted}'; set RAGQA_EMBEDDING_MODEL={self.embedding_model} "
-                "or rebuild the index with `python -m ingest --rebuild PATH...`"
-            )
+        require_embedding_model(name, self.path, self.embedding_model, self.dimension, f" ({self.location})")
 
     # -- searching ----------------------------------------------------------------------
     def search_dense(self, vector: np.ndarray, k: int) -> list[Passage]:

@@ -50,6 +50,17 @@ def canonical_model_name(name: str) -> str:
     return resolve_model(name, kind="embedding model").name
 
 
+def require_embedding_model(name: str, path: Path, built_with: str, dimension: int, where: str = "") -> None:
+    """Raise :class:`EmbeddingMismatchError` unless ``name`` is ``built_with`` (any store's check)."""
+    wanted = canonical_model_name(name)
+    if wanted != built_with:
+        raise EmbeddingMismatchError(
+            f"index {path}{where} was built with embedding model '{built_with}' ({dimension}-d), not "
+            f"'{wanted}'; set RAGQA_EMBEDDING_MODEL={built_with} or rebuild the index with "
+            "`python -m ingest --rebuild PATH...`"
+        )
+
+
 @dataclass(frozen=True)
 class DocumentInfo:
     """One indexed file, as the UI lists it."""
@@ -125,13 +136,7 @@ class IndexStore:
 
     def check_embedding_model(self, name: str) -> None:
         """Raise :class:`EmbeddingMismatchError` unless ``name`` is the model the index was built with."""
-        wanted = canonical_model_name(name)
-        if wanted != self.embedding_model:
-            raise EmbeddingMismatchError(
-                f"index {self.path} was built with embedding model '{self.embedding_model}' "
-                f"({self.dimension}-d), not '{wanted}'; set RAGQA_EMBEDDING_MODEL={self.embedding_model} "
-                "or rebuild the index with `python -m ingest --rebuild PATH...`"
-            )
+        require_embedding_model(name, self.path, self.embedding_model, self.dimension)
 
     # -- searching ----------------------------------------------------------------------
     def search_dense(self, vector: np.ndarray, k: int) -> list[Passage]:
