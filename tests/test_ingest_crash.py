@@ -113,10 +113,14 @@ def _gone(pid: int, timeout: float = 10) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc to find the parser worker")
 def test_kill_9_at_random_moments_never_loses_the_previous_version(index_copy: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "more"
-    folder.mkdir()
-    for name in CRASH_DOCS:
-        shutil.copy2(EXAMPLES / name, folder / name)
+    def fresh_folder(i: int) -> Path:
+        # new paths each round: a run that finished before its kill leaves the next one work to do
+        folder = tmp_path / f"more{i}"
+        folder.mkdir()
+        for name in CRASH_DOCS:
+            shutil.copy2(EXAMPLES / name, folder / name)
+        return folder
+
     rng = random.Random(20260509)
     # (phase to wait for, then a random delay): before the model loads, while parsing, while
     # embedding, while writing the new version; "start" counts from the process start
@@ -125,8 +129,9 @@ def test_kill_9_at_random_moments_never_loses_the_previous_version(index_copy: P
     version, ids, docs = _state(index_copy)
     original_ids = set(ids)
     killed_in: list[str] = []
-    for phase, delay in plan:
+    for i, (phase, delay) in enumerate(plan):
         leftovers = _leftovers(index_copy)
+        folder = fresh_folder(i)
         run = Ingest(str(folder), "--index", str(index_copy))
         if phase != "start":
             assert run.seen[phase].wait(timeout=180), f"never reached {phase}: {run.stderr}"

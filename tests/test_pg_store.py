@@ -233,11 +233,12 @@ def test_ingest_cli_then_ask_search_and_ui_through_the_service(tmp_path: Path, p
 def test_benchmark_runs_small(tmp_path: Path, pg_dsn: str) -> None:
     out = tmp_path / "results.json"
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "pgvector.py"
-    done = subprocess.run([sys.executable, str(script), "--articles", "1", "--questions", "20", "--dsn", pg_dsn,
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    data = Path(__file__).resolve().parent / "data" / "squad" / "dev-mini.json"  # CI has no shared data
+    done = subprocess.run([sys.executable, str(script), "--data", str(data), "--articles", "1", "--questions", "10",
+                           "--dsn", pg_dsn, "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
-    assert result["articles"] == 1 and result["questions"] == 20 and result["chunks"] > 0
+    assert result["articles"] == 1 and result["questions"] == 10 and result["chunks"] > 0
     for leg in ("dense", "lexical", "hybrid"):
         assert result[leg]["pgvector"]["recall@5"] > 0.5 and result[leg]["latency_ratio_p50"] > 0
     assert result["dense"]["hnsw_recall_of_exact_top5"] >= 0.9
