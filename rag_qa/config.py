@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # answer confidence below this -> "no answer"; 0.3 drops 8% of SQuAD dev answers, 88% of them
     # wrong, and loses 1.5% of right ones (benchmarks/results_calibration_pairs.json)
     no_answer_threshold: float = 0.3
+    # extractive reader arithmetic: auto = bf16 where the CPU/GPU does it natively, else fp32;
+    # int8 = dynamic quantisation of the linear layers (CPU only)
+    reader_precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
     # generative reader (see rag_qa.readers.generative)
     llm_model: str = "smollm2"  # what plain `--reader generative` runs
     llm_backend: Literal["auto", "llama.cpp", "transformers"] = "auto"  # auto: llama.cpp if installed

@@ -95,3 +95,22 @@ def test_batch_reads_many_questions_in_one_pass(reader):
     ps = [passage(TESLA, "tesla.txt"), passage(PARIS, "paris.md")]
     answers = reader.read_batch(["Where was Tesla born?", "What is the capital of France?"], [ps, ps])
     assert "Smiljan" in answers[0].answer and answers[1].answer == "Paris"
+
+
+def test_int8_precision_from_settings_quantises_and_still_answers(monkeypatch):
+    """RAGQA_READER_PRECISION=int8 reaches the registry's reader: quantised linears, same answers."""
+    import torch
+
+    import rag_qa.config as config
+    from rag_qa.models import DEFAULT_READER, resolve_model
+    from rag_qa.readers import registry
+
+    monkeypatch.setenv("RAGQA_READER_PRECISION", "int8")
+    monkeypatch.setattr(config, "get_settings", lambda: config.Settings())
+    monkeypatch.setattr(registry, "_instances", {})  # a fresh reader, not the shared fp32/bf16 one
+    r = registry.get_reader(f"extractive:{resolve_model(DEFAULT_READER, kind='reader').path}")
+    assert isinstance(r, ExtractiveReader) and r.config.precision == "int8"
+    r.warm_up()
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in r._model.modules())
+    answer = r.read("Where was Tesla born?", [passage(TESLA, "tesla.txt"), passage(PARIS, "paris.txt")])
+    assert "Smiljan" in answer.answer and answer.citations[0].source == "tesla.txt"

@@ -30,6 +30,7 @@ def _extractive(arg: str | None) -> Reader:
         model=arg or DEFAULT_READER,
         max_answer_length=s.max_answer_length,
         no_answer_threshold=s.no_answer_threshold,
+        precision=s.reader_precision,
     )
     return ExtractiveReader(cfg, name="extractive" if arg is None else f"extractive:{arg}")
 
