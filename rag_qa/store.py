@@ -9,7 +9,8 @@ Writing new versions is :mod:`rag_qa.store_writer`'s job; the layout is in
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,25 @@ def canonical_model_name(name: str) -> str:
     return resolve_model(name, kind="embedding model").name
 
 
+@contextmanager
+def _one_omp_thread() -> Iterator[None]:
+    """Run a FAISS call on one OpenMP thread, then restore the count.
+
+    One query needs no threads, and a parallel region on busy cores waits for its slowest
+    thread: a 2,000-vector search took 16 ms instead of 0.2 ms while other work shared the 2
+    cores.  FAISS and torch share the OpenMP runtime, and the thread count is per calling thread,
+    so setting it for good would also leave torch (the reader) on one thread.
+    """
+    import faiss
+
+    saved = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(saved)
+
+
 def require_embedding_model(name: str, path: Path, built_with: str, dimension: int, where: str = "") -> None:
     """Raise :class:`EmbeddingMismatchError` unless ``name`` is ``built_with`` (any store's check)."""
     wanted = canonical_model_name(name)
@@ -78,10 +98,6 @@ class IndexStore:
     def __init__(self, path: Path, version_dir: Path, manifest: Manifest) -> None:
         import faiss
 
-        # One OpenMP thread for FAISS: queries come one at a time, and FAISS's thread pool
-        # fighting torch's for the same cores made a search of 2,000 vectors take 16 ms instead
-        # of 0.2 ms (50,000 vectors: 64 ms vs 3.3 ms) on 2 cores.
-        faiss.omp_set_num_threads(1)
         self.path = path
         self.version_dir = version_dir
         self.manifest = manifest
@@ -149,7 +165,8 @@ class IndexStore:
             )
         if k <= 0 or self.chunk_count == 0:
             return []
-        scores, ids = self._faiss.search(np.ascontiguousarray(query), min(k, self.chunk_count))
+        with _one_omp_thread():
+            scores, ids = self._faiss.search(np.ascontiguousarray(query), min(k, self.chunk_count))
         hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
         rows = docstore.chunks_by_faiss_ids(self._con, [i for i, _ in hits])
         return [rows[i].to_passage(score) for i, score in hits if i in rows]

@@ -41,6 +41,20 @@ def test_open_reports_what_the_index_is(built_store: tuple[Path, Settings]) -> N
         assert store.chunk_count == sum(d.chunks for d in docs) == len(store.all_chunk_ids())
 
 
+def test_dense_search_leaves_the_readers_threads_alone(built_store: tuple[Path, Settings], embeddings) -> None:
+    """FAISS and torch share one OpenMP runtime: a search must not leave torch on one thread."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with open_store(*built_store) as store:
+            assert store.search_dense(np.asarray(embeddings.embed_query("packet switching")), 3)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(saved)
+
+
 def test_dense_search_finds_the_right_passage_with_exact_offsets(built_store: tuple[Path, Settings],
                                                                  embeddings) -> None:
     with open_store(*built_store) as store:
