@@ -51,16 +51,22 @@ def align_logits(
         return start, end
     bounds = np.array([o for _, o in spans])  # (k, 2) teacher token [start, end) in characters
     index = np.array([i for i, _ in spans])
-    for t, off in enumerate(student_offsets):
-        if off is None or off[1] <= off[0]:
-            continue
-        first, last = off[0], off[1] - 1
-        # the teacher token holding the character, else the nearest one that starts after it
-        hold_first = np.nonzero((bounds[:, 0] <= first) & (first < bounds[:, 1]))[0]
-        hold_last = np.nonzero((bounds[:, 0] <= last) & (last < bounds[:, 1]))[0]
-        i = hold_first[0] if len(hold_first) else int(np.searchsorted(bounds[:, 0], first).clip(0, len(bounds) - 1))
-        j = hold_last[-1] if len(hold_last) else int(np.searchsorted(bounds[:, 1], last + 1).clip(0, len(bounds) - 1))
-        start[t], end[t] = teacher_start[index[i]], teacher_end[index[j]]
+    tokens = np.array([t for t, o in enumerate(student_offsets) if o is not None and o[1] > o[0]], dtype=int)
+    if not len(tokens):
+        return start, end
+    first = np.array([student_offsets[t][0] for t in tokens])  # (m,) first character of each student token
+    last = np.array([student_offsets[t][1] - 1 for t in tokens])  # (m,) its last character
+    # (m, k): does teacher token k hold that character?  One comparison per pair, no Python loop
+    # (this runs for every training window: ~90k of them for SQuAD)
+    hold_first = (bounds[None, :, 0] <= first[:, None]) & (first[:, None] < bounds[None, :, 1])
+    hold_last = (bounds[None, :, 0] <= last[:, None]) & (last[:, None] < bounds[None, :, 1])
+    k = len(bounds)
+    # the first teacher token holding the first character, else the nearest one starting after it;
+    # the last one holding the last character, else the first one ending after it
+    i = np.where(hold_first.any(1), hold_first.argmax(1), np.searchsorted(bounds[:, 0], first).clip(0, k - 1))
+    j = np.where(hold_last.any(1), k - 1 - hold_last[:, ::-1].argmax(1),
+                 np.searchsorted(bounds[:, 1], last + 1).clip(0, k - 1))
+    start[tokens], end[tokens] = teacher_start[index[i]], teacher_end[index[j]]
     return start, end
 
 
