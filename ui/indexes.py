@@ -11,7 +11,6 @@ import threading
 from pathlib import Path
 
 from rag_qa.config import Settings
-from rag_qa.index_layout import current_version
 from rag_qa.service import QAService
 from rag_qa.stores import index_exists
 
@@ -23,11 +22,9 @@ def sanitise_index_name(name: str) -> str:
     return _NAME.sub("-", name.strip()).strip("-_")[:64]
 
 
-def is_built(index: Path, settings: Settings | None = None) -> bool:
+def is_built(index: Path, settings: Settings) -> bool:
     """True when ``index`` holds at least one committed version (on the server, with ``RAGQA_STORE=pgvector``)."""
-    if settings is not None and settings.store != "faiss":
-        return index_exists(index, settings)
-    return index.is_dir() and current_version(index) is not None
+    return index_exists(index, settings)
 
 
 class IndexCatalog:

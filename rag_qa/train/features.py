@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 
 from tqdm.auto import tqdm
 
@@ -51,8 +52,7 @@ def train_features(
             item["start_positions"], item["end_positions"] = s, e
             feats.append(item)
             if windows_out is not None:
-                windows_out.append(Window(w.example + offset, w.input_ids, w.attention_mask, w.token_type_ids,
-                                          w.offsets, w.cls_index))
+                windows_out.append(replace(w, example=w.example + offset))
     return feats
 
 
@@ -68,7 +68,5 @@ def eval_windows(
         for w in encode_windows(
             tokenizer, [e.question for e in batch], [e.context for e in batch], max_length, doc_stride
         ):
-            out.append(
-                Window(w.example + offset, w.input_ids, w.attention_mask, w.token_type_ids, w.offsets, w.cls_index)
-            )
+            out.append(replace(w, example=w.example + offset))  # batch-relative -> index into examples
     return out
