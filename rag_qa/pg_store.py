@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag_qa.docstore import ChunkRow
-from rag_qa.index_layout import EmbeddingMismatchError, IndexNotFoundError
+from rag_qa.index_layout import IndexNotFoundError
 from rag_qa.pg_schema import (
     connect,
     describe_dsn,
@@ -36,7 +36,7 @@ from rag_qa.pg_schema import (
     require_dsn,
     schema_name,
 )
-from rag_qa.store import DocumentInfo, require_embedding_model
+from rag_qa.store import DocumentInfo, query_vector, require_embedding_model
 from rag_qa.types import Passage
 
 if TYPE_CHECKING:
@@ -160,12 +160,7 @@ class PgVectorStore:
     # -- searching ----------------------------------------------------------------------
     def search_dense(self, vector: np.ndarray, k: int) -> list[Passage]:
         """The ``k`` chunks with the highest inner product with ``vector`` (HNSW, score = inner product)."""
-        query = np.asarray(vector, dtype="float32").reshape(-1)
-        if query.shape[0] != self.dimension:
-            raise EmbeddingMismatchError(
-                f"query vector has {query.shape[0]} dimensions, index {self.path} has {self.dimension} "
-                f"(model '{self.embedding_model}')"
-            )
+        query = query_vector(vector, self.path, self.dimension, self.embedding_model)
         if k <= 0:
             return []
         ef_search = min(MAX_EF_SEARCH, max(self.ef_search, k))

@@ -81,6 +81,16 @@ def require_embedding_model(name: str, path: Path, built_with: str, dimension: i
         )
 
 
+def query_vector(vector: np.ndarray, path: Path, dimension: int, model: str) -> np.ndarray:
+    """``vector`` as a flat float32 array, or :class:`EmbeddingMismatchError` if its size is not the index's."""
+    query = np.asarray(vector, dtype="float32").reshape(-1)
+    if query.shape[0] != dimension:
+        raise EmbeddingMismatchError(
+            f"query vector has {query.shape[0]} dimensions, index {path} has {dimension} (model '{model}')"
+        )
+    return query
+
+
 @dataclass(frozen=True)
 class DocumentInfo:
     """One indexed file, as the UI lists it."""
@@ -157,12 +167,7 @@ class IndexStore:
     # -- searching ----------------------------------------------------------------------
     def search_dense(self, vector: np.ndarray, k: int) -> list[Passage]:
         """The ``k`` chunks with the highest inner product with ``vector`` (score = inner product)."""
-        query = np.asarray(vector, dtype="float32").reshape(1, -1)
-        if query.shape[1] != self.dimension:
-            raise EmbeddingMismatchError(
-                f"query vector has {query.shape[1]} dimensions, index {self.path} has {self.dimension} "
-                f"(model '{self.embedding_model}')"
-            )
+        query = query_vector(vector, self.path, self.dimension, self.embedding_model).reshape(1, -1)
         if k <= 0 or self.chunk_count == 0:
             return []
         with _one_omp_thread():
