@@ -9,3 +9,8 @@ class LoadError(Exception):
 
 class IngestUsageError(Exception):
     """The request itself is wrong (e.g. a path that does not exist): nothing is ingested."""
+
+
+def unexpected_error(exc: BaseException) -> str:
+    """The one-line, at most 300-character reason for a file whose reading failed in an unforeseen way."""
+    return " ".join(f"unexpected error while reading ({type(exc).__name__}: {exc})".split())[:300]

@@ -20,7 +20,7 @@ import numpy as np
 
 from ingest.chunking import chunk_document, load_tokenizer, make_splitter
 from ingest.discovery import discover
-from ingest.errors import IngestUsageError, LoadError
+from ingest.errors import IngestUsageError, LoadError, unexpected_error
 from ingest.report import IngestReport
 from ingest.worker import ParserWorker
 from rag_qa.config import Settings, get_settings
@@ -84,8 +84,7 @@ class _Run:
                     self.fail(path, f"cannot read: {exc.strerror or exc}")
                     continue
                 except Exception as exc:  # one odd file must not stop the others
-                    reason = " ".join(f"unexpected error while reading ({type(exc).__name__}: {exc})".split())
-                    self.fail(path, reason[:300])
+                    self.fail(path, unexpected_error(exc))
                     continue
                 source = str(path)
                 (self.report.updated if source in previous else self.report.added).append(source)

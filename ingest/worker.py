@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ingest.errors import LoadError
+from ingest.errors import LoadError, unexpected_error
 from ingest.loaders import LoadedDocument
 from rag_qa.config import Settings
 
@@ -68,7 +68,7 @@ def _parse_one(path: str, settings: Settings) -> bytes:
     except OSError as exc:
         return _error(f"cannot read: {exc.strerror or exc}")
     except Exception as exc:  # one odd file must not stop the others
-        return _error(" ".join(f"unexpected error while reading ({type(exc).__name__}: {exc})".split())[:300])
+        return _error(unexpected_error(exc))
     try:
         return json.dumps({"type": doc.type, "text": doc.text, "page_starts": doc.page_starts},
                           ensure_ascii=False).encode("utf-8")
