@@ -8,11 +8,14 @@ and PostgreSQL + pgvector.  The pgvector ones are marked ``pgvector`` and use th
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
@@ -27,6 +30,16 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 DOCS = DATA / "docs"  # one small real file of each supported type
 BAD = DATA / "bad"  # files ingestion must refuse, one reason each
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """A benchmarks/ script as a module, without putting benchmarks/ on sys.path (it would shadow ``ingest``)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

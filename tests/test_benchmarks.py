@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from conftest import REPO
+from conftest import REPO, load_benchmark
 
 BENCH = REPO / "benchmarks"
 SECTIONS = {
@@ -23,18 +21,8 @@ SECTIONS = {
 README = "# title\n\nintro stays\n\n<!-- results:start -->\nold table\n<!-- results:end -->\n\n## After\n\ntail stays\n"
 
 
-def load(name: str) -> ModuleType:
-    """A benchmark script as a module, without putting benchmarks/ on sys.path (it would shadow ``ingest``)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_encoder_flops_by_hand() -> None:
-    ask = load("ask")
+    ask = load_benchmark("ask")
     d, ffn, n = 384, 1536, 384
     assert ask.encoder_flops(n, 6, d, ffn) == 6 * (2 * n * (4 * d * d + 2 * d * ffn) + 4 * n * n * d)
     # issue 7's estimate: 5 passages of 384 tokens are ~47.6 GFLOP, ~0.7 s at 65 GFLOP/s
@@ -43,7 +31,7 @@ def test_encoder_flops_by_hand() -> None:
 
 
 def test_readme_rewrite_keeps_text_outside_markers(tmp_path: Path) -> None:
-    run_all = load("run_all")
+    run_all = load_benchmark("run_all")
     readme = tmp_path / "README.md"
     readme.write_text(README)
     run_all.rewrite_readme(readme, "| a | b |")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BAD, DOCS
+from conftest import BAD, DOCS, load_benchmark
 from ui_server import running_app
 
 pytestmark = pytest.mark.slow
@@ -116,14 +116,7 @@ def test_remove_drops_the_document_and_its_stored_upload(app: tuple[Any, Path], 
 
 def test_concurrent_users_each_get_the_answer_to_their_own_question(app: tuple[Any, Path], uploaded: tuple) -> None:
     """4 users at once, 4 different questions each in a rotated order: no errors, no cross-talk."""
-    import importlib.util
-
-    from conftest import REPO
-
-    spec = importlib.util.spec_from_file_location("bench_load_ui", REPO / "benchmarks" / "load_ui.py")
-    assert spec and spec.loader
-    load_ui = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(load_ui)
+    load_ui = load_benchmark("load_ui")
     client, index = app
     expected = {  # the Normans file only: another test removes oxygen.html from this shared app
         QUESTION: "France",
