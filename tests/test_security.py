@@ -89,8 +89,10 @@ def test_the_scanner_lets_safe_code_through(snippet: str) -> None:
 
 
 def _python_files() -> Iterator[Path]:
+    """The project's own Python files: not the hidden virtualenvs `make bench` puts in benchmarks/."""
     for top in SCANNED:
-        yield from sorted((REPO / top).rglob("*.py"))
+        yield from sorted(p for p in (REPO / top).rglob("*.py")
+                          if not any(part.startswith(".") for part in p.relative_to(REPO).parts))
 
 
 def test_no_unpickling_or_eval_anywhere_in_the_code() -> None:
@@ -221,18 +223,11 @@ def _outside_address() -> str | None:
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Any]]:
     """The real app, launched the way ``python -m ui`` does (no host given), 50 KB upload limit."""
-    from ui_server import free_port  # imports ui first: offline defaults before gradio loads
-
-    from ui.app import build_app, launch
+    from ui_server import running_app  # imports ui first: offline defaults before gradio loads
 
     root = tmp_path_factory.mktemp("ui-security") / "indexes"
-    settings = Settings(port=free_port(), max_upload_mb=0.05)
-    demo = build_app(root / "main", settings, indexes_root=root)
-    launch(demo, settings, block=False)
-    try:
+    with running_app(root / "main", root, Settings(max_upload_mb=0.05)) as demo:
         yield demo.local_url, root / "main", demo
-    finally:
-        demo.close()
 
 
 @pytest.mark.slow
