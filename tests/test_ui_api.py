@@ -26,8 +26,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
     """A client for a real app over an index that does not exist yet, and that index's path."""
     root = tmp_path_factory.mktemp("ui-api") / "indexes"
     index = root / "main"
-    with running_app(index, root) as url:
-        yield gradio_client.Client(url, verbose=False), index
+    with running_app(index, root) as demo:
+        yield gradio_client.Client(demo.local_url, verbose=False), index
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,8 @@ QUESTION = "In what country is Normandy located?"
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("ui-browser") / "indexes"
-    with running_app(root / "demo", root) as url:
-        yield url
+    with running_app(root / "demo", root) as demo:
+        yield demo.local_url
 
 
 @pytest.fixture(scope="module")
