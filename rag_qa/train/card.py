@@ -3,31 +3,59 @@
 from __future__ import annotations
 
 import json
+from dataclasses import MISSING
 from pathlib import Path
+
+#: config fields that are not `rag_qa train` flags, or whose flag is spelled differently
+_FLAG = {"learning_rate": "--lr", "warmup_ratio": "--warmup"}
+_NOT_FLAGS = {"train", "eval", "output", "base", "extra", "resume", "stop_after_steps", "stop_after_minutes",
+              "feature_cache", "threads", "lora_alpha", "optim", "length_grouping", "compile"}
+
+
+def reproduce_command(cfg: dict) -> str:
+    """The `python -m rag_qa train` line for this config: every setting that differs from the default."""
+    from dataclasses import fields
+
+    from rag_qa.train.trainer import TrainConfig
+
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    cmd = (f"python -m rag_qa train --train {cfg['train']} --eval {cfg['eval']} --base {cfg['base']} "
+           f"--output {cfg['output']}")
+    for key, value in cfg.items():
+        if key in _NOT_FLAGS or key not in defaults or value == defaults[key]:
+            continue
+        flag = _FLAG.get(key, "--" + key.replace("_", "-"))
+        if isinstance(value, bool):
+            cmd += f" {flag}" if value else ""
+        else:
+            cmd += f" {flag} {-1 if key == 'attention_dropout' and value is None else value}"
+    return cmd
+
+
+def _score(x) -> str:
+    return "not evaluated" if x is None else f"{x:.2f}"
 
 
 def write_card(out: Path, summary: dict) -> None:
     cfg = summary["config"]
-    cmd = (
-        f"python -m rag_qa train --train {cfg['train']} --eval {cfg['eval']} --base {cfg['base']} "
-        f"--output {cfg['output']} --lr {cfg['learning_rate']} --epochs {cfg['epochs']} "
-        f"--batch-size {cfg['batch_size']} --max-length {cfg['max_length']} --doc-stride {cfg['doc_stride']}"
-    )
-    if cfg.get("max_train_examples"):
-        cmd += f" --max-train-examples {cfg['max_train_examples']}"
-    if cfg.get("max_steps", -1) > 0:
-        cmd += f" --max-steps {cfg['max_steps']}"
-    if cfg.get("lora"):
-        cmd += " --lora"
-    if cfg.get("teacher"):
-        cmd += f" --teacher {cfg['teacher']}"
-    hp = {k: cfg[k] for k in (
+    cmd = reproduce_command(cfg)
+    hp = {k: cfg.get(k) for k in (
         "learning_rate", "epochs", "max_steps", "batch_size", "grad_accum", "warmup_ratio", "weight_decay",
-        "max_length", "doc_stride", "seed", "lora", "teacher", "negative_keep",
+        "max_length", "doc_stride", "seed", "lora", "teacher", "negative_keep", "distractors", "distractor_pool",
+        "shared_norm", "attention_dropout",
     )}
-    em, f1 = summary.get("eval_exact_match"), summary.get("eval_f1")
+    em, f1 = _score(summary.get("eval_exact_match")), _score(summary.get("eval_f1"))
     n_train = summary["train_examples"]
     base_path = summary["base_path"].split("site-packages/")[-1]
+    distractors, windows = summary.get("train_distractors", 0), summary["train_windows"]
+    train_name = Path(cfg["train"]).name
+    seen_q, seen_w = summary.get("questions_seen", n_train), summary.get("windows_seen", windows)
+    total = summary.get("cumulative")
+    cumulative = ""
+    if total:
+        runs = f"{total['runs']} run" + ("s" if total["runs"] != 1 else "")
+        cumulative = (f"| all training behind these weights | {runs}, {total['questions']:,} questions, "
+                      f"{total['windows']:,} windows, {total['steps']:,} steps, {total['seconds'] / 3600:.1f} h |\n")
     text = f"""---
 library_name: transformers
 pipeline_tag: question-answering
@@ -42,14 +70,15 @@ Extractive question-answering reader fine-tuned by `rag_qa train` (a span head: 
 | | |
 |---|---|
 | base model | `{summary['base']}` ({base_path}) |
-| training data | `{Path(cfg['train']).name}`: {n_train:,} questions, {summary['train_windows']:,} windows |
+| training data | `{train_name}`: {n_train:,} questions, {distractors:,} distractor passages, {windows:,} windows |
+| this run read | {seen_q:,} question groups, {seen_w:,} windows |
 | dev data | `{Path(cfg['eval']).name}`: {summary['eval_examples']:,} questions |
-| dev Exact Match | {em:.2f} |
-| dev F1 | {f1:.2f} |
+| dev Exact Match | {em} |
+| dev F1 | {f1} |
 | steps | {summary['global_steps']:,} |
 | hardware | {summary['hardware']}, {summary['precision']} |
 | training time | {summary['seconds'] / 60:.1f} min |
-
+{cumulative}
 Hyperparameters:
 
 ```json
@@ -78,14 +107,5 @@ def _notes(summary: dict) -> str:
             f"\n## Full dev evaluation\n\n`python -m rag_qa eval reader --data {full['data']}` "
             f"({full['n']:,} questions): **EM {full['exact_match']:.2f}, F1 {full['f1']:.2f}**, "
             f"{full['ms_per_question']:.0f} ms per question on {full['hardware']}.\n"
-        )
-    if str(summary.get("hardware", "")).startswith("CPU"):
-        cfg = summary["config"]
-        parts.append(
-            "\n## Trained on a CPU\n\nNo GPU was available for this run, so it saw "
-            f"{summary['train_examples']:,} of SQuAD v1.1's 87,599 training questions once "
-            f"({summary['global_steps']:,} steps). The full run, a few minutes on a modern GPU:\n\n"
-            f"```bash\npython -m rag_qa train --train {cfg['train']} --eval {cfg['eval']} "
-            f"--base {cfg['base']} --output {cfg['output']} --lr 1e-4 --epochs 2 --batch-size 32\n```\n"
         )
     return "".join(parts)

@@ -1,20 +1,182 @@
-"""Turning QA examples into model features: labelled windows for training, windows for eval."""
+"""Turning QA examples into model features: labelled windows for training, windows for eval.
+
+Training features are grouped by question: a group holds the windows of the question's own
+paragraph and of its distractor passages (:mod:`rag_qa.train.distractors`), so a batch always
+carries whole groups and a loss can compare a question's passages with each other.  They are
+stored as flat numpy arrays (no Python object per token), cached on disk by a digest of
+everything they depend on, and reused across runs and resumes.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from rag_qa.spans import Window, encode_windows, label_window, model_inputs
 from rag_qa.train.data import QAExample
 
+#: bump when the cached layout or labelling changes, so stale caches are not reused
+FEATURES_VERSION = 2
+
 
 def _batches(items: Sequence, size: int):
     for i in range(0, len(items), size):
         yield i, items[i : i + size]
+
+
+@dataclass
+class TrainFeatures:
+    """Labelled training windows in flat arrays, grouped by question (a ``torch`` map-style dataset
+    whose items are groups).
+
+    Window ``w`` is ``ids[win[w]:win[w+1]]``; group ``g`` is windows ``group[g]:group[g+1]``.
+    ``offsets`` are context character spans (``-1, -1`` for question/special tokens).
+    """
+
+    ids: np.ndarray  # (tokens,) int32
+    type_ids: np.ndarray | None  # (tokens,) int8, None for models without token types
+    offsets: np.ndarray  # (tokens, 2) int32
+    win: np.ndarray  # (windows + 1,) int64 token offsets
+    start: np.ndarray  # (windows,) int32 start label (cls = no answer here)
+    end: np.ndarray  # (windows,) int32
+    cls: np.ndarray  # (windows,) int32 cls token position
+    example: np.ndarray  # (windows,) int32 index of the (question, passage) pair: questions first, then distractors
+    group: np.ndarray  # (groups + 1,) int64 window offsets
+    questions: int  # answerable questions among the groups
+    distractors: int  # distractor passages among the examples
+    teacher_start: np.ndarray | None = None  # (tokens,) float32 teacher logits aligned to our tokens
+    teacher_end: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ dataset protocol
+    def __len__(self) -> int:
+        return len(self.group) - 1
+
+    def __getitem__(self, g: int) -> list[dict]:
+        return [self.window_item(w) for w in range(self.group[g], self.group[g + 1])]
+
+    @property
+    def n_windows(self) -> int:
+        return len(self.start)
+
+    def window_item(self, w: int) -> dict:
+        a, b = int(self.win[w]), int(self.win[w + 1])
+        item = {"input_ids": self.ids[a:b].tolist(), "attention_mask": [1] * (b - a)}
+        if self.type_ids is not None:
+            item["token_type_ids"] = self.type_ids[a:b].tolist()
+        item["start_positions"], item["end_positions"] = int(self.start[w]), int(self.end[w])
+        item["context_mask"] = (self.offsets[a:b, 0] >= 0).astype(np.int8).tolist()
+        if self.teacher_start is not None:
+            item["teacher_start"] = self.teacher_start[a:b].tolist()
+            item["teacher_end"] = self.teacher_end[a:b].tolist()
+        return item
+
+    def group_lengths(self) -> list[int]:
+        """Tokens in each group (what the length-grouped sampler sorts by)."""
+        return (self.win[self.group[1:]] - self.win[self.group[:-1]]).tolist()
+
+    def windows(self) -> list[Window]:
+        """Every window as a :class:`Window` (``example`` as in :attr:`example`), e.g. for a teacher."""
+        out = []
+        for w in range(self.n_windows):
+            a, b = int(self.win[w]), int(self.win[w + 1])
+            offs = [tuple(o) if o[0] >= 0 else None for o in self.offsets[a:b].tolist()]
+            out.append(Window(int(self.example[w]), self.ids[a:b].tolist(), [1] * (b - a),
+                              None if self.type_ids is None else self.type_ids[a:b].tolist(), offs, int(self.cls[w])))
+        return out
+
+    # ------------------------------------------------------------------ cache
+    _ARRAYS = ("ids", "type_ids", "offsets", "win", "start", "end", "cls", "example", "group")
+
+    def save(self, path: Path) -> None:
+        """Write to ``path`` (.npz) atomically: a killed run never leaves a half-written cache."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: getattr(self, k) for k in self._ARRAYS if getattr(self, k) is not None}
+        arrays["counts"] = np.array([self.questions, self.distractors], dtype=np.int64)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> TrainFeatures:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: (z[k] if k in z.files else None) for k in cls._ARRAYS}
+            questions, distractors = (int(x) for x in z["counts"])
+        return cls(**arrays, questions=questions, distractors=distractors)
+
+
+def build_train_features(
+    tokenizer,
+    examples: Sequence[QAExample],
+    distractors: Sequence[tuple[int, QAExample]] = (),
+    max_length: int = 384,
+    doc_stride: int = 128,
+    negative_keep: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> TrainFeatures:
+    """Labelled windows grouped by question.  The first gold answer is the target; windows without
+    it, and every window of a distractor, point at CLS.
+
+    ``negative_keep`` < 1 drops that share of answer-less windows of a question's *own* long
+    paragraph (they teach "not in this window" but cost as much compute as positive ones);
+    distractor windows are always kept.  ``distractors`` are ``(question index, example)`` pairs.
+    """
+    rng = random.Random(seed)
+    everything = list(examples) + [d for _, d in distractors]
+    owner = list(range(len(examples))) + [q for q, _ in distractors]
+    per_question: list[list[tuple[int, Window, int, int]]] = [[] for _ in examples]
+    for offset, batch in tqdm(list(_batches(everything, 256)), desc="tokenising train", unit="batch",
+                              disable=not progress):
+        for w in encode_windows(tokenizer, [e.question for e in batch], [e.context for e in batch],
+                                max_length, doc_stride):
+            idx = w.example + offset
+            ex = everything[idx]
+            ans = ex.answers[0] if ex.answers else None
+            s, e = label_window(w, ans["answer_start"] if ans else None, ans["text"] if ans else None)
+            if ans and s == w.cls_index and rng.random() >= negative_keep:
+                continue
+            per_question[owner[idx]].append((idx, w, s, e))
+    groups = [g for g in per_question if g]
+    flat = [item for g in groups for item in g]
+    lengths = np.array([len(w.input_ids) for _, w, _, _ in flat], dtype=np.int64)
+    win = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ids = np.fromiter((t for _, w, _, _ in flat for t in w.input_ids), dtype=np.int32, count=int(win[-1]))
+    has_types = bool(flat) and flat[0][1].token_type_ids is not None
+    type_ids = (np.fromiter((t for _, w, _, _ in flat for t in w.token_type_ids), dtype=np.int8,
+                            count=int(win[-1])) if has_types else None)
+    offsets = np.array([o if o is not None else (-1, -1) for _, w, _, _ in flat for o in w.offsets],
+                       dtype=np.int32).reshape(-1, 2)
+    return TrainFeatures(
+        ids=ids, type_ids=type_ids, offsets=offsets, win=win,
+        start=np.array([s for _, _, s, _ in flat], dtype=np.int32),
+        end=np.array([e for _, _, _, e in flat], dtype=np.int32),
+        cls=np.array([w.cls_index for _, w, _, _ in flat], dtype=np.int32),
+        example=np.array([i for i, _, _, _ in flat], dtype=np.int32),
+        group=np.concatenate([[0], np.cumsum([len(g) for g in groups])]).astype(np.int64),
+        questions=sum(1 for ex in examples if ex.answers),
+        distractors=len(distractors),
+    )
+
+
+def features_key(**parts) -> str:
+    """A digest of everything the features depend on (data, tokenizer, windowing, distractors)."""
+    blob = json.dumps({"version": FEATURES_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def train_features(
@@ -27,33 +189,16 @@ def train_features(
     progress: bool = True,
     windows_out: list[Window] | None = None,
 ) -> list[dict]:
-    """Labelled windows.  The first gold answer is the target; windows without it point at CLS.
-
-    ``negative_keep`` < 1 drops that share of answer-less windows of answerable questions
-    (they teach "not in this window" but cost as much compute as positive ones).  With
-    ``windows_out``, the :class:`Window` of each feature is appended to it (``example`` indexes
-    ``examples``), e.g. for aligning a teacher's logits.
-    """
-    rng = random.Random(seed)
-    feats = []
-    for offset, batch in tqdm(
-        list(_batches(examples, 256)), desc="tokenising train", unit="batch", disable=not progress
-    ):
-        windows = encode_windows(
-            tokenizer, [e.question for e in batch], [e.context for e in batch], max_length, doc_stride
-        )
-        for w in windows:
-            ex = batch[w.example]
-            ans = ex.answers[0] if ex.answers else None
-            s, e = label_window(w, ans["answer_start"] if ans else None, ans["text"] if ans else None)
-            if ans and s == w.cls_index and rng.random() >= negative_keep:
-                continue
-            item = model_inputs(w)
-            item["start_positions"], item["end_positions"] = s, e
-            feats.append(item)
-            if windows_out is not None:
-                windows_out.append(replace(w, example=w.example + offset))
-    return feats
+    """Labelled windows as plain dicts (no distractors, no grouping): for small runs and tests."""
+    feats = build_train_features(tokenizer, examples, (), max_length, doc_stride, negative_keep, seed, progress)
+    if windows_out is not None:
+        windows_out.extend(feats.windows())
+    out = []
+    for w in range(feats.n_windows):
+        item = feats.window_item(w)
+        item.pop("context_mask")
+        out.append(item)
+    return out
 
 
 def eval_windows(
@@ -70,3 +215,7 @@ def eval_windows(
         ):
             out.append(replace(w, example=w.example + offset))  # batch-relative -> index into examples
     return out
+
+
+__all__ = ["TrainFeatures", "build_train_features", "eval_windows", "features_key", "file_digest",
+           "model_inputs", "train_features"]

@@ -1,0 +1,104 @@
+"""Compare reader weights on the two numbers the training recipe is chosen by.
+
+* **gold F1/EM**: a seeded sample of SQuAD dev questions, each read with its own (gold) paragraph;
+* **open EM/F1**: a seeded sample of dev questions asked end to end over the dev articles as a
+  corpus (hybrid retrieval, the passages retrieved once and shared by every model), the reader's
+  best span taken whatever its confidence -- so the number measures how well the reader picks the
+  right span *across* passages, not where a calibration happens to put the no-answer cut.
+
+Each model is read at every ``--top-k`` (5 by default; 8 and 10 tell whether reading more
+passages pays for its time).
+
+    python benchmarks/reader_ablation.py models/minilm-squad runs/ablation/A runs/ablation/B \
+        [--gold 1000] [--open 500] [--top-k 5,8,10] [--out benchmarks/results/reader_ablation.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "squad" / "dev-v1.1-public.json"
+
+
+def retrieved(data: str, n: int, depth: int, seed: int) -> list[tuple]:
+    """(question, answers, [Passage...]) for ``n`` seeded dev questions, hybrid top-``depth``."""
+    from rag_qa.config import Settings
+    from rag_qa.eval.corpus import corpus_index, corpus_questions
+    from rag_qa.retrieval import passages as to_passages
+    from rag_qa.service import QAService
+
+    settings = Settings()
+    _, index = corpus_index(data, settings.embedding_model)
+    questions = corpus_questions(data)
+    questions = random.Random(seed).sample(questions, min(n, len(questions)))
+    retriever = QAService(index, settings).retriever("hybrid", depth)
+    docs = retriever.batch([q.question for q in questions])
+    return [(q.question, q.answers, to_passages(d)) for q, d in zip(questions, docs, strict=True)]
+
+
+def score(reader, items: list[tuple], k: int | None) -> dict:
+    """EM/F1 of the reader's best span (no abstention) over ``items``, reading the top ``k`` passages."""
+    from rag_qa.eval.squad_metrics import squad_scores
+
+    preds, refs = {}, {}
+    t0 = time.perf_counter()
+    for i in range(0, len(items), 16):
+        batch = items[i : i + 16]
+        answers = reader.read_batch([q for q, _, _ in batch], [ps[:k] if k else ps for _, _, ps in batch])
+        for j, (a, (_, truths, _)) in enumerate(zip(answers, batch, strict=True)):
+            key = str(i + j)
+            preds[key] = a.answer or (a.alternatives[0]["answer"] if a.alternatives else "")
+            refs[key] = truths
+    out = {k_: round(v, 2) for k_, v in squad_scores(preds, refs).items()}
+    out["ms_per_question"] = round(1000 * (time.perf_counter() - t0) / max(len(items), 1), 1)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="+", help="reader model directories")
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--gold", type=int, default=1000, help="questions read with their gold paragraph")
+    ap.add_argument("--open", type=int, default=500, help="questions asked end to end")
+    ap.add_argument("--top-k", default="5", help="comma-separated passage counts for the open setting")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--out", default=None, help="JSON file for the results (default: print only)")
+    args = ap.parse_args()
+
+    sys.path.insert(0, str(REPO))
+    from rag_qa.readers.extractive import ExtractiveConfig, ExtractiveReader
+    from rag_qa.train.data import load_examples
+    from rag_qa.types import Passage
+
+    ks = [int(k) for k in args.top_k.split(",")]
+    examples, _ = load_examples(args.data)
+    gold_sample = random.Random(args.seed).sample(examples, min(args.gold, len(examples)))
+    gold = [(e.question, [a["text"] for a in e.answers],
+             [Passage(e.context, e.title, None, 0, len(e.context), 1.0, e.id)]) for e in gold_sample]
+    open_items = retrieved(args.data, args.open, max(ks), args.seed) if args.open else []
+    results = []
+    for model in args.models:
+        reader = ExtractiveReader(ExtractiveConfig(model=model, no_answer_threshold=0.0))
+        row = {"model": model, "gold": score(reader, gold, None) if gold else None}
+        for k in ks if open_items else []:
+            row[f"open@{k}"] = score(reader, open_items, k)
+        results.append(row)
+        print(json.dumps(row), flush=True)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"gold_questions": len(gold), "open_questions": len(open_items),
+                                              "seed": args.seed, "results": results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

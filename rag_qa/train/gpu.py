@@ -1,0 +1,154 @@
+"""Train the shipped reader on a lent GPU machine that has no network and little room.
+
+The machine's own Python has torch, transformers, peft, accelerate and safetensors, and nothing
+else of ours (no LangChain, FAISS, Gradio, bm25s, matplotlib): this module and what it imports
+need none of those.  At most 64 MiB of working tree travels there and at most 8 files of
+16 MiB come back, so the run is three steps:
+
+    # here: the training data and the BM25 distractor choices, into an ignored folder (~14 MB)
+    python -m rag_qa.train.gpu pack gpu_data
+    # there (device tool, carry gpu_data): continue from models/minilm-squad, 8 files into $OUT
+    python -m rag_qa.train.gpu run --data gpu_data --out "$OUT" --minutes 9
+    # here: the returned files become models/minilm-squad (card and curve written here)
+    python -m rag_qa.train.gpu unpack RETURNED_DIR --into models/minilm-squad
+
+``run --max-steps 2`` is the CPU dry run the test suite does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import random
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SQUAD = REPO.parent / "shared" / "data" / "squad"
+#: what comes back: shards + index + config + tokenizer + metrics (the device returns 8 files at most)
+RETURNED = ("config.json", "tokenizer.json", "tokenizer_config.json", "metrics.json", "model.safetensors.index.json")
+MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
+
+
+def pack(out: Path, train: Path, dev: Path, dev_questions: int, distractors: int, pool: int, seed: int) -> dict:
+    """Copy the training file, a dev slice and the distractor choices into ``out``."""
+    from rag_qa.train.data import load_examples
+    from rag_qa.train.distractors import add_distractors, save_distractors
+
+    out.mkdir(parents=True, exist_ok=True)
+    if train.name.endswith(".gz"):
+        shutil.copyfile(train, out / "train.json.gz")
+    else:
+        with open(train, "rb") as src, gzip.open(out / "train.json.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    data = json.loads(dev.read_text(encoding="utf-8"))
+    # a seeded slice of whole dev questions, kept in SQuAD form (the full dev file is scored back here)
+    keep = {q["id"] for a in data["data"] for p in a["paragraphs"] for q in p["qas"]}
+    keep = set(random.Random(seed).sample(sorted(keep), min(dev_questions, len(keep))))
+    for article in data["data"]:
+        for para in article["paragraphs"]:
+            para["qas"] = [q for q in para["qas"] if q["id"] in keep]
+        article["paragraphs"] = [p for p in article["paragraphs"] if p["qas"]]
+    data["data"] = [a for a in data["data"] if a["paragraphs"]]
+    (out / "dev.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    examples, _ = load_examples(out / "train.json.gz")
+    pairs = add_distractors(examples, distractors, pool, seed) if distractors else []
+    save_distractors(out / "distractors.json.gz", examples, pairs)
+    sizes = {p.name: p.stat().st_size for p in out.iterdir()}
+    return {"folder": str(out), "bytes": sum(sizes.values()), "files": sizes, "distractors": len(pairs)}
+
+
+def run(data: Path, out: Path, base: Path, max_steps: int, epochs: float, batch_size: int, lr: float,
+        minutes: float | None, shared_norm: float, work: Path | None = None) -> dict:
+    """Continue training ``base`` on ``data`` (from :func:`pack`); only the returnable files go to ``out``."""
+    from rag_qa.train.trainer import TrainConfig, export, train
+
+    work = work or Path(tempfile.mkdtemp(prefix="rag-qa-gpu-"))
+    cfg = TrainConfig(
+        train=str(data / "train.json.gz"), eval=str(data / "dev.json"), output=str(work / "model"), base=str(base),
+        learning_rate=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_batch_size=256,
+        warmup_ratio=0.05, eval_steps=max(1, max_steps // 2) if max_steps > 0 else 1000,
+        save_steps=max(1, max_steps // 2) if max_steps > 0 else 1000, logging_steps=max(1, min(50, max_steps)),
+        distractor_file=str(data / "distractors.json.gz"), shared_norm=shared_norm,
+        feature_cache=str(work / "features"), stop_after_minutes=minutes, save_dtype="float16",
+    )
+    summary = train(cfg, progress=True)
+    model_dir = Path(cfg.output)
+    if summary.get("stopped"):  # out of time: the last checkpoint is the result (decay not finished)
+        export(model_dir / "checkpoints", model_dir, summary)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in RETURNED:
+        shutil.copyfile(model_dir / name, out / name)
+    for shard in sorted(model_dir.glob("model-*.safetensors")):
+        shutil.copyfile(shard, out / shard.name)
+    return _check_returned(out)
+
+
+def _check_returned(out: Path) -> dict:
+    files = sorted(p for p in out.iterdir() if p.is_file())
+    if len(files) > MAX_FILES or any(p.stat().st_size > MAX_FILE_BYTES for p in files):
+        raise SystemExit(f"{out}: {len(files)} files, largest {max(p.stat().st_size for p in files):,} bytes: "
+                         f"the device returns at most {MAX_FILES} files of {MAX_FILE_BYTES:,} bytes")
+    return {"files": [p.name for p in files], "bytes": sum(p.stat().st_size for p in files)}
+
+
+def unpack(returned: Path, into: Path) -> dict:
+    """The files a GPU run returned -> a complete model directory (card and curve written here)."""
+    from rag_qa.train.card import write_card
+    from rag_qa.train.trainer import plot_curve
+
+    summary = json.loads((returned / "metrics.json").read_text())
+    into.mkdir(parents=True, exist_ok=True)
+    for old in into.glob("model*.safetensors*"):
+        old.unlink()
+    for p in returned.iterdir():
+        shutil.copyfile(p, into / p.name)
+    summary["config"]["output"] = str(into)
+    (into / "metrics.json").write_text(json.dumps(summary, indent=2))
+    plot_curve(summary["log_history"], into / "training_curve.png")
+    write_card(into, summary)
+    return {"model": str(into), "eval_f1": summary.get("eval_f1"), "eval_exact_match": summary.get("eval_exact_match")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m rag_qa.train.gpu", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack", help="training data + distractor choices into a folder that can travel")
+    p.add_argument("out", type=Path)
+    p.add_argument("--train", type=Path, default=SQUAD / "train-v1.1.json.gz")
+    p.add_argument("--dev", type=Path, default=SQUAD / "dev-v1.1-public.json")
+    p.add_argument("--dev-questions", type=int, default=2000)
+    p.add_argument("--distractors", type=int, default=1)
+    p.add_argument("--distractor-pool", type=int, default=3)
+    p.add_argument("--seed", type=int, default=42)
+    r = sub.add_parser("run", help="train on the GPU machine (works on CPU too: the dry run)")
+    r.add_argument("--data", type=Path, required=True, help="a folder made by `pack`")
+    r.add_argument("--out", type=Path, required=True, help="where the returnable files go ($OUT)")
+    r.add_argument("--base", type=Path, default=REPO / "models" / "minilm-squad")
+    r.add_argument("--max-steps", type=int, default=-1)
+    r.add_argument("--epochs", type=float, default=2.0)
+    r.add_argument("--batch-size", type=int, default=64)
+    r.add_argument("--lr", type=float, default=5e-5)
+    r.add_argument("--shared-norm", type=float, default=0.0)
+    r.add_argument("--minutes", type=float, default=None, help="stop (and return the last checkpoint) after this")
+    u = sub.add_parser("unpack", help="returned files -> a model directory with card and curve")
+    u.add_argument("returned", type=Path)
+    u.add_argument("--into", type=Path, default=REPO / "models" / "minilm-squad")
+    args = ap.parse_args(argv)
+    if args.command == "pack":
+        result = pack(args.out, args.train, args.dev, args.dev_questions, args.distractors, args.distractor_pool,
+                      args.seed)
+    elif args.command == "run":
+        result = run(args.data, args.out, args.base, args.max_steps, args.epochs, args.batch_size, args.lr,
+                     args.minutes, args.shared_norm)
+    else:
+        result = unpack(args.returned, args.into)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""The training recipe of issue 13: distractor passages, grouped and cached features, the
+shared-normalisation loss, a resume that replays the uninterrupted schedule, and the GPU script's
+CPU dry run in a Python without LangChain, FAISS, Gradio, bm25s or matplotlib."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from rag_qa.train.data import QAExample, load_examples
+from rag_qa.train.distractors import add_distractors, holds_answer, load_distractors, save_distractors
+from rag_qa.train.features import TrainFeatures, build_train_features
+from rag_qa.train.trainer import TrainConfig, load_train_features, shared_norm_loss
+
+REPO = Path(__file__).resolve().parents[1]
+SQUAD = REPO / "tests" / "data" / "squad"
+READER = REPO / "models" / "minilm-squad"
+
+
+@pytest.fixture(scope="module")
+def train_mini() -> list[QAExample]:
+    return load_examples(SQUAD / "train-mini.json")[0]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(READER)
+
+
+# ------------------------------------------------------------------ distractors
+def test_holds_answer_sees_the_answer_through_case_punctuation_and_articles() -> None:
+    assert holds_answer("They beat the Denver Broncos, 24-10.", ["denver broncos"])
+    assert holds_answer("It was won by Denver Broncos.", ["The Denver Broncos"])  # article dropped
+    # erring on the safe side: a raw substring is enough to disqualify a paragraph
+    assert holds_answer("The Broncoses were not there.", ["Broncos"])
+    assert not holds_answer("Nothing about it here.", ["Denver"])
+
+
+def test_a_distractor_is_another_paragraph_of_the_same_article_without_any_gold_answer(train_mini) -> None:
+    pairs = add_distractors(train_mini, per_question=2, pool=3, seed=1)
+    assert pairs, "the fixture's articles have several paragraphs"
+    for qi, d in pairs:
+        q = train_mini[qi]
+        assert d.title == q.title and d.question == q.question and d.context != q.context
+        assert d.answers == [] and d.id.startswith(q.id + "#d")
+        assert not holds_answer(d.context, [a["text"] for a in q.answers])
+        # it is a real paragraph of that article
+        assert any(e.context == d.context for e in train_mini if e.title == q.title)
+    per_question = {}
+    for qi, _ in pairs:
+        per_question[qi] = per_question.get(qi, 0) + 1
+    assert max(per_question.values()) <= 2
+
+
+def test_a_paragraph_that_holds_the_answer_is_never_picked(train_mini) -> None:
+    # give one question an answer that occurs in *every* paragraph of its article: no distractor is left
+    q = train_mini[0]
+    same = [e for e in train_mini if e.title == q.title]
+    common = next(w for w in q.context.split() if all(w in e.context for e in same))
+    answer = [{"text": common, "answer_start": q.context.index(common)}]
+    rigged = [QAExample(q.id, q.question, q.context, answer, q.title)] + [e for e in train_mini if e is not q]
+    assert all(qi != 0 for qi, _ in add_distractors(rigged, per_question=3, pool=10, seed=0))
+
+
+def test_distractor_windows_are_labelled_no_answer_and_grouped_with_their_question(train_mini, tokenizer) -> None:
+    pairs = add_distractors(train_mini, per_question=1, pool=3, seed=0)
+    feats = build_train_features(tokenizer, train_mini, pairs, max_length=192, doc_stride=64, progress=False)
+    n = len(train_mini)
+    assert len(feats) == n and feats.distractors == len(pairs)
+    for g in range(len(feats)):
+        members = feats.example[feats.group[g] : feats.group[g + 1]]
+        owners = {int(i) if i < n else pairs[int(i) - n][0] for i in members}
+        assert owners == {g}, "a group holds one question's windows and its distractors' only"
+    distractor = feats.example >= n
+    assert distractor.any()
+    assert (feats.start[distractor] == feats.cls[distractor]).all()
+    assert (feats.end[distractor] == feats.cls[distractor]).all()
+    # every question still has a window labelled with its answer
+    positive = (feats.start != feats.cls) & ~distractor
+    assert len({int(feats.example[w]) for w in np.flatnonzero(positive)}) >= n - 1
+
+
+def test_distractor_choices_round_trip_through_the_file_the_gpu_machine_reads(train_mini, tmp_path) -> None:
+    pairs = add_distractors(train_mini, per_question=1, pool=3, seed=0)
+    save_distractors(tmp_path / "d.json.gz", train_mini, pairs)
+    again = load_distractors(tmp_path / "d.json.gz", train_mini)
+    assert [(qi, d.context, d.id) for qi, d in again] == [(qi, d.context, d.id) for qi, d in pairs]
+
+
+# ------------------------------------------------------------------ feature cache
+def test_features_are_cached_on_disk_and_rebuilt_when_a_setting_changes(train_mini, tokenizer, tmp_path) -> None:
+    cfg = TrainConfig(train=str(SQUAD / "train-mini.json"), eval="-", output="-", max_length=192, doc_stride=64,
+                      distractors=1, feature_cache=str(tmp_path))
+    first = load_train_features(cfg, tokenizer, train_mini, progress=False)
+    files = list(tmp_path.glob("features-*.npz"))
+    assert len(files) == 1
+    cached = TrainFeatures.load(files[0])
+    for name in ("ids", "win", "start", "end", "group", "offsets"):
+        assert np.array_equal(getattr(cached, name), getattr(first, name))
+    assert load_train_features(cfg, tokenizer, train_mini, progress=False).n_windows == first.n_windows
+    assert len(list(tmp_path.glob("features-*.npz"))) == 1, "the second call used the cache"
+    cfg.doc_stride = 32
+    load_train_features(cfg, tokenizer, train_mini, progress=False)
+    assert len(list(tmp_path.glob("features-*.npz"))) == 2, "a different stride is a different cache entry"
+
+
+# ------------------------------------------------------------------ shared normalisation
+def _logits(gold_margin: float, distractor_margin: float) -> tuple[torch.Tensor, ...]:
+    """Two windows of one question: window 0 holds the answer at token 2, window 1 is a distractor."""
+    start = torch.zeros(2, 5)
+    start[0, 2], start[1, 3] = gold_margin, distractor_margin
+    context = torch.tensor([[0, 0, 1, 1, 1], [0, 0, 1, 1, 1]], dtype=torch.bool)
+    return start, start.clone(), torch.tensor([2, 0]), torch.tensor([2, 0]), context, torch.tensor([0, 0])
+
+
+def test_shared_norm_loss_is_low_only_when_the_gold_span_beats_every_distractor_token() -> None:
+    good = shared_norm_loss(*_logits(gold_margin=8.0, distractor_margin=-4.0))
+    bad = shared_norm_loss(*_logits(gold_margin=-4.0, distractor_margin=8.0))
+    assert 0 <= good < 0.01 < bad
+    # a distractor span scoring high hurts even when the gold window alone would be right
+    assert shared_norm_loss(*_logits(8.0, 8.0)) > good
+
+
+def test_shared_norm_loss_targets_no_answer_when_no_window_holds_it() -> None:
+    _, _, _, _, context, group = _logits(0.0, 0.0)
+    cls = torch.tensor([0, 0])
+    spans_above_null = torch.tensor([[0.0, 0, 5, 5, 5], [0.0, 0, 5, 5, 5]])  # CLS (token 0) below every span
+    null_above_spans = torch.tensor([[0.0, 0, -5, -5, -5], [0.0, 0, -5, -5, -5]])
+    high = shared_norm_loss(spans_above_null, spans_above_null, cls, cls, context, group)
+    low = shared_norm_loss(null_above_spans, null_above_spans, cls, cls, context, group)
+    assert low < 0.05 < high
+
+
+# ------------------------------------------------------------------ resume
+def _run(out: Path, *extra: str) -> dict:
+    cmd = [sys.executable, "-m", "rag_qa", "train", "--train", str(SQUAD / "train-mini.json"), "--eval",
+           str(SQUAD / "dev-mini.json"), "--output", str(out), "--max-length", "192", "--doc-stride", "64",
+           "--batch-size", "4", "--max-eval-examples", "6", "--logging-steps", "1", "--max-steps", "4",
+           "--eval-steps", "4", "--save-steps", "4", "--distractors", "1", "--shared-norm", "0.5",
+           "--feature-cache", str(out.parent / "features"), "--json", *extra]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+@pytest.mark.slow
+def test_a_resumed_run_replays_the_uninterrupted_schedule_batch_for_batch(tmp_path) -> None:
+    straight = _run(tmp_path / "straight")
+    stopped = _run(tmp_path / "resumed", "--stop-after-steps", "2")
+    assert stopped["stopped"] and stopped["global_steps"] == 2 and stopped["max_steps"] == 4
+    assert list((tmp_path / "resumed" / "checkpoints").glob("checkpoint-2")), "the stop left a checkpoint"
+    resumed = _run(tmp_path / "resumed", "--resume")
+    assert straight["global_steps"] == resumed["global_steps"] == 4
+
+    def steps(name):
+        history = json.loads((tmp_path / name / "metrics.json").read_text())["log_history"]
+        return [(h["step"], h["learning_rate"], h["loss"]) for h in history if "loss" in h]
+
+    a, b = steps("straight"), steps("resumed")
+    assert [s for s, _, _ in a] == [s for s, _, _ in b] == [1, 2, 3, 4]
+    assert [lr for _, lr, _ in a] == [lr for _, lr, _ in b]
+    assert a[-1][1] > 0 and a[1][1] > a[-1][1], "linear decay towards zero after warm-up"
+    # same batches, same dropout masks: the losses after the resume are the uninterrupted ones
+    assert [loss for _, _, loss in b] == pytest.approx([loss for _, _, loss in a], rel=1e-4)
+    assert resumed["eval_f1"] == pytest.approx(straight["eval_f1"])
+    card = (tmp_path / "resumed" / "README.md").read_text()
+    assert "--distractors 1" in card and "--shared-norm 0.5" in card
+
+
+# ------------------------------------------------------------------ the GPU script, dry run on CPU
+HIDE = ("langchain", "langchain_core", "langchain_community", "langchain_text_splitters", "faiss", "gradio",
+        "bm25s", "matplotlib", "sentence_transformers")
+
+RUN_HIDDEN = textwrap.dedent(
+    """
+    import importlib.machinery, runpy, sys
+    HIDE = set(sys.argv[1].split(","))
+
+    class NotInstalled(importlib.machinery.PathFinder):
+        @classmethod
+        def find_spec(cls, name, path=None, target=None):
+            return None if name.split(".")[0] in HIDE else super().find_spec(name, path, target)
+
+    sys.meta_path = [NotInstalled if f is importlib.machinery.PathFinder else f for f in sys.meta_path]
+    sys.argv = ["rag_qa.train.gpu", *sys.argv[2:]]
+    runpy.run_module("rag_qa.train.gpu", run_name="__main__")
+    for name in HIDE:
+        assert name not in sys.modules, name
+    """
+)
+
+
+@pytest.mark.slow
+def test_gpu_script_dry_run_without_the_app_stack_returns_loadable_sharded_weights(tmp_path) -> None:
+    data, returned, model = tmp_path / "gpu_data", tmp_path / "OUT", tmp_path / "model"
+    packed = subprocess.run([sys.executable, "-m", "rag_qa.train.gpu", "pack", str(data), "--train",
+                             str(SQUAD / "train-mini.json"), "--dev", str(SQUAD / "dev-mini.json"),
+                             "--dev-questions", "6"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert packed.returncode == 0, packed.stderr[-2000:]
+    assert sorted(p.name for p in data.iterdir()) == ["dev.json", "distractors.json.gz", "train.json.gz"]
+    assert json.loads(packed.stdout)["distractors"] > 0
+
+    done = subprocess.run([sys.executable, "-c", RUN_HIDDEN, ",".join(HIDE), "run", "--data", str(data), "--out",
+                           str(returned), "--max-steps", "2", "--batch-size", "4"],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    files = sorted(returned.iterdir())
+    assert len(files) <= 8 and all(p.stat().st_size <= 16 * 2**20 for p in files), [p.name for p in files]
+    shards = [p for p in files if p.name.startswith("model-") and p.suffix == ".safetensors"]
+    assert len(shards) >= 2, "sharded weights"
+    metrics = json.loads((returned / "metrics.json").read_text())
+    assert metrics["global_steps"] == 2 and metrics["train_distractors"] > 0
+
+    unpacked = subprocess.run([sys.executable, "-m", "rag_qa.train.gpu", "unpack", str(returned), "--into",
+                               str(model)], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert unpacked.returncode == 0, unpacked.stderr[-2000:]
+    assert (model / "README.md").is_file() and (model / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
+    from rag_qa.readers.extractive import ExtractiveConfig, ExtractiveReader
+    from rag_qa.types import Passage
+
+    reader = ExtractiveReader(ExtractiveConfig(model=str(model), no_answer_threshold=0.0))
+    text = "The Eiffel Tower is in Paris."
+    answer = reader.read("Where is the Eiffel Tower?", [Passage(text, "t.txt", None, 0, len(text), 1.0)])
+    assert answer.alternatives and answer.alternatives[0]["answer"] in text
+    assert reader._model.dtype == torch.float32 and next(iter(reader._model.parameters())).dtype == torch.float32
