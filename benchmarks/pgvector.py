@@ -41,11 +41,11 @@ from rag_qa.config import Settings  # noqa: E402
 from rag_qa.embeddings import SentenceTransformerEmbeddings  # noqa: E402
 from rag_qa.eval.corpus import CorpusQuestion, read_corpus  # noqa: E402
 from rag_qa.eval.retrieval_eval import is_hit  # noqa: E402
-from rag_qa.pg_store import PgVectorStore, drop_index  # noqa: E402
-from rag_qa.pg_writer import PgIndexWriter  # noqa: E402
 from rag_qa.retrieval import make_retriever, passages  # noqa: E402
-from rag_qa.store import IndexStore  # noqa: E402
-from rag_qa.store_writer import PreviousVersion  # noqa: E402
+from rag_qa.store.faiss.reader import IndexStore  # noqa: E402
+from rag_qa.store.faiss.writer import PreviousVersion  # noqa: E402
+from rag_qa.store.pg.reader import PgVectorStore, drop_index  # noqa: E402
+from rag_qa.store.pg.writer import PgIndexWriter  # noqa: E402
 from rag_qa.types import Passage  # noqa: E402
 
 K = 5
@@ -58,7 +58,7 @@ def server(dsn: str | None) -> Iterator[str]:
     if dsn:
         yield dsn
         return
-    from rag_qa.pg_local import local_server
+    from rag_qa.store.pg.local import local_server
 
     with local_server() as local:
         yield local

@@ -17,8 +17,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ingest.loaders import LoadedDocument
-from rag_qa.docstore import ChunkRow
 from rag_qa.models import resolve_model
+from rag_qa.store.base import ChunkRow
 
 if TYPE_CHECKING:
     from langchain_text_splitters import TextSplitter

@@ -79,8 +79,8 @@ def _fail(code: int, message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from ingest.pipeline import ingest_paths
-    from rag_qa.index_layout import EmbeddingMismatchError, IndexStoreError
     from rag_qa.models import ModelNotFoundError
+    from rag_qa.store.base import EmbeddingMismatchError, IndexStoreError
 
     progress = Progress()
     try:

@@ -7,6 +7,10 @@ class LoadError(Exception):
     """A file could not be read; it is skipped and listed in the report's ``failed``."""
 
 
+class WorkerStartError(LoadError):
+    """The parser worker could not be started: not the file's fault, so it is not remembered."""
+
+
 class IngestUsageError(Exception):
     """The request itself is wrong (e.g. a path that does not exist): nothing is ingested."""
 

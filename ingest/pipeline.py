@@ -1,11 +1,14 @@
 """Incremental ingestion: what the CLI and the UI call to add, update and remove documents.
 
-A file whose sha256 is already in the index is left alone (its chunks and vectors are copied
-into the new version from the old one, and the embedding model is not even loaded when
-nothing changed).  New or changed files are loaded, chunked and embedded; files gone from a
-folder being re-ingested, and ``remove`` paths, are dropped.  The result is written as a new
-index version under the index's write lock and switched in atomically (with
-``RAGQA_STORE=pgvector``: only the changes, applied in one PostgreSQL transaction).
+A file whose sha256 is already in the index is left alone (the store carries its chunks and
+vectors over, and the embedding model is not even loaded when nothing changed).  New or changed
+files are loaded, chunked and embedded; files gone from a folder being re-ingested, and ``remove``
+paths, are dropped.  A file that could not be read is remembered by its sha256
+(:mod:`ingest.failures`): while it is unchanged it is reported again with the same error without
+being parsed.  Everything goes through the store's writer protocol
+(:class:`~rag_qa.store.base.StoreWriter`): under the index's write lock, one ``commit_changes``
+(a new FAISS version switched in atomically, or one PostgreSQL transaction with
+``RAGQA_STORE=pgvector``).
 """
 
 from __future__ import annotations
@@ -20,17 +23,21 @@ import numpy as np
 
 from ingest.chunking import chunk_document, load_tokenizer, make_splitter
 from ingest.discovery import discover
-from ingest.errors import IngestUsageError, LoadError, unexpected_error
+from ingest.errors import IngestUsageError, LoadError, WorkerStartError, unexpected_error
+from ingest.failures import FailureMemory
 from ingest.report import IngestReport
 from ingest.worker import ParserWorker
 from rag_qa.config import Settings, get_settings
-from rag_qa.docstore import ChunkRow, DocumentRow
 from rag_qa.embeddings import SentenceTransformerEmbeddings
-from rag_qa.index_layout import EmbeddingMismatchError
-from rag_qa.pg_writer import PgIndexWriter, PgPreviousVersion
-from rag_qa.store import canonical_model_name
-from rag_qa.store_writer import IndexWriter, PreviousVersion, VersionData, merge_rows
-from rag_qa.stores import open_writer
+from rag_qa.store import open_writer
+from rag_qa.store.base import (
+    ChunkRow,
+    DocumentRow,
+    PreviousIndex,
+    StoreWriter,
+    canonical_model_name,
+    require_embedding_model,
+)
 
 ProgressFn = Callable[[int, int, str], None]
 EMBED_GROUP = 256  # chunks per progress update while embedding
@@ -59,6 +66,7 @@ class _Run:
         self.progress = progress or (lambda done, total, desc: None)
         self.new_rows: list[ChunkRow] = []
         self.new_docs: list[DocumentRow] = []
+        self.unreadable: list[tuple[Path, str, str]] = []  # (path, sha256, error) of files the parser refused
 
     def fail(self, path: Path | str, error: str) -> None:
         self.report.failed.append({"path": str(path), "error": error})
@@ -77,8 +85,12 @@ class _Run:
                     stat = path.stat()
                     document = parser.load(path)
                     rows = chunk_document(document, splitter)
+                except WorkerStartError as exc:  # not the file's fault: not remembered
+                    self.fail(path, str(exc))
+                    continue
                 except LoadError as exc:
                     self.fail(path, str(exc))
+                    self.unreadable.append((path, sha, str(exc)))
                     continue
                 except OSError as exc:
                     self.fail(path, f"cannot read: {exc.strerror or exc}")
@@ -106,15 +118,6 @@ class _Run:
         self.progress(len(texts), len(texts), "embedding")
         self.report.embedded_chunks = len(texts)
         return vectors
-
-
-def _check_model(previous: PreviousVersion | PgPreviousVersion | None, model: str, index: Path) -> None:
-    if previous is not None and previous.manifest.embedding_model != model:
-        m = previous.manifest
-        raise EmbeddingMismatchError(
-            f"index {index} was built with embedding model '{m.embedding_model}' ({m.dimension}-d), "
-            f"not '{model}'; set RAGQA_EMBEDDING_MODEL={m.embedding_model} or use --rebuild to re-index"
-        )
 
 
 def _removals(previous: dict[str, DocumentRow], folders: Sequence[Path], present: set[str],
@@ -164,9 +167,10 @@ def ingest_paths(paths: Sequence[str | Path], index_dir: str | Path | None = Non
     with open_writer(index, settings, log=note) as writer:
         previous = writer.previous()
         try:
-            if paths and not rebuild:
-                _check_model(previous, model, index)
+            if paths and not rebuild and previous is not None:
+                require_embedding_model(model, index, previous.embedding_model, previous.dimension)
             known = previous.documents if previous is not None and not rebuild else {}
+            memory = FailureMemory(settings, writer.read_failures(), forget=rebuild)
             todo: list[tuple[Path, str]] = []
             for path in found.files:
                 try:
@@ -174,8 +178,11 @@ def ingest_paths(paths: Sequence[str | Path], index_dir: str | Path | None = Non
                 except OSError as exc:
                     run.fail(path, f"cannot read: {exc.strerror or exc}")
                     continue
+                memory.seen(path, sha)
                 if str(path) in known and known[str(path)].sha256 == sha:
                     report.unchanged.append(str(path))
+                elif (error := memory.error(path, sha)) is not None:  # failed before, unchanged: not parsed again
+                    run.fail(path, error)
                 else:
                     todo.append((path, sha))
             removed = _removals(known, found.folders, {str(f) for f in found.files}, remove, note)
@@ -183,10 +190,14 @@ def ingest_paths(paths: Sequence[str | Path], index_dir: str | Path | None = Non
             run.load_and_chunk(todo, known)
             if previous is not None and not rebuild and not (report.added or report.updated or removed):
                 # nothing changed (at most some files failed): the live version stays as it is
-                report.documents, report.chunks = len(known), previous.manifest.chunks
-                report.version = previous.manifest.version
+                report.documents, report.chunks = len(known), previous.chunks
+                report.version = previous.version
             else:
                 _write(writer, run, previous, known, removed, model)
+            for path, sha, error in run.unreadable:
+                memory.remember(path, sha, error)
+            if memory.changed:
+                writer.write_failures(memory.data())
         finally:
             if previous is not None:
                 previous.close()
@@ -194,9 +205,9 @@ def ingest_paths(paths: Sequence[str | Path], index_dir: str | Path | None = Non
     return report
 
 
-def _write(writer: IndexWriter | PgIndexWriter, run: _Run, previous: PreviousVersion | PgPreviousVersion | None,
-           known: dict[str, DocumentRow], removed: set[str], model: str) -> None:
-    """Embed the new chunks, carry over the unchanged ones and commit a new version."""
+def _write(writer: StoreWriter, run: _Run, previous: PreviousIndex | None, known: dict[str, DocumentRow],
+           removed: set[str], model: str) -> None:
+    """Embed the new chunks and commit them with the unchanged ones (the store carries those over)."""
     report, settings = run.report, run.settings
     replaced = set(report.updated) | removed
     kept_sources = [s for s in known if s not in replaced]
@@ -204,36 +215,17 @@ def _write(writer: IndexWriter | PgIndexWriter, run: _Run, previous: PreviousVer
         embeddings = make_embeddings(settings)
         vectors = run.embed(embeddings)
         dimension = embeddings.dimension
-    elif previous is not None and previous.manifest.embedding_model == model:
-        dimension = previous.manifest.dimension
+    elif previous is not None and previous.embedding_model == model:
+        dimension = previous.dimension
         vectors = np.zeros((0, dimension), dtype="float32")
     else:  # an empty first version: only the model knows its dimension
         dimension = make_embeddings(settings).dimension
         vectors = np.zeros((0, dimension), dtype="float32")
-    if previous is not None and kept_sources and previous.manifest.dimension != dimension:
-        raise EmbeddingMismatchError(f"index {writer.path} holds {previous.manifest.dimension}-d vectors, "
-                                     f"the embedding model gives {dimension}-d; use --rebuild")
     chunking = {"chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap}
-    if isinstance(writer, PgIndexWriter):  # the server keeps the unchanged chunks in place: only changes travel
-        run.progress(0, 1, "writing index")
-        report.version = writer.commit_changes(kept_sources, run.new_rows, vectors, run.new_docs, model, dimension,
-                                               chunking)
-        run.progress(1, 1, "writing index")
-        report.documents, report.chunks = writer.counts
-        return
-    if isinstance(previous, PreviousVersion) and kept_sources:
-        kept_rows, kept_vectors = previous.chunks_and_vectors(kept_sources)
-    else:
-        kept_rows, kept_vectors = [], np.zeros((0, dimension), dtype="float32")
-    chunks, all_vectors = merge_rows(kept_rows, kept_vectors, run.new_rows, vectors, dimension)
-    documents = [known[s] for s in kept_sources] + run.new_docs
     run.progress(0, 1, "writing index")
-    report.version = writer.commit(VersionData(
-        chunks=chunks, vectors=all_vectors, documents=documents, embedding_model=model, dimension=dimension,
-        chunking=chunking,
-    ))
+    committed = writer.commit_changes(kept_sources, run.new_rows, vectors, run.new_docs, model, dimension, chunking)
     run.progress(1, 1, "writing index")
-    report.documents, report.chunks = len(documents), len(chunks)
+    report.version, report.documents, report.chunks = committed.version, committed.documents, committed.chunks
 
 
 def remove_sources(sources: Iterable[str | Path], index_dir: str | Path | None = None, *,

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ingest.errors import LoadError, unexpected_error
+from ingest.errors import LoadError, WorkerStartError, unexpected_error
 from ingest.loaders import LoadedDocument
 from rag_qa.config import Settings
 
@@ -136,7 +136,7 @@ class ParserWorker:
             ready = False
         if not ready:
             code = self._stop()
-            raise LoadError(f"the parser worker did not start (exit code {code})")
+            raise WorkerStartError(f"the parser worker did not start (exit code {code})")
 
     def _stop(self) -> int | None:
         """Kill the worker (if running), close the pipes and return its exit code."""

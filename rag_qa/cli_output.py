@@ -31,7 +31,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from rag_qa.models import ModelNotFoundError
     from rag_qa.readers.registry import UnknownReaderError
     from rag_qa.service import EmptyQuestionError
-    from rag_qa.store import IndexStoreError
+    from rag_qa.store.base import IndexStoreError
     from rag_qa.train.data import DataError
 
     return (ModelNotFoundError, UnknownReaderError, EmptyQuestionError, IndexStoreError, DataError)

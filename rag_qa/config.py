@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
+#: the retrieval modes, for command-line choices, the UI and the retriever factory
+MODES: tuple[str, ...] = get_args(RetrievalMode)
 
 
 class Settings(BaseSettings):
@@ -35,7 +37,7 @@ class Settings(BaseSettings):
     lock_timeout_s: float = 60.0  # a second writer waits this long for the index lock, then fails
     keep_versions: int = 2  # index versions kept on disk (the current one and the one before)
     # where indexes live: "faiss" (a versioned folder per index) or "pgvector" (a schema per index on
-    # the PostgreSQL server at pg_dsn, e.g. postgresql://user:pass@host:5432/db; see rag_qa.pg_store)
+    # the PostgreSQL server at pg_dsn, e.g. postgresql://user:pass@host:5432/db; see rag_qa.store.pg)
     store: Literal["faiss", "pgvector"] = "faiss"
     pg_dsn: str | None = None
     pg_ef_search: int = 100  # HNSW candidate list per dense query (pgvector): higher = better recall, slower

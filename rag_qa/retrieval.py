@@ -1,8 +1,9 @@
-"""Retrieval modes as LangChain retrievers: dense (FAISS), bm25 (bm25s) and hybrid (fused).
+"""Retrieval modes as LangChain retrievers over any index store: dense, bm25 and hybrid (fused).
 
-Every retriever returns LangChain ``Document``s whose metadata carries a :class:`Passage`
-(source, page, character offsets, score), so the rest of the chain can use
-``Passage.from_document``.
+The retrievers only use the store's reader protocol (:class:`~rag_qa.store.base.StoreReader`:
+``search_dense``, ``search_bm25``), so they work the same over FAISS folders and pgvector.  Every
+retriever returns LangChain ``Document``s whose metadata carries a :class:`Passage` (source, page,
+character offsets, score), so the rest of the chain can use ``Passage.from_document``.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from rag_qa.config import MODES
+from rag_qa.store.base import StoreReader
 from rag_qa.types import Passage
-
-MODES = ("dense", "bm25", "hybrid")
 
 
 class DenseRetriever(BaseRetriever):
-    """Inner-product search of the normalised query embedding in the index's FAISS file."""
+    """Inner-product search of the normalised query embedding in the index's vectors."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
-    store: Any
+    store: StoreReader
     embed_query: Callable[[str], list[float]]
     k: int = 5
 
@@ -39,10 +40,10 @@ class DenseRetriever(BaseRetriever):
 
 
 class BM25Retriever(BaseRetriever):
-    """Lexical BM25 over the index's persisted bm25s index."""
+    """Lexical BM25 over the index's chunks."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
-    store: Any
+    store: StoreReader
     k: int = 5
 
     def search(self, query: str, k: int) -> list[Document]:
@@ -92,7 +93,7 @@ class HybridRetriever(BaseRetriever):
         return out
 
 
-def make_retriever(store: Any, embed_query: Callable[[str], list[float]], mode: str = "hybrid", k: int = 5,
+def make_retriever(store: StoreReader, embed_query: Callable[[str], list[float]], mode: str = "hybrid", k: int = 5,
                    **hybrid_options: Any) -> BaseRetriever:
     """The retriever for ``mode`` over an opened index store."""
     if mode == "dense":

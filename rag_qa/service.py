@@ -20,7 +20,7 @@ from rag_qa.config import Settings, get_settings
 from rag_qa.readers.base import Reader
 from rag_qa.readers.registry import get_reader
 from rag_qa.retrieval import make_retriever, passages
-from rag_qa.stores import ReadableStore, open_store
+from rag_qa.store import StoreReader, open_store
 from rag_qa.types import Answer, Passage
 
 
@@ -34,13 +34,13 @@ class QAService:
     def __init__(self, index: str | Path | None = None, settings: Settings | None = None):
         self.settings = settings or get_settings()
         self.index = Path(index or self.settings.index)
-        self._store: ReadableStore | None = None
+        self._store: StoreReader | None = None
         self._embeddings = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ resources
     @property
-    def store(self) -> ReadableStore:
+    def store(self) -> StoreReader:
         """The live index version (re-opened if an ingest committed a newer one since)."""
         with self._lock:
             if self._store is None or not self._store.is_current():

@@ -83,7 +83,7 @@ def pg_dsn() -> Iterator[str]:
     if configured:
         yield configured
         return
-    from rag_qa.pg_local import local_server
+    from rag_qa.store.pg.local import local_server
 
     with local_server() as dsn:
         yield dsn
@@ -112,7 +112,7 @@ def fresh_index(tmp_path: Path, backend_settings: Settings) -> Iterator[Path]:
     index = tmp_path / f"index_{uuid.uuid4().hex[:12]}"
     yield index
     if backend_settings.store == "pgvector":
-        from rag_qa.pg_store import drop_index
+        from rag_qa.store.pg.reader import drop_index
 
         drop_index(index, backend_settings)
 
@@ -121,7 +121,7 @@ def fresh_index(tmp_path: Path, backend_settings: Settings) -> Iterator[Path]:
 def built_pg_index(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The :func:`built_index` documents ingested into the pgvector store, once per session (read-only)."""
     from ingest.pipeline import ingest_paths
-    from rag_qa.pg_store import drop_index
+    from rag_qa.store.pg.reader import drop_index
 
     settings = pg_settings(pg_dsn)
     index = tmp_path_factory.mktemp("built_pg") / f"built_{uuid.uuid4().hex[:12]}"

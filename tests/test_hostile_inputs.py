@@ -32,7 +32,7 @@ from ingest.pipeline import ingest_paths
 from ingest.worker import ParserWorker
 from rag_qa.config import Settings
 from rag_qa.readers.prompting import SYSTEM_PROMPT, build_prompt
-from rag_qa.store import IndexStore
+from rag_qa.store.faiss.reader import IndexStore
 
 MB = 1024 * 1024
 

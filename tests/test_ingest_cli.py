@@ -16,7 +16,7 @@ import pytest
 from conftest import BAD, DOCS, REPO
 
 from ingest.cli import main
-from rag_qa.store import IndexStore
+from rag_qa.store.faiss.reader import IndexStore
 
 SUMMARY_KEYS = {"index", "added", "updated", "removed", "unchanged", "failed", "documents", "chunks", "seconds"}
 

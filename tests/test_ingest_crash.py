@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from rag_qa.index_layout import TMP_PREFIX, current_version, versions_dir
-from rag_qa.store import IndexStore
+from rag_qa.store.faiss.layout import TMP_PREFIX, current_version, versions_dir
+from rag_qa.store.faiss.reader import IndexStore
 
 EXAMPLES = REPO / "examples" / "docs"
 #: three files of three types, about 70 chunks: long enough to kill inside each phase, short enough

@@ -16,8 +16,7 @@ from ingest.errors import IngestUsageError
 from ingest.pipeline import ingest_paths, remove_sources
 from rag_qa.config import Settings
 from rag_qa.models import resolve_model
-from rag_qa.store import EmbeddingMismatchError
-from rag_qa.stores import open_store
+from rag_qa.store import EmbeddingMismatchError, open_store
 
 CHEAP = ("normans_latin1.txt", "code-of-conduct.md", "oxygen.html")  # few chunks: quick to embed
 
@@ -140,3 +139,36 @@ def test_usage_errors(tmp_path: Path) -> None:
     with pytest.raises(IngestUsageError, match="nothing to do"):
         ingest_paths([], tmp_path / "index")
     assert not (tmp_path / "index").exists()
+
+
+def _no_parsing(*args, **kwargs):
+    raise AssertionError("a parser worker or the tokenizer was started although no file needed reading")
+
+
+def test_an_unchanged_unreadable_file_is_reported_without_being_parsed_again(
+        folder: Path, fresh_index: Path, backend_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    index, settings = fresh_index, backend_settings
+    for name in ("corrupt.pdf", "empty.pdf", "empty.html"):  # the two empty files share a sha256
+        shutil.copy(BAD / name, folder / name)
+    first = ingest_paths([folder], index, settings=settings)
+    assert sorted(Path(f["path"]).name for f in first.failed) == ["corrupt.pdf", "empty.html", "empty.pdf"]
+
+    # nothing changed: no worker, no tokenizer, no embedding model; the same one-line errors
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "ParserWorker", _no_parsing)
+        m.setattr(pipeline, "load_tokenizer", _no_parsing)
+        m.setattr(pipeline, "make_embeddings", _no_embedding)
+        again = ingest_paths([folder], index, settings=settings)
+    assert sorted(again.failed, key=str) == sorted(first.failed, key=str)
+    assert (len(again.unchanged), again.version, again.exit_code) == (3, first.version, 3)
+
+    # the file changes: it is read again (now it is good); other parse limits read every file again
+    shutil.copy(DOCS / "packet_switching_2p.pdf", folder / "corrupt.pdf")
+    fixed = ingest_paths([folder], index, settings=settings)
+    assert [Path(s).name for s in fixed.added] == ["corrupt.pdf"] and len(fixed.failed) == 2
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "ParserWorker", _no_parsing)
+        with pytest.raises(AssertionError, match="parser worker"):
+            ingest_paths([folder], index, settings=settings.model_copy(update={"max_file_mb": 49.0}))
+    rebuilt = ingest_paths([folder], index, rebuild=True, settings=settings)
+    assert len(rebuilt.failed) == 2 and len(rebuilt.added) == 4

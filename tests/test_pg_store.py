@@ -22,10 +22,10 @@ from conftest import DOCS, pg_settings
 
 from ingest.pipeline import ingest_paths
 from rag_qa.config import Settings
-from rag_qa.pg_schema import PgConnectionError, connect, schema_name
-from rag_qa.pg_store import PgVectorStore, drop_index
-from rag_qa.store import IndexStore
-from rag_qa.stores import open_store
+from rag_qa.store import open_store
+from rag_qa.store.faiss.reader import IndexStore
+from rag_qa.store.pg.reader import PgVectorStore, drop_index
+from rag_qa.store.pg.schema import PgConnectionError, connect, schema_name
 
 QUERIES = ("Who developed packet switching?", "oxygen atomic number", "Broncos Panthers quarterback",
            "Where is Normandy?", "What must maintainers do?")
@@ -141,7 +141,7 @@ def test_bm25_statistics_stay_exact_through_incremental_ingests(tmp_path: Path, 
 # ingests argv[1] into index argv[2] on server argv[3] (a rebuild if argv[4]), stalling inside the transaction
 STALL_INSIDE_TRANSACTION = """import sys, time
 from pathlib import Path
-import rag_qa.pg_writer as pg_writer
+import rag_qa.store.pg.writer as pg_writer
 from ingest.pipeline import ingest_paths
 from rag_qa.config import Settings
 insert = pg_writer.PgIndexWriter._insert

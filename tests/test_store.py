@@ -17,15 +17,10 @@ from conftest import DOCS
 
 from ingest.loaders import load_document
 from rag_qa.config import Settings
-from rag_qa.index_layout import CURRENT_FILE, current_version
-from rag_qa.store import (
-    EmbeddingMismatchError,
-    IndexLockedError,
-    IndexNotFoundError,
-    IndexStore,
-)
-from rag_qa.store_writer import IndexWriter
-from rag_qa.stores import open_store, open_writer
+from rag_qa.store import EmbeddingMismatchError, IndexLockedError, IndexNotFoundError, open_store, open_writer
+from rag_qa.store.faiss.layout import CURRENT_FILE, current_version
+from rag_qa.store.faiss.reader import IndexStore
+from rag_qa.store.faiss.writer import IndexWriter
 
 
 def test_open_reports_what_the_index_is(built_store: tuple[Path, Settings]) -> None:
@@ -141,7 +136,7 @@ def test_stale_versions_of_a_dead_writer_are_removed_with_a_message(index_copy: 
 
 
 def test_commit_switches_atomically_and_keeps_the_previous_version(index_copy: Path, embeddings) -> None:
-    from rag_qa.store_writer import VersionData
+    from rag_qa.store.faiss.writer import VersionData
 
     with IndexStore.open(index_copy) as before:
         old_version, old_count = before.version, before.chunk_count
@@ -166,7 +161,7 @@ def test_commit_switches_atomically_and_keeps_the_previous_version(index_copy: P
 HOLD_WRITE_LOCK = """import sys, time
 from pathlib import Path
 from rag_qa.config import Settings
-from rag_qa.stores import open_writer
+from rag_qa.store import open_writer
 with open_writer(Path(sys.argv[1]), Settings(store=sys.argv[2], pg_dsn=sys.argv[3] or None)):
     print('locked', flush=True)
     time.sleep(60)

@@ -17,8 +17,8 @@ import gradio as gr
 
 from ingest.errors import IngestUsageError
 from ingest.pipeline import ingest_paths, remove_sources
-from rag_qa.index_layout import IndexNotFoundError, IndexStoreError
 from rag_qa.service import EmptyQuestionError, QAService
+from rag_qa.store import IndexNotFoundError, IndexStoreError
 from rag_qa.types import Answer
 from ui import render
 from ui.indexes import IndexCatalog, is_built

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rag_qa.config import Settings
 from rag_qa.service import QAService
-from rag_qa.stores import index_exists
+from rag_qa.store import index_exists
 
 _NAME = re.compile(r"[^A-Za-z0-9_-]+")
 

@@ -1,10 +1,11 @@
-"""On-disk layout of an index directory, its manifest, and the errors around them.
+"""On-disk layout of a FAISS index directory and its manifest.
 
 ::
 
     INDEX/
       CURRENT                 name of the live version ("000007"), switched with os.replace
       write.lock              filelock serialising writers
+      failures.json           files that could not be read, with their sha256 (skipped while unchanged)
       versions/000007/        one complete version
         manifest.json         format version, embedding model + dimension, counts
         faiss.index           IndexIDMap(IndexFlatIP), written with faiss.write_index
@@ -23,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag_qa.store.base import IndexCorruptError
+
 FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = "write.lock"
@@ -32,27 +35,7 @@ MANIFEST_FILE = "manifest.json"
 FAISS_FILE = "faiss.index"
 DOCSTORE_FILE = "docstore.sqlite"
 BM25_DIR = "bm25"
-
-
-class IndexStoreError(RuntimeError):
-    """Base class; the message is one actionable line for the user."""
-
-
-class IndexNotFoundError(IndexStoreError):
-    def __init__(self, path: Path | str) -> None:
-        super().__init__(f"no index at {path}; run `python -m ingest PATH...` first")
-
-
-class IndexCorruptError(IndexStoreError):
-    """The live version is missing files or has an unknown format."""
-
-
-class EmbeddingMismatchError(IndexStoreError):
-    """The index was built with another embedding model than the one asked for."""
-
-
-class IndexLockedError(IndexStoreError):
-    """Another writer held the index lock for longer than the timeout."""
+FAILURES_FILE = "failures.json"
 
 
 @dataclass

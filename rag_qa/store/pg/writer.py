@@ -7,7 +7,7 @@ version is bumped, all in one transaction.  ``kill -9`` at any point therefore l
 previous state live: the server rolls the transaction back when the connection drops.  A
 session-level advisory lock (one key per index) serialises writers on every machine that
 shares the server; a second writer waits ``lock_timeout_s`` and then fails with
-:class:`~rag_qa.index_layout.IndexLockedError`.
+:class:`~rag_qa.store.base.IndexLockedError`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag_qa.docstore import ChunkRow, DocumentRow
-from rag_qa.index_layout import EmbeddingMismatchError, IndexLockedError, Manifest
-from rag_qa.pg_schema import (
+from rag_qa.store.base import ChunkRow, Committed, DocumentRow, IndexLockedError, as_matrix, require_dimension
+from rag_qa.store.pg.schema import (
+    FAILURES_DDL,
     FORMAT_VERSION,
     advisory_key,
     connect,
@@ -46,11 +46,27 @@ STAGING_SUFFIX = "__next"  # a rebuilt index is written into <schema>__next, the
 
 
 class PgPreviousVersion:
-    """The committed state as the pipeline sees it: ``documents`` and a ``manifest`` like the FAISS store's."""
+    """The committed state as the pipeline sees it (a :class:`~rag_qa.store.base.PreviousIndex`)."""
 
-    def __init__(self, manifest: Manifest, documents: dict[str, DocumentRow]) -> None:
-        self.manifest = manifest
+    def __init__(self, meta: dict[str, Any], documents: dict[str, DocumentRow]) -> None:
+        self.meta = meta
         self.documents = documents
+
+    @property
+    def embedding_model(self) -> str:
+        return str(self.meta["embedding_model"])
+
+    @property
+    def dimension(self) -> int:
+        return int(self.meta["dimension"])
+
+    @property
+    def version(self) -> int:
+        return int(self.meta["version"])
+
+    @property
+    def chunks(self) -> int:
+        return int(self.meta["chunks"])
 
     def close(self) -> None:
         """Nothing to release (the rows were read up front); here for the pipeline's ``finally``."""
@@ -66,7 +82,6 @@ class PgIndexWriter:
         self.schema = schema_name(self.path)
         self.timeout = settings.lock_timeout_s if timeout is None else timeout
         self.log = log or (lambda message: None)
-        self.counts = (0, 0)  # (documents, chunks) after the last commit
         self._conn: psycopg.Connection | None = None
 
     @property
@@ -113,16 +128,12 @@ class PgIndexWriter:
         if meta is None:
             return None
         rows = conn.execute(f"SELECT {_DOCUMENT_COLUMNS} FROM {self.schema}.documents ORDER BY source").fetchall()
-        documents = {r[0]: DocumentRow(*r) for r in rows}
-        manifest = Manifest(embedding_model=meta["embedding_model"], dimension=meta["dimension"],
-                            version=meta["version"], documents=meta["documents"], chunks=meta["chunks"],
-                            created_at=meta["created_at"], chunking=meta["chunking"])
-        return PgPreviousVersion(manifest, documents)
+        return PgPreviousVersion(meta, {r[0]: DocumentRow(*r) for r in rows})
 
     def commit_changes(self, kept_sources: Sequence[str], chunks: Sequence[ChunkRow], vectors: np.ndarray,
                        new_documents: Sequence[DocumentRow], embedding_model: str, dimension: int,
-                       chunking: dict[str, Any] | None = None) -> int:
-        """Make the index hold the chunks of ``kept_sources`` (already stored) plus ``chunks``; returns the version.
+                       chunking: dict[str, Any] | None = None) -> Committed:
+        """Make the index hold the chunks of ``kept_sources`` (already stored) plus ``chunks``.
 
         With nothing kept (first ingest, ``--rebuild``, or every file replaced) the index is
         built in a staging schema for ``dimension`` (its HNSW/GIN indexes after the bulk load) and
@@ -130,16 +141,13 @@ class PgIndexWriter:
         by a long rebuild.
         """
         conn = self._connection()
-        vectors = np.ascontiguousarray(vectors, dtype="float32").reshape(-1, dimension)
-        if vectors.shape[0] != len(chunks):
-            raise ValueError(f"{len(chunks)} chunks but {vectors.shape[0]} vectors")
+        vectors = as_matrix(vectors, len(chunks), dimension)
         with conn.transaction():
             meta = read_meta(conn, self.schema)
             version = (meta["version"] if meta else 0) + 1
             fresh = meta is None or not kept_sources
-            if not fresh and meta is not None and meta["dimension"] != dimension:
-                raise EmbeddingMismatchError(f"index {self.path} holds {meta['dimension']}-d vectors, the embedding "
-                                             f"model gives {dimension}-d; use --rebuild")
+            if not fresh and meta is not None:
+                require_dimension(self.path, meta["dimension"], dimension)
             if fresh or meta is None:  # built beside the live schema, which readers use until the switch at the end
                 target = self.schema + STAGING_SUFFIX
                 conn.execute(f"DROP SCHEMA IF EXISTS {target} CASCADE")
@@ -155,20 +163,39 @@ class PgIndexWriter:
             if fresh:
                 create_chunk_indexes(conn, target)
             documents = conn.execute(f"SELECT count(*) FROM {target}.documents").fetchone()
-            self.counts = (int(documents[0]) if documents else 0, n_chunks + new_chunks)
+            counts = (int(documents[0]) if documents else 0, n_chunks + new_chunks)
             conn.execute(
                 f"INSERT INTO {target}.meta (format_version, embedding_model, dimension, version, documents, "
                 "chunks, tokens, created_at, chunking) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (singleton) DO UPDATE SET embedding_model = EXCLUDED.embedding_model, "
                 "version = EXCLUDED.version, documents = EXCLUDED.documents, chunks = EXCLUDED.chunks, "
                 "tokens = EXCLUDED.tokens, created_at = EXCLUDED.created_at, chunking = EXCLUDED.chunking",
-                [FORMAT_VERSION, embedding_model, dimension, version, *self.counts, n_tokens + new_tokens,
+                [FORMAT_VERSION, embedding_model, dimension, version, *counts, n_tokens + new_tokens,
                  datetime.now(UTC).isoformat(timespec="seconds"), json.dumps(chunking or {})],
             )
             if fresh:  # the switch: locks the old tables only for the moment before the commit
                 conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
                 conn.execute(f"ALTER SCHEMA {target} RENAME TO {self.schema}")
-        return version
+        return Committed(version, *counts)
+
+    def read_failures(self) -> dict[str, Any]:
+        """The failure memory kept in the index's schema (``{}`` when there is none)."""
+        conn = self._connection()
+        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f"{self.schema}.failures"]).fetchone()
+        if not exists or not exists[0]:
+            return {}
+        row = conn.execute(f"SELECT data FROM {self.schema}.failures").fetchone()
+        return row[0] if row and isinstance(row[0], dict) else {}
+
+    def write_failures(self, data: dict[str, Any]) -> None:
+        """Replace the failure memory (nothing is kept for an index with no committed version)."""
+        conn = self._connection()
+        if read_meta(conn, self.schema) is None:
+            return
+        with conn.transaction():
+            conn.execute(FAILURES_DDL.format(schema=self.schema))
+            conn.execute(f"INSERT INTO {self.schema}.failures (data) VALUES (%s) "
+                         "ON CONFLICT (singleton) DO UPDATE SET data = EXCLUDED.data", [json.dumps(data)])
 
     def _delete_sources(self, conn: psycopg.Connection, kept_sources: Sequence[str]) -> tuple[int, int]:
         """Delete every document not in ``kept_sources`` (chunks cascade), keeping the lexeme statistics

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from rag_qa.types import Passage
+from rag_qa.store.base import ChunkRow, DocumentRow
 
 SCHEMA = """
 CREATE TABLE chunks (
@@ -37,36 +36,6 @@ CREATE TABLE documents (
 """
 
 _CHUNK_COLUMNS = 'id, faiss_id, source, page, "start", "end", text'
-
-
-@dataclass(frozen=True)
-class ChunkRow:
-    """One chunk as stored: ``text == document_text[start:end]``."""
-
-    id: str
-    source: str
-    page: int | None
-    start: int
-    end: int
-    text: str
-
-    def to_passage(self, score: float = 0.0) -> Passage:
-        return Passage(text=self.text, source=self.source, page=self.page, start=self.start,
-                       end=self.end, score=score, chunk_id=self.id)
-
-
-@dataclass(frozen=True)
-class DocumentRow:
-    """A source file in the index; ``sha256`` decides whether it needs re-embedding."""
-
-    source: str
-    sha256: str
-    mtime: float
-    size: int
-    type: str
-    pages: int | None
-    n_chunks: int
-    added_at: str
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:

@@ -1,13 +1,13 @@
-"""Read side of the pgvector store: :class:`PgVectorStore` answers like :class:`~rag_qa.store.IndexStore`.
+"""Read side of the pgvector store: :class:`PgVectorStore` answers like the FAISS store's ``IndexStore``.
 
 Selected with ``RAGQA_STORE=pgvector`` and ``RAGQA_PG_DSN``; the tables are described in
-:mod:`rag_qa.pg_schema`, writing is :mod:`rag_qa.pg_writer`'s job.  Dense search is the HNSW
-index over ``vector_ip_ops`` on unit vectors, so scores are the same inner products FAISS gives;
+:mod:`rag_qa.store.pg.schema`, writing is :mod:`rag_qa.store.pg.writer`'s job.  Dense search is the
+HNSW index over ``vector_ip_ops`` on unit vectors, so scores are the same inner products FAISS gives;
 the lexical leg is BM25 computed in SQL over PostgreSQL full-text search (the query's English
 lexemes OR-ed over a GIN index; idf from a per-index document-frequency table that each ingest
 keeps current; tf and length from the tsvector), so hybrid fusion works as it does over bm25s.
 Plain ``ts_rank_cd`` has no idf: on SQuAD it put the gold paragraph in the top 5 for 69% of
-questions where bm25s does for 90% (``benchmarks/pgvector.py``, before this BM25).
+questions where bm25s does for 90% (``benchmarks/pg_vs_faiss.py``, before this BM25).
 
 Why psycopg 3 + the ``pgvector`` adapter and not LangChain's ``PGVector``/``PGVectorStore`` for
 the store itself: their writes insert row by row, one transaction per call, so an ingest could
@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag_qa.docstore import ChunkRow
-from rag_qa.index_layout import IndexNotFoundError
-from rag_qa.pg_schema import (
+from rag_qa.store.base import ChunkRow, DocumentInfo, IndexNotFoundError, query_vector, require_embedding_model
+from rag_qa.store.pg.schema import (
     connect,
     describe_dsn,
     read_meta,
@@ -36,7 +35,6 @@ from rag_qa.pg_schema import (
     require_dsn,
     schema_name,
 )
-from rag_qa.store import DocumentInfo, query_vector, require_embedding_model
 from rag_qa.types import Passage
 
 if TYPE_CHECKING:

@@ -9,8 +9,9 @@ and several app instances, share one server::
     ragqa_<name>.chunks      chunk text + offsets, vector(dim) with an HNSW index (vector_ip_ops),
                              tsv = to_tsvector('english', text) with a GIN index, n_tokens (its length)
     ragqa_<name>.terms       document frequency of every lexeme (BM25's idf), kept current by each ingest
+    ragqa_<name>.failures    one row: files that could not be read, with their sha256 (skipped while unchanged)
 
-Errors are :class:`~rag_qa.index_layout.IndexStoreError` subclasses with one actionable line;
+Errors are :class:`~rag_qa.store.base.IndexStoreError` subclasses with one actionable line;
 the DSN's user and password never appear in them.
 """
 
@@ -21,7 +22,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag_qa.index_layout import IndexStoreError
+from rag_qa.store.base import IndexStoreError
 
 if TYPE_CHECKING:
     import psycopg
@@ -74,6 +75,11 @@ TERMS_DDL = """
 CREATE TABLE {schema}.terms (
     lexeme TEXT PRIMARY KEY,
     df INTEGER NOT NULL
+)"""
+FAILURES_DDL = """
+CREATE TABLE IF NOT EXISTS {schema}.failures (
+    singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
+    data JSONB NOT NULL
 )"""
 # a chunk's length for BM25: its lexemes counted with repeats (stop words are not lexemes)
 TOKEN_COUNT_DDL = """

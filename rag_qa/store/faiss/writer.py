@@ -1,13 +1,16 @@
-"""Write side of an index: new versions written beside the live one and switched in atomically.
+"""Write side of a FAISS index: new versions written beside the live one and switched in atomically.
 
 A version is built in ``versions/.tmp-NNNNNN-PID/``, fsynced, renamed to ``versions/NNNNNN``,
 and only then does ``CURRENT`` move to it (temp file + ``os.replace``).  ``kill -9`` at any
 point therefore leaves the previous version live and complete; whatever the dead writer left
-is removed by the next writer, which says so.  A ``filelock`` serialises writers.
+is removed by the next writer, which says so.  A ``filelock`` serialises writers.  Unchanged
+documents are carried into the new version by copying their chunks and vectors from the old one
+(:meth:`IndexWriter.commit_changes`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
@@ -19,19 +22,26 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from rag_qa import docstore
-from rag_qa.bm25_index import build_bm25
-from rag_qa.docstore import ChunkRow, DocumentRow
-from rag_qa.index_layout import (
+from rag_qa.store.base import (
+    ChunkRow,
+    Committed,
+    DocumentRow,
+    IndexCorruptError,
+    IndexLockedError,
+    as_matrix,
+    require_dimension,
+)
+from rag_qa.store.faiss import docstore
+from rag_qa.store.faiss.bm25 import build_bm25
+from rag_qa.store.faiss.layout import (
     BM25_DIR,
     CURRENT_FILE,
     DOCSTORE_FILE,
+    FAILURES_FILE,
     FAISS_FILE,
     LOCK_FILE,
     MANIFEST_FILE,
     TMP_PREFIX,
-    IndexCorruptError,
-    IndexLockedError,
     Manifest,
     current_version,
     fsync_dir,
@@ -65,6 +75,22 @@ class PreviousVersion:
         self.documents = docstore.read_documents(self._con)
         self._positions: dict[int, int] | None = None
         self._flat: Any = None
+
+    @property
+    def embedding_model(self) -> str:
+        return self.manifest.embedding_model
+
+    @property
+    def dimension(self) -> int:
+        return self.manifest.dimension
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+    @property
+    def chunks(self) -> int:
+        return self.manifest.chunks
 
     def chunks_and_vectors(self, sources: Iterable[str]) -> tuple[list[ChunkRow], np.ndarray]:
         """The stored chunks of ``sources`` with their vectors, read back from the FAISS file."""
@@ -162,6 +188,43 @@ class IndexWriter:
             shutil.rmtree(versions_dir(self.path) / version_name(number), ignore_errors=True)
 
     # -- writing ------------------------------------------------------------------------
+    def commit_changes(self, kept_sources: Sequence[str], chunks: Sequence[ChunkRow], vectors: np.ndarray,
+                       new_documents: Sequence[DocumentRow], embedding_model: str, dimension: int,
+                       chunking: dict[str, Any] | None = None) -> Committed:
+        """A new version holding the chunks of ``kept_sources`` (copied from the live version) plus ``chunks``."""
+        kept_rows: list[ChunkRow] = []
+        kept_vectors = np.zeros((0, dimension), dtype="float32")
+        kept_documents: list[DocumentRow] = []
+        previous = self.previous() if kept_sources else None
+        if previous is not None:
+            try:
+                require_dimension(self.path, previous.dimension, dimension)
+                kept_rows, kept_vectors = previous.chunks_and_vectors(kept_sources)
+                kept_documents = [previous.documents[s] for s in kept_sources]
+            finally:
+                previous.close()
+        rows, all_vectors = merge_rows(kept_rows, kept_vectors, chunks, vectors, dimension)
+        documents = kept_documents + list(new_documents)
+        version = self.commit(VersionData(chunks=rows, vectors=all_vectors, documents=documents,
+                                          embedding_model=embedding_model, dimension=dimension,
+                                          chunking=dict(chunking or {})))
+        return Committed(version, len(documents), len(rows))
+
+    def read_failures(self) -> dict[str, Any]:
+        """The failure memory beside the versions (``{}`` when there is none or it is unreadable)."""
+        try:
+            data = json.loads((self.path / FAILURES_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def write_failures(self, data: dict[str, Any]) -> None:
+        """Replace the failure memory atomically (temp file + ``os.replace``, under the write lock)."""
+        target = self.path / FAILURES_FILE
+        tmp = target.with_name(f"{FAILURES_FILE}.tmp")
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+
     def commit(self, data: VersionData) -> int:
         """Write ``data`` as the next version and make it live; returns its number."""
         if self._lock is None or not self._lock.is_locked:
@@ -191,9 +254,7 @@ class IndexWriter:
     def _write_files(target: Path, data: VersionData, number: int) -> None:
         import faiss
 
-        vectors = np.ascontiguousarray(data.vectors, dtype="float32").reshape(-1, data.dimension)
-        if vectors.shape[0] != len(data.chunks):
-            raise ValueError(f"{len(data.chunks)} chunks but {vectors.shape[0]} vectors")
+        vectors = as_matrix(data.vectors, len(data.chunks), data.dimension)
         index = faiss.IndexIDMap(faiss.IndexFlatIP(data.dimension))
         if len(vectors):
             index.add_with_ids(vectors, np.arange(len(vectors), dtype="int64"))

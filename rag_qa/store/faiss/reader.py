@@ -1,9 +1,9 @@
-"""Read side of an index: :class:`IndexStore` opens the live version and answers searches.
+"""Read side of a FAISS index: :class:`IndexStore` opens the live version and answers searches.
 
 Dense search is FAISS inner product over normalised vectors, lexical search is BM25; both
 return :class:`~rag_qa.types.Passage` objects with their text, source, page and offsets.
-Writing new versions is :mod:`rag_qa.store_writer`'s job; the layout is in
-:mod:`rag_qa.index_layout`.
+Writing new versions is :mod:`rag_qa.store.faiss.writer`'s job; the layout is in
+:mod:`rag_qa.store.faiss.layout`.
 """
 
 from __future__ import annotations
@@ -11,44 +11,27 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag_qa import docstore
-from rag_qa.index_layout import (
-    BM25_DIR,
-    DOCSTORE_FILE,
-    FAISS_FILE,
-    MANIFEST_FILE,
-    EmbeddingMismatchError,
+from rag_qa.store.base import (
+    DocumentInfo,
     IndexCorruptError,
-    IndexLockedError,
     IndexNotFoundError,
-    IndexStoreError,
-    Manifest,
-    current_version_dir,
+    query_vector,
+    require_embedding_model,
 )
-from rag_qa.models import resolve_model
+from rag_qa.store.faiss import docstore
+from rag_qa.store.faiss.layout import BM25_DIR, DOCSTORE_FILE, FAISS_FILE, MANIFEST_FILE, Manifest, current_version_dir
 from rag_qa.types import Passage
 
 if TYPE_CHECKING:
     from langchain_community.vectorstores import FAISS
     from langchain_core.embeddings import Embeddings
 
-    from rag_qa.bm25_index import BM25Index
-
-__all__ = [
-    "DocumentInfo", "EmbeddingMismatchError", "IndexCorruptError", "IndexLockedError",
-    "IndexNotFoundError", "IndexStore", "IndexStoreError", "canonical_model_name",
-]
-
-
-def canonical_model_name(name: str) -> str:
-    """The name an index records for an embedding model (aliases collapse to one name)."""
-    return resolve_model(name, kind="embedding model").name
+    from rag_qa.store.faiss.bm25 import BM25Index
 
 
 @contextmanager
@@ -68,38 +51,6 @@ def _one_omp_thread() -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(saved)
-
-
-def require_embedding_model(name: str, path: Path, built_with: str, dimension: int, where: str = "") -> None:
-    """Raise :class:`EmbeddingMismatchError` unless ``name`` is ``built_with`` (any store's check)."""
-    wanted = canonical_model_name(name)
-    if wanted != built_with:
-        raise EmbeddingMismatchError(
-            f"index {path}{where} was built with embedding model '{built_with}' ({dimension}-d), not "
-            f"'{wanted}'; set RAGQA_EMBEDDING_MODEL={built_with} or rebuild the index with "
-            "`python -m ingest --rebuild PATH...`"
-        )
-
-
-def query_vector(vector: np.ndarray, path: Path, dimension: int, model: str) -> np.ndarray:
-    """``vector`` as a flat float32 array, or :class:`EmbeddingMismatchError` if its size is not the index's."""
-    query = np.asarray(vector, dtype="float32").reshape(-1)
-    if query.shape[0] != dimension:
-        raise EmbeddingMismatchError(
-            f"query vector has {query.shape[0]} dimensions, index {path} has {dimension} (model '{model}')"
-        )
-    return query
-
-
-@dataclass(frozen=True)
-class DocumentInfo:
-    """One indexed file, as the UI lists it."""
-
-    source: str
-    type: str
-    pages: int | None
-    chunks: int
-    added_at: str
 
 
 class IndexStore:
@@ -188,7 +139,7 @@ class IndexStore:
     def _bm25_index(self) -> BM25Index | None:
         with self._bm25_lock:
             if self._bm25 is None and self.chunk_count:
-                from rag_qa.bm25_index import BM25Index
+                from rag_qa.store.faiss.bm25 import BM25Index
 
                 self._bm25 = BM25Index(self.version_dir / BM25_DIR)
             return self._bm25
