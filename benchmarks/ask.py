@@ -260,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from rag_qa.eval.squad_metrics import squad_scores
     from rag_qa.models import resolve_model
+    from rag_qa.squad_metrics import squad_scores
 
     data = args.data or (SMOKE_DATA if args.smoke else DEFAULT_DATA)
     n = args.questions if args.questions is not None else (5 if args.smoke else 200)

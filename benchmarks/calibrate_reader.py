@@ -24,10 +24,10 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from rag_qa.config import Settings  # noqa: E402
 from rag_qa.eval.corpus import corpus_index, corpus_questions  # noqa: E402
-from rag_qa.eval.squad_metrics import f1, max_over_truths  # noqa: E402
 from rag_qa.readers.extractive import ExtractiveConfig, ExtractiveReader  # noqa: E402
 from rag_qa.retrieval import passages as to_passages  # noqa: E402
 from rag_qa.service import QAService  # noqa: E402
+from rag_qa.squad_metrics import f1, max_over_truths  # noqa: E402
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[float, float]:

@@ -19,11 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from rag_qa.eval.squad_metrics import normalize_answer, squad_scores
 from rag_qa.readers.base import Reader
 from rag_qa.readers.generative import GenerativeReader, make_generative_reader
 from rag_qa.readers.prompting import INSTRUCTION, SYSTEM_PROMPT
 from rag_qa.readers.registry import get_reader
+from rag_qa.squad_metrics import normalize_answer, squad_scores
 from rag_qa.types import Passage
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad" / "dev-v1.1-public.json"
@@ -94,7 +94,7 @@ def evaluate(reader: Reader, items: list[dict]) -> dict:
             correct += any(normalize_answer(g) in text for g in item["answers"])
     scores = squad_scores(predictions, references)
     try:
-        from rag_qa.eval.squad_metrics import rouge_l
+        from rag_qa.squad_metrics import rouge_l
 
         rouge = 100 * sum(max(rouge_l(predictions[q], g) for g in references[q]) for q in references)
         scores["rouge_l"] = rouge / len(references)

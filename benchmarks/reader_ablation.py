@@ -48,7 +48,7 @@ def retrieved(data: str, n: int, depth: int, seed: int) -> list[tuple]:
 
 def score(reader, items: list[tuple], k: int | None) -> dict:
     """EM/F1 of the reader's best span (no abstention) over ``items``, reading the top ``k`` passages."""
-    from rag_qa.eval.squad_metrics import squad_scores
+    from rag_qa.squad_metrics import squad_scores
 
     preds, refs = {}, {}
     t0 = time.perf_counter()
@@ -76,8 +76,8 @@ def main() -> None:
     args = ap.parse_args()
 
     sys.path.insert(0, str(REPO))
+    from rag_qa.qa_data import load_examples
     from rag_qa.readers.extractive import ExtractiveConfig, ExtractiveReader
-    from rag_qa.train.data import load_examples
     from rag_qa.types import Passage
 
     ks = [int(k) for k in args.top_k.split(",")]

@@ -347,8 +347,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from rag_qa.eval.squad_metrics import squad_scores
     from rag_qa.models import ModelNotFoundError, resolve_model
+    from rag_qa.squad_metrics import squad_scores
 
     data = (args.data or (SMOKE_DATA if args.smoke else DEFAULT_DATA)).resolve()
     n_articles = args.articles if args.articles is not None else (2 if args.smoke else 6)

@@ -142,7 +142,7 @@ def main() -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from rag_qa.train.data import load_examples
+    from rag_qa.qa_data import load_examples
     from rag_qa.train.trainer import TrainConfig, load_train_features
 
     cores = len(os.sched_getaffinity(0))

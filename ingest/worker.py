@@ -21,6 +21,7 @@ from typing import Any
 from ingest.errors import LoadError, WorkerStartError, unexpected_error
 from ingest.loaders import LoadedDocument
 from rag_qa.config import Settings
+from rag_qa.env import child_env
 
 START_TIMEOUT_S = 60.0  # a fresh interpreter importing the parsers; not counted against a file's limit
 _READY = b"ready"
@@ -119,7 +120,7 @@ class ParserWorker:
         replies_r, replies_w = os.pipe()
         try:
             self._proc = subprocess.Popen([sys.executable, "-m", "ingest.worker"], stdin=requests_r,
-                                          stdout=replies_w, env=dict(os.environ, PYTHONPATH=_pythonpath()))
+                                          stdout=replies_w, env=child_env())
         except BaseException:
             for fd in (requests_w, replies_r):
                 os.close(fd)
@@ -184,12 +185,6 @@ class ParserWorker:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(timeout=5)
         self._stop()
-
-
-def _pythonpath() -> str:
-    """This checkout first on the worker's path, so ``-m ingest.worker`` is this very code."""
-    root = str(Path(__file__).resolve().parents[1])
-    return os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 def main() -> None:

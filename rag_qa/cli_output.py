@@ -29,9 +29,9 @@ def fail(message: str, code: int = EXIT_USAGE) -> int:
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is meant for the user (no traceback)."""
     from rag_qa.models import ModelNotFoundError
+    from rag_qa.qa_data import DataError
     from rag_qa.readers.registry import UnknownReaderError
     from rag_qa.service import EmptyQuestionError
     from rag_qa.store.base import IndexStoreError
-    from rag_qa.train.data import DataError
 
     return (ModelNotFoundError, UnknownReaderError, EmptyQuestionError, IndexStoreError, DataError)

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag_qa.eval.squad_metrics import (
+from rag_qa.squad_metrics import (
     best_null_threshold,
     exact_match,
     f1,

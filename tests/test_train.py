@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_qa.train.data import load_examples
+from rag_qa.qa_data import load_examples
 
 REPO = Path(__file__).resolve().parents[1]
 SQUAD = REPO / "tests" / "data" / "squad"

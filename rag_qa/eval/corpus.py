@@ -3,6 +3,11 @@
 Each article becomes ``<title>.txt`` (paragraphs joined by blank lines) so chunking is
 exercised; every question keeps the character span of its gold answers inside that file,
 which is how retrieval hits are judged.  Built indexes are cached by content hash.
+
+Indexing is a dependency passed in (:data:`IndexBuilder`): ``ingest`` sits above ``rag_qa`` and
+is never imported from here.  The default, :func:`ingest_command`, runs ``python -m ingest`` as
+a child process; callers that already import ``ingest`` (benchmarks, tests) may pass
+``ingest.pipeline.ingest_paths`` wrapped in the same signature.
 """
 
 from __future__ import annotations
@@ -10,13 +15,25 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from rag_qa.env import child_env
 from rag_qa.models import CACHE_DIR
-from rag_qa.train.data import load_examples
+from rag_qa.qa_data import load_examples
 
 SEPARATOR = "\n\n"
+
+#: ``(corpus folder, index dir, embedding model) -> the ingest summary``: builds a fresh index of the folder
+IndexBuilder = Callable[[Path, Path, str], dict[str, Any]]
+
+
+class CorpusIndexError(RuntimeError):
+    """Indexing the evaluation corpus failed (one line: ingest's own error)."""
 
 
 @dataclass
@@ -70,17 +87,26 @@ def build_corpus(data: str | Path, folder: Path, limit: int | None = None) -> li
     return questions
 
 
-def corpus_index(data: str | Path, embedding_model: str = "minilm", progress: bool = True) -> tuple[Path, Path]:
-    """(corpus folder, index dir) for ``data``, building both once per content hash."""
-    from ingest.pipeline import ingest_paths
-    from rag_qa.config import Settings
+def ingest_command(folder: Path, index: Path, embedding_model: str) -> dict[str, Any]:
+    """Index ``folder`` into a fresh ``index`` with ``python -m ingest --rebuild`` (the default builder)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "ingest", str(folder), "--index", str(index), "--rebuild", "--json"],
+        capture_output=True, text=True, env=child_env(RAGQA_EMBEDDING_MODEL=embedding_model),
+    )
+    if proc.returncode not in (0, 3):  # 3: some files failed, the rest is indexed
+        last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        raise CorpusIndexError(f"indexing the evaluation corpus {folder} failed: {last}")
+    return json.loads(proc.stdout)
 
+
+def corpus_index(data: str | Path, embedding_model: str = "minilm", progress: bool = True,
+                 build: IndexBuilder = ingest_command) -> tuple[Path, Path]:
+    """(corpus folder, index dir) for ``data``, building both once per content hash."""
     digest = hashlib.sha256(Path(data).read_bytes()).hexdigest()[:16]
     root = CACHE_DIR / "eval" / f"{digest}-{embedding_model}"
     folder, index = root / "corpus", root / "index"
     done = root / "done.json"
     if not done.exists():
         build_corpus(data, folder)
-        report = ingest_paths([folder], index, settings=Settings(embedding_model=embedding_model), rebuild=True)
-        done.write_text(json.dumps(report.to_dict()))
+        done.write_text(json.dumps(build(folder, index, embedding_model)))
     return folder, index

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from rag_qa.eval.squad_metrics import best_null_threshold, max_over_truths, rouge_l, squad_scores
+from rag_qa.qa_data import load_examples
 from rag_qa.readers.base import Reader
 from rag_qa.readers.registry import get_reader
-from rag_qa.train.data import load_examples
+from rag_qa.squad_metrics import best_null_threshold, max_over_truths, rouge_l, squad_scores
 from rag_qa.types import Passage
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from rag_qa.config import Settings
-from rag_qa.eval.corpus import CorpusQuestion, corpus_index, corpus_questions
-from rag_qa.eval.squad_metrics import squad_scores
+from rag_qa.eval.corpus import CorpusQuestion, IndexBuilder, corpus_index, corpus_questions, ingest_command
 from rag_qa.service import QAService
+from rag_qa.squad_metrics import squad_scores
 from rag_qa.types import Passage
 
 
@@ -27,10 +27,10 @@ def is_hit(p: Passage, q: CorpusQuestion) -> bool:
 
 def evaluate_retrieval(data: str | Path, mode: str = "hybrid", ks: tuple[int, ...] = (1, 5, 20),
                        limit: int | None = None, progress: bool = True, settings: Settings | None = None,
-                       **hybrid_options) -> dict:
+                       build: IndexBuilder = ingest_command, **hybrid_options) -> dict:
     """recall@k for each k and MRR (over the top max(k)) of one retrieval mode."""
     settings = settings or Settings()
-    _, index = corpus_index(data, settings.embedding_model, progress)
+    _, index = corpus_index(data, settings.embedding_model, progress, build)
     questions = corpus_questions(data, limit)
     service = QAService(index, settings)
     from rag_qa.retrieval import make_retriever
@@ -59,10 +59,10 @@ def evaluate_retrieval(data: str | Path, mode: str = "hybrid", ks: tuple[int, ..
 
 def evaluate_open(data: str | Path, reader: str | None = None, mode: str | None = None, top_k: int | None = None,
                   limit: int | None = None, batch_size: int = 16, progress: bool = True,
-                  settings: Settings | None = None) -> dict:
+                  settings: Settings | None = None, build: IndexBuilder = ingest_command) -> dict:
     """End to end over the file's articles as a corpus: EM/F1 of the chain's final answers."""
     settings = settings or Settings()
-    _, index = corpus_index(data, settings.embedding_model, progress)
+    _, index = corpus_index(data, settings.embedding_model, progress, build)
     questions = corpus_questions(data, limit)
     service = QAService(index, settings)
     preds: dict[str, str] = {}

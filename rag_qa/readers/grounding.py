@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rag_qa.eval.squad_metrics import normalize_answer
+from rag_qa.squad_metrics import normalize_answer
 from rag_qa.types import Answer, Citation, Passage
 
 #: support (share of the answer's words in a passage) needed to count the passage as a source

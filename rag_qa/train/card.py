@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING
 from pathlib import Path
 
 #: config fields that are not `rag_qa train` flags, or whose flag is spelled differently
@@ -12,13 +11,8 @@ _NOT_FLAGS = {"train", "eval", "output", "base", "extra", "resume", "stop_after_
               "feature_cache", "threads", "lora_alpha", "optim", "length_grouping", "compile"}
 
 
-def reproduce_command(cfg: dict) -> str:
-    """The `python -m rag_qa train` line for this config: every setting that differs from the default."""
-    from dataclasses import fields
-
-    from rag_qa.train.trainer import TrainConfig
-
-    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+def reproduce_command(cfg: dict, defaults: dict) -> str:
+    """The `python -m rag_qa train` line for this config: every setting that differs from ``defaults``."""
     cmd = (f"python -m rag_qa train --train {cfg['train']} --eval {cfg['eval']} --base {cfg['base']} "
            f"--output {cfg['output']}")
     for key, value in cfg.items():
@@ -36,9 +30,10 @@ def _score(x) -> str:
     return "not evaluated" if x is None else f"{x:.2f}"
 
 
-def write_card(out: Path, summary: dict) -> None:
+def write_card(out: Path, summary: dict, defaults: dict) -> None:
+    """README.md in ``out``; ``defaults``: the TrainConfig defaults (``trainer.config_defaults()``)."""
     cfg = summary["config"]
-    cmd = reproduce_command(cfg)
+    cmd = reproduce_command(cfg, defaults)
     hp = {k: cfg.get(k) for k in (
         "learning_rate", "epochs", "max_steps", "batch_size", "grad_accum", "warmup_ratio", "weight_decay",
         "max_length", "doc_stride", "seed", "lora", "teacher", "negative_keep", "distractors", "distractor_pool",

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag_qa.eval.squad_metrics import normalize_answer
-from rag_qa.train.data import QAExample
+from rag_qa.qa_data import QAExample
+from rag_qa.squad_metrics import normalize_answer
 
 
 def holds_answer(paragraph: str, answers: Sequence[str], _forms: tuple[str, str] | None = None) -> bool:

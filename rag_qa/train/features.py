@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from rag_qa.qa_data import QAExample
 from rag_qa.spans import Window, encode_windows, label_window, model_inputs
-from rag_qa.train.data import QAExample
 
 #: bump when the cached layout or labelling changes, so stale caches are not reused
 FEATURES_VERSION = 2

@@ -35,7 +35,7 @@ MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
 
 def pack(out: Path, train: Path, dev: Path, dev_questions: int, distractors: int, pool: int, seed: int) -> dict:
     """Copy the training file, a dev slice and the distractor choices into ``out``."""
-    from rag_qa.train.data import load_examples
+    from rag_qa.qa_data import load_examples
     from rag_qa.train.distractors import add_distractors, save_distractors
 
     out.mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,7 @@ def _check_returned(out: Path) -> dict:
 def unpack(returned: Path, into: Path) -> dict:
     """The files a GPU run returned -> a complete model directory (card and curve written here)."""
     from rag_qa.train.card import write_card
-    from rag_qa.train.trainer import plot_curve
+    from rag_qa.train.trainer import config_defaults, plot_curve
 
     summary = json.loads((returned / "metrics.json").read_text())
     into.mkdir(parents=True, exist_ok=True)
@@ -109,7 +109,7 @@ def unpack(returned: Path, into: Path) -> dict:
     summary["config"]["output"] = str(into)
     (into / "metrics.json").write_text(json.dumps(summary, indent=2))
     plot_curve(summary["log_history"], into / "training_curve.png")
-    write_card(into, summary)
+    write_card(into, summary, config_defaults())
     return {"model": str(into), "eval_f1": summary.get("eval_f1"), "eval_exact_match": summary.get("eval_exact_match")}
 
 

@@ -40,9 +40,9 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
-from rag_qa.eval.squad_metrics import best_null_threshold, squad_scores
+from rag_qa.qa_data import QAExample, load_examples
 from rag_qa.spans import decode_example, model_inputs
-from rag_qa.train.data import QAExample, load_examples
+from rag_qa.squad_metrics import best_null_threshold, squad_scores
 from rag_qa.train.distill import MASKED
 from rag_qa.train.features import TrainFeatures, build_train_features, eval_windows, features_key, file_digest
 
@@ -581,6 +581,13 @@ def _save_model(model, tokenizer, out: Path, save_dtype: str) -> None:
     tokenizer.save_pretrained(out)
 
 
+def config_defaults() -> dict:
+    """TrainConfig's default values by field (the model card lists what a run changed)."""
+    from dataclasses import MISSING, fields
+
+    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+
+
 def _write_outputs(out: Path, summary: dict) -> None:
     """metrics.json, the training curve (when matplotlib is there) and the model card."""
     from rag_qa.train.card import write_card
@@ -588,7 +595,7 @@ def _write_outputs(out: Path, summary: dict) -> None:
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
     with contextlib.suppress(ImportError):  # no matplotlib on the GPU machine: `gpu unpack` draws it here
         plot_curve(summary["log_history"], out / "training_curve.png")
-    write_card(out, summary)
+    write_card(out, summary, config_defaults())
 
 
 def export(checkpoints: Path, out: Path, summary: dict, save_dtype: str = "float16") -> Path:

@@ -1,4 +1,7 @@
-"""Loading QA training/evaluation data: SQuAD JSON (v1.1/v2.0, optionally gzipped), JSONL, CSV."""
+"""Loading QA training/evaluation data: SQuAD JSON (v1.1/v2.0, optionally gzipped), JSONL, CSV.
+
+A leaf module (standard library only): training, evaluation and the benchmarks read examples with it.
+"""
 
 from __future__ import annotations
 
