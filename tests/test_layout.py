@@ -127,3 +127,17 @@ def test_imports_point_down_the_layers() -> None:
             if _in(a, *leaves):
                 wrong.append((a, b))  # leaf modules import nothing of ours
     assert wrong == []
+
+
+def test_the_train_command_loads_without_the_app_stack() -> None:
+    """`rag_qa train`'s parser is importable where LangChain, FAISS and Gradio are not installed."""
+    import subprocess
+    import sys
+
+    code = ("import argparse, sys; from rag_qa.cli import train; "
+            "train.add_parser(argparse.ArgumentParser().add_subparsers()); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'langchain_core', 'langchain_community', 'faiss', 'gradio', 'bm25s', 'torch', 'transformers'}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

@@ -28,10 +28,11 @@ def fail(message: str, code: int = EXIT_USAGE) -> int:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is meant for the user (no traceback)."""
+    from rag_qa.eval.corpus import CorpusIndexError
     from rag_qa.models import ModelNotFoundError
     from rag_qa.qa_data import DataError
     from rag_qa.readers.registry import UnknownReaderError
     from rag_qa.service import EmptyQuestionError
     from rag_qa.store.base import IndexStoreError
 
-    return (ModelNotFoundError, UnknownReaderError, EmptyQuestionError, IndexStoreError, DataError)
+    return (ModelNotFoundError, UnknownReaderError, EmptyQuestionError, IndexStoreError, DataError, CorpusIndexError)

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.panel import Panel
 
-from rag_qa.cli_output import EXIT_USAGE, console, emit_json, fail
-from rag_qa.types import Passage
+from rag_qa.cli.output import EXIT_USAGE, console, emit_json, fail
+from rag_qa.config import MODES
+
+if TYPE_CHECKING:
+    from rag_qa.types import Passage
 
 
 def add_parser(sub) -> None:
@@ -22,7 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("query")
     p.add_argument("--index", type=Path, default=None, help="index directory (default: indexes/default)")
     p.add_argument("--top-k", type=int, default=None, help="passages to return (default: 5)")
-    p.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default=None,
+    p.add_argument("--mode", choices=MODES, default=None,
                    help="retrieval mode (default: hybrid)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

@@ -1,4 +1,8 @@
-"""`python -m rag_qa train`: command-line front of :func:`rag_qa.train.trainer.train`."""
+"""`python -m rag_qa train`: command-line front of :func:`rag_qa.train.trainer.train`.
+
+The parser imports nothing but argparse (``rag_qa train --help`` is instant, and this module
+loads where LangChain, FAISS and Gradio are not installed); the trainer loads when it runs.
+"""
 
 from __future__ import annotations
 

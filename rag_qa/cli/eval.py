@@ -1,10 +1,12 @@
-"""`rag_qa eval reader|retrieval|open` (contract in DESIGN.md)."""
+"""`rag_qa eval reader|retrieval|open --data SQUAD.json [...]`: EM/F1, recall@k/MRR, end-to-end scores
+(:mod:`rag_qa.eval`; contract in DESIGN.md)."""
 
 from __future__ import annotations
 
 import argparse
 
-from rag_qa.cli_output import console, emit_json
+from rag_qa.cli.output import console, emit_json, fail
+from rag_qa.config import MODES
 
 
 def add_parser(sub) -> None:
@@ -21,7 +23,7 @@ def add_parser(sub) -> None:
 
     t = ev.add_parser("retrieval", help="recall@k and MRR over the file's articles as a corpus")
     t.add_argument("--data", required=True, help="SQuAD-format .json(.gz)")
-    t.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="hybrid")
+    t.add_argument("--mode", choices=MODES, default="hybrid")
     t.add_argument("--k", default="1,5,20", help="comma-separated cut-offs (default: 1,5,20)")
     t.add_argument("--limit", type=int, default=None, help="only the first N questions")
     t.add_argument("--json", action="store_true")
@@ -30,7 +32,7 @@ def add_parser(sub) -> None:
     o = ev.add_parser("open", help="end to end (retrieve + read) over the file's articles as a corpus")
     o.add_argument("--data", required=True, help="SQuAD-format .json(.gz)")
     o.add_argument("--reader", default=None)
-    o.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default=None)
+    o.add_argument("--mode", choices=MODES, default=None)
     o.add_argument("--top-k", type=int, default=None)
     o.add_argument("--limit", type=int, default=None, help="only the first N questions")
     o.add_argument("--batch-size", type=int, default=16)
@@ -53,7 +55,6 @@ def run_reader(args: argparse.Namespace) -> int:
 
 
 def run_retrieval(args: argparse.Namespace) -> int:
-    from rag_qa.cli_output import fail
     from rag_qa.eval.retrieval_eval import evaluate_retrieval
 
     try:

@@ -1,4 +1,5 @@
-"""`rag_qa ask` and `rag_qa readers`."""
+"""`rag_qa ask "QUESTION" [--index DIR] [--reader NAME] [--top-k K] [--mode M] [--json]`: one answer with its
+citations, through :class:`rag_qa.service.QAService`."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import argparse
 
 from rich.markup import escape
 from rich.panel import Panel
-from rich.table import Table
 
-from rag_qa.cli_output import console, emit_json
+from rag_qa.cli.output import console, emit_json
+from rag_qa.config import MODES
 
 
 def add_parser(sub) -> None:
@@ -17,16 +18,12 @@ def add_parser(sub) -> None:
     p.add_argument("--index", default=None, help="index directory (default: indexes/default)")
     p.add_argument("--reader", default=None, help="reader name, e.g. extractive, generative (see `readers`)")
     p.add_argument("--top-k", type=int, default=None, help="passages to read (default: 5)")
-    p.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default=None, help="retrieval mode")
+    p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=run_ask)
-
-    r = sub.add_parser("readers", help="list the registered readers and where their weights come from")
-    r.add_argument("--json", action="store_true")
-    r.set_defaults(func=run_readers)
+    p.set_defaults(func=run)
 
 
-def run_ask(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from rag_qa.service import QAService
 
     service = QAService(args.index)
@@ -51,16 +48,3 @@ def run_ask(args: argparse.Namespace) -> int:
         console.print(Panel(body, title=escape(where), title_align="left"))
     return 0
 
-
-def run_readers(args: argparse.Namespace) -> int:
-    from rag_qa.readers.registry import list_readers
-
-    rows = list_readers()
-    if args.json:
-        emit_json({"readers": rows})
-        return 0
-    table = Table("name", "kind", "default", "weights")
-    for r in rows:
-        table.add_row(r["name"], r["kind"], "yes" if r.get("default") else "", escape(str(r["weights"])))
-    console.print(table)
-    return 0
