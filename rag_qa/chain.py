@@ -26,7 +26,11 @@ from rag_qa.types import Answer
 
 
 class ReaderRunnable(Runnable[dict, Answer]):
-    """Wraps a :class:`Reader`: input ``{"question", "passages", "t0"}``, output an :class:`Answer`."""
+    """Wraps a :class:`Reader`: input ``{"question", "passages", "t0"}``, output an :class:`Answer`.
+
+    ``t0`` is when the question came in: the reader times its answers from there, so
+    ``Answer.seconds`` is retrieval plus reading, what a user waits.
+    """
 
     def __init__(self, reader: Reader):
         self.reader = reader
@@ -39,30 +43,25 @@ class ReaderRunnable(Runnable[dict, Answer]):
     def OutputType(self) -> type:  # noqa: N802
         return Answer
 
-    def _finish(self, answer: Answer, t0: float | None) -> Answer:
-        if t0 is not None:
-            answer.seconds = time.perf_counter() - t0  # retrieval + reading, what a user waits
-        return answer
-
     def invoke(self, input: dict, config: RunnableConfig | None = None, **kwargs: Any) -> Answer:
         return self._call_with_config(
-            lambda x: self._finish(self.reader.read(x["question"], x["passages"]), x.get("t0")), input, config
+            lambda x: self.reader.read(x["question"], x["passages"], started=x.get("t0")), input, config
         )
 
     def batch(self, inputs: list[dict], config: RunnableConfig | list[RunnableConfig] | None = None, *,
               return_exceptions: bool = False, **kwargs: Any) -> list[Answer]:
         if not inputs:
             return []
-        answers = self.reader.read_batch([x["question"] for x in inputs], [x["passages"] for x in inputs])
-        return [self._finish(a, x.get("t0")) for a, x in zip(answers, inputs, strict=True)]
+        starts = [x["t0"] for x in inputs if x.get("t0") is not None]
+        return self.reader.read_batch([x["question"] for x in inputs], [x["passages"] for x in inputs],
+                                      started=min(starts) if starts else None)
 
     def transform(self, input: Iterator[dict], config: RunnableConfig | None = None,
                   **kwargs: Any) -> Iterator[str | Answer]:
         x: dict = {}
         for chunk in input:  # RunnableParallel streams its keys as separate partial dicts
             x.update(chunk)
-        for piece in self.reader.stream(x["question"], x["passages"]):
-            yield self._finish(piece, x.get("t0")) if isinstance(piece, Answer) else piece
+        yield from self.reader.stream(x["question"], x["passages"], started=x.get("t0"))
 
     def stream(self, input: dict, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[str | Answer]:
         yield from self.transform(iter([input]), config, **kwargs)

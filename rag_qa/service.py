@@ -1,9 +1,10 @@
 """The one code path from a question to an answer, shared by the CLI, the UI and the benchmarks.
 
-:class:`QAService` owns the opened index, the embedding model and the reader registry;
-answers come from the LCEL chain in :mod:`rag_qa.chain`.  After an ingest writes a new
-index version the next question sees it (the store is re-opened when ``CURRENT`` moves, or
-the pgvector store's version changes).
+:class:`QAService` owns the opened index (any store, through the reader protocol), the embedding
+model and its readers, all built from the service's own settings; answers come from the LCEL
+chain in :mod:`rag_qa.chain`, built in one place (:meth:`QAService.chain`).  After an ingest
+writes a new index version the next question sees it (the store is re-opened when ``CURRENT``
+moves, or the pgvector store's version changes).
 """
 
 from __future__ import annotations
@@ -64,10 +65,16 @@ class QAService:
         )
 
     def reader(self, name: str | None = None) -> Reader:
-        return get_reader(name or self.settings.reader)
+        """The reader ``name`` (default: the settings' reader) built from this service's settings."""
+        return get_reader(name or self.settings.reader, self.settings)
 
     def chain(self, reader: str | None = None, mode: str | None = None, top_k: int | None = None) -> Runnable:
-        return build_chain(self.retriever(mode, top_k), self.reader(reader))
+        """``question -> Answer`` over this index: the index is opened first (a missing one fails fast)
+        and the reader's weights load before any question's clock starts."""
+        retriever = self.retriever(mode, top_k)
+        chosen = self.reader(reader)
+        chosen.warm_up()
+        return build_chain(retriever, chosen)
 
     # ------------------------------------------------------------------ use
     def search(self, query: str, mode: str | None = None, top_k: int | None = None) -> list[Passage]:
@@ -77,27 +84,18 @@ class QAService:
     def ask(self, question: str, reader: str | None = None, mode: str | None = None,
             top_k: int | None = None) -> Answer:
         _check(question)
-        retriever = self.retriever(mode, top_k)  # opens the index first: a missing one fails fast
-        chosen = self.reader(reader)
-        chosen.warm_up()  # load weights before the clock starts: "seconds" is answering time
-        return build_chain(retriever, chosen).invoke(question)
+        return self.chain(reader, mode, top_k).invoke(question)
 
     def ask_batch(self, questions: list[str], reader: str | None = None, mode: str | None = None,
                   top_k: int | None = None) -> list[Answer]:
         for q in questions:
             _check(q)
-        retriever = self.retriever(mode, top_k)
-        chosen = self.reader(reader)
-        chosen.warm_up()
-        return build_chain(retriever, chosen).batch(questions)
+        return self.chain(reader, mode, top_k).batch(questions)
 
     def stream(self, question: str, reader: str | None = None, mode: str | None = None,
                top_k: int | None = None) -> Iterator[str | Answer]:
         _check(question)
-        retriever = self.retriever(mode, top_k)
-        chosen = self.reader(reader)
-        chosen.warm_up()
-        yield from build_chain(retriever, chosen).stream(question)
+        yield from self.chain(reader, mode, top_k).stream(question)
 
 
 def _check(text: str) -> None:

@@ -114,3 +114,23 @@ def test_int8_precision_from_settings_quantises_and_still_answers(monkeypatch):
     assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in r._model.modules())
     answer = r.read("Where was Tesla born?", [passage(TESLA, "tesla.txt"), passage(PARIS, "paris.txt")])
     assert "Smiljan" in answer.answer and answer.citations[0].source == "tesla.txt"
+
+
+def test_a_service_builds_its_readers_from_its_own_settings(tmp_path):
+    """QAService(settings=X) reads with X (readers used to be built once from the global settings)."""
+    from rag_qa.config import Settings
+    from rag_qa.service import QAService
+
+    strict = Settings(no_answer_threshold=0.9, max_answer_length=7, reader_precision="fp32")
+    reader = QAService(tmp_path / "index", strict).reader()
+    assert isinstance(reader, ExtractiveReader)
+    assert (reader.config.no_answer_threshold, reader.config.max_answer_length, reader.config.precision) == (
+        0.9, 7, "fp32")
+    plain = QAService(tmp_path / "index", Settings()).reader()
+    assert plain is not reader and plain.config.no_answer_threshold == Settings().no_answer_threshold
+    assert QAService(tmp_path / "other", strict.model_copy()).reader() is reader  # like settings share one
+
+    pytest.importorskip("langchain_openai")
+    llm = Settings(max_new_tokens=5, temperature=0.5, llm_context_tokens=512)
+    generative = QAService(tmp_path / "index", llm).reader("generative:openai:tiny@http://127.0.0.1:9")
+    assert (generative.max_new_tokens, generative.temperature, generative.context_tokens) == (5, 0.5, 512)

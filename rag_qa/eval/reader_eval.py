@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from rag_qa.config import Settings
 from rag_qa.qa_data import load_examples
 from rag_qa.readers.base import Reader
 from rag_qa.readers.registry import get_reader
@@ -24,16 +25,17 @@ def reader_name(name_or_path: str | None) -> str:
 
 
 def evaluate_reader(data: str | Path, reader: str | Reader | None = None, limit: int | None = None,
-                    batch_size: int = 16, progress: bool = True) -> dict:
+                    batch_size: int = 16, progress: bool = True, settings: Settings | None = None) -> dict:
     """EM/F1 (+ROUGE-L; + HasAns/NoAns and the best no-answer threshold on SQuAD v2.0).
 
     ``reader`` is a registry name (``extractive``, ``generative``, ``generative:<spec>``), a model
-    directory, or an already-built :class:`Reader`.
+    directory, or an already-built :class:`Reader`; a named reader is built from ``settings``
+    (default: the global settings).
     """
     examples, _ = load_examples(data)
     if limit:
         examples = examples[:limit]
-    r = reader if isinstance(reader, Reader) else get_reader(reader_name(reader))
+    r = reader if isinstance(reader, Reader) else get_reader(reader_name(reader), settings)
     r.warm_up()
     v2 = any(e.is_impossible for e in examples)
     preds, forced, margins, refs = {}, {}, {}, {}

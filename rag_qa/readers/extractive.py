@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,13 +108,9 @@ class ExtractiveReader(Reader):
                 self.config.calibration = load_calibration(self.spec.path)
 
     # ----------------------------------------------------------------- reading
-    def read(self, question: str, passages: Sequence[Passage]) -> Answer:
-        return self.read_batch([question], [passages])[0]
-
-    def read_batch(self, questions: Sequence[str], passages: Sequence[Sequence[Passage]]) -> list[Answer]:
+    def answer_batch(self, questions: Sequence[str], passages: Sequence[Sequence[Passage]]) -> list[Answer]:
         """All (question, passage) pairs of all questions go through the model in shared batches."""
         self.warm_up()
-        t0 = time.perf_counter()
         pairs = [(qi, p) for qi, ps in enumerate(passages) for p in ps]
         windows = (
             encode_windows(
@@ -144,8 +139,7 @@ class ExtractiveReader(Reader):
                 max_answer_length=self.config.max_answer_length,
             )
             spans_by_question[qi].extend((s, passage) for s in spans)
-        elapsed = time.perf_counter() - t0
-        return [self._answer(cands, elapsed / max(len(questions), 1)) for cands in spans_by_question]
+        return [self._answer(cands) for cands in spans_by_question]
 
     def _forward(self, windows: Sequence[Window]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Start/end logits per window; windows sorted by length so each batch pads little."""
@@ -171,7 +165,7 @@ class ExtractiveReader(Reader):
                     starts[i], ends[i] = s[row], e[row]
         return starts, ends
 
-    def _answer(self, candidates: list[tuple[Span, Passage]], seconds: float) -> Answer:
+    def _answer(self, candidates: list[tuple[Span, Passage]]) -> Answer:
         # the margin over each window's own null score ranks spans across passages
         candidates.sort(key=lambda sp: -sp[0].margin)
         alternatives = [
@@ -187,11 +181,11 @@ class ExtractiveReader(Reader):
             for s, p in candidates[:5]
         ]
         if not candidates:
-            return Answer("", 0.0, self.name, no_answer=True, seconds=seconds)
+            return Answer("", 0.0, self.name, no_answer=True)
         best, passage = candidates[0]
         confidence = self.confidence(best)
         if confidence < self.config.no_answer_threshold:
-            return Answer("", confidence, self.name, no_answer=True, seconds=seconds, alternatives=alternatives)
+            return Answer("", confidence, self.name, no_answer=True, alternatives=alternatives)
         citation = Citation(
             source=passage.source,
             page=passage.page,
@@ -205,7 +199,6 @@ class ExtractiveReader(Reader):
             confidence,
             self.name,
             citations=[citation],
-            seconds=seconds,
             alternatives=alternatives,
         )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,17 +64,20 @@ class GenerativeReader(Reader):
         return build_prompt(question, passages, self.backend.count_tokens, budget, self.system_prompt,
                             self.instruction)
 
-    def read(self, question: str, passages: Sequence[Passage]) -> Answer:
-        *_, answer = self.stream(question, passages)
-        assert isinstance(answer, Answer)
-        return answer
+    def answer_batch(self, questions: Sequence[str], passages: Sequence[Sequence[Passage]]) -> list[Answer]:
+        """One generation per question (the final Answer of :meth:`answer_stream`)."""
+        answers = []
+        for question, given in zip(questions, passages, strict=True):
+            *_, answer = self.answer_stream(question, given)
+            assert isinstance(answer, Answer)
+            answers.append(answer)
+        return answers
 
-    def stream(self, question: str, passages: Sequence[Passage]) -> Iterator[str | Answer]:
+    def answer_stream(self, question: str, passages: Sequence[Passage]) -> Iterator[str | Answer]:
         """Yield the reply's text pieces as the model produces them, then the checked Answer."""
-        started = time.perf_counter()
         prompt = self.prompt(question, passages)
         if not prompt.passages:  # nothing to read: do not let the model answer from memory
-            yield ground_answer("", (), self.name, time.perf_counter() - started)
+            yield ground_answer("", (), self.name)
             return
         pieces: list[str] = []
         tokens = self.backend.stream(prompt.messages(), self.max_new_tokens, self.temperature)
@@ -95,11 +97,11 @@ class GenerativeReader(Reader):
             close = getattr(tokens, "close", None)
             if close:
                 close()
-        yield self.finish("".join(pieces), prompt.passages, time.perf_counter() - started)
+        yield self.finish("".join(pieces), prompt.passages)
 
-    def finish(self, raw: str, passages: Sequence[Passage], seconds: float = 0.0) -> Answer:
+    def finish(self, raw: str, passages: Sequence[Passage]) -> Answer:
         """The model's raw reply as an Answer with checked citations (see ``ground_answer``)."""
-        return ground_answer(raw, passages, self.name, seconds)
+        return ground_answer(raw, passages, self.name)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, **self.backend.describe(), "max_new_tokens": self.max_new_tokens,

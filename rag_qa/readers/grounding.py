@@ -115,7 +115,7 @@ def to_citations(numbers: Sequence[int], passages: Sequence[Passage]) -> list[Ci
     return out
 
 
-def ground_answer(raw: str, passages: Sequence[Passage], reader: str, seconds: float = 0.0) -> Answer:
+def ground_answer(raw: str, passages: Sequence[Passage], reader: str) -> Answer:
     """Turn a model's raw reply into an Answer whose citations are checked against ``passages``.
 
     A cited passage counts only if it supports the answer (holds its words).  A 135M model
@@ -127,7 +127,7 @@ def ground_answer(raw: str, passages: Sequence[Passage], reader: str, seconds: f
     reply = raw.strip().split("\n", 1)[0]  # one-line answers: later lines are rambling
     text = clean_reply(strip_citations(reply))
     if not passages or is_refusal(text):
-        return Answer("", 0.0, reader, no_answer=True, seconds=seconds, grounded=False,
+        return Answer("", 0.0, reader, no_answer=True, grounded=False,
                       alternatives=[{"raw": raw}])
     cited = [n for n in parse_citations(reply, len(passages))
              if support(text, passages[n - 1].text) >= SUPPORT_THRESHOLD]
@@ -138,7 +138,6 @@ def ground_answer(raw: str, passages: Sequence[Passage], reader: str, seconds: f
         score=score,
         reader=reader,
         citations=to_citations(numbers, passages),
-        seconds=seconds,
         grounded=bool(numbers),
         alternatives=[{"raw": raw, "cited_by_model": bool(cited)}],
     )

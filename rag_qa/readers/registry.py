@@ -1,31 +1,36 @@
-"""Reader registry: names -> reader instances, created once and shared.
+"""Reader registry: names -> reader instances, created once per name and settings, and shared.
 
 ``extractive`` (our fine-tuned default), ``extractive:<model-or-path>``, ``generative`` (the
 offline default LLM) and ``generative:<name>``.  Switching readers never touches the index.
+A reader is built from the settings it is asked with (a :class:`~rag_qa.service.QAService`
+passes its own), and shared only with callers whose settings agree on what that reader uses
+(:data:`READER_SETTINGS`), so a service with another no-answer threshold gets its own reader.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rag_qa.models import DEFAULT_READER, ModelNotFoundError, resolve_model
 from rag_qa.readers.base import Reader
+
+if TYPE_CHECKING:
+    from rag_qa.config import Settings
 
 
 class UnknownReaderError(ValueError):
     pass
 
 
-_instances: dict[str, Reader] = {}
+_instances: dict[tuple, Reader] = {}
 _lock = threading.Lock()
 
 
-def _extractive(arg: str | None) -> Reader:
-    from rag_qa.config import get_settings
+def _extractive(arg: str | None, s: Settings) -> Reader:
     from rag_qa.readers.extractive import ExtractiveConfig, ExtractiveReader
 
-    s = get_settings()
     cfg = ExtractiveConfig(
         model=arg or DEFAULT_READER,
         max_answer_length=s.max_answer_length,
@@ -35,36 +40,50 @@ def _extractive(arg: str | None) -> Reader:
     return ExtractiveReader(cfg, name="extractive" if arg is None else f"extractive:{arg}")
 
 
-def _generative(arg: str | None) -> Reader:
+def _generative(arg: str | None, s: Settings) -> Reader:
     from rag_qa.readers.generative import make_generative_reader
 
-    reader = make_generative_reader(arg)
+    reader = make_generative_reader(arg, s)
     reader.name = "generative" if arg is None else f"generative:{arg}"
     return reader
 
 
-FACTORIES: dict[str, Callable[[str | None], Reader]] = {
+FACTORIES: dict[str, Callable[[str | None, Settings], Reader]] = {
     "extractive": _extractive,
     "generative": _generative,
 }
+#: the settings each kind of reader is built from: readers are shared between callers that agree on them
+READER_SETTINGS: dict[str, tuple[str, ...]] = {
+    "extractive": ("max_answer_length", "no_answer_threshold", "reader_precision"),
+    "generative": ("llm_model", "llm_backend", "llm_base_url", "llm_api_key", "llm_context_tokens",
+                   "max_new_tokens", "temperature"),
+}
 
 
-def get_reader(name: str) -> Reader:
-    """The shared reader instance for ``name`` (created on first use; weights load lazily)."""
+def get_reader(name: str, settings: Settings | None = None) -> Reader:
+    """The shared reader for ``name`` built from ``settings`` (default: the global settings).
+
+    Created on first use for each name and value of :data:`READER_SETTINGS`; weights load lazily.
+    """
+    if settings is None:
+        from rag_qa.config import get_settings
+
+        settings = get_settings()
     name = name.strip()
+    kind, _, arg = name.partition(":")
+    if kind not in FACTORIES:
+        raise UnknownReaderError(
+            f"unknown reader '{name}'; choose one of: {', '.join(available())} (see `rag_qa readers`)"
+        )
+    key = (name, *(getattr(settings, field) for field in READER_SETTINGS[kind]))
     with _lock:
-        if name in _instances:
-            return _instances[name]
-        kind, _, arg = name.partition(":")
-        if kind not in FACTORIES:
-            raise UnknownReaderError(
-                f"unknown reader '{name}'; choose one of: {', '.join(available())} (see `rag_qa readers`)"
-            )
+        if key in _instances:
+            return _instances[key]
         try:
-            reader = FACTORIES[kind](arg or None)
+            reader = FACTORIES[kind](arg or None, settings)
         except ImportError as err:
             raise UnknownReaderError(f"reader '{name}' needs an optional dependency: {err}") from None
-        _instances[name] = reader
+        _instances[key] = reader
         return reader
 
 
@@ -72,7 +91,7 @@ def available() -> list[str]:
     return ["extractive", "extractive:<model-or-path>", "generative", "generative:<name>"]
 
 
-def list_readers() -> list[dict]:
+def list_readers(settings: Settings | None = None) -> list[dict]:
     """Registered readers and where their weights come from (no weights are loaded)."""
     rows = []
     try:
@@ -88,9 +107,11 @@ def list_readers() -> list[dict]:
     except ImportError:
         GENERATIVE_READERS = {}
     if GENERATIVE_READERS:
-        from rag_qa.config import get_settings
+        if settings is None:
+            from rag_qa.config import get_settings
 
-        default_llm = get_settings().llm_model
+            settings = get_settings()
+        default_llm = settings.llm_model
         rows.append({"name": "generative", "kind": "generative", "default": False,
                      "weights": GENERATIVE_READERS.get(default_llm, default_llm)})
     for spec, source in GENERATIVE_READERS.items():
