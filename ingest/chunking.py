@@ -10,13 +10,13 @@ separately, so a chunk never spans two pages.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ingest.loaders import LoadedDocument
+from rag_qa.env import set_offline_defaults
 from rag_qa.models import resolve_model
 from rag_qa.store.base import ChunkRow
 
@@ -32,7 +32,7 @@ HUGE_PIECE_CHARS_PER_TOKEN = 64
 @lru_cache(maxsize=4)
 def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
     """The embedding model's tokenizer (from disk; loaded once per process)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    set_offline_defaults()
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(resolve_model(model, kind="embedding model").path)
@@ -80,12 +80,14 @@ def chunk_id(source: str, text: str, start: int) -> str:
 
 
 @dataclass(frozen=True)
-class Span:
+class CharSpan:
+    """Where a piece sits in a text: ``text[start:end] == piece`` (not the reader's :class:`rag_qa.spans.Span`)."""
+
     start: int
     end: int
 
 
-def locate(text: str, pieces: list[str]) -> list[Span]:
+def locate(text: str, pieces: list[str]) -> list[CharSpan]:
     """Offsets of ``pieces`` (in order, possibly overlapping) in ``text``.
 
     Each piece starts after the previous piece's start and ends after its end (a chunk always
@@ -94,7 +96,7 @@ def locate(text: str, pieces: list[str]) -> list[Span]:
     out earlier than the splitter's, but ``text[start:end]`` is always the piece.  If the
     splitter ever yields a piece that is not a substring, ``ValueError`` says so (a bug, not input).
     """
-    spans: list[Span] = []
+    spans: list[CharSpan] = []
     position, previous_end = 0, 0
     for piece in pieces:
         start = text.find(piece, max(position, previous_end - len(piece) + 1))
@@ -104,7 +106,7 @@ def locate(text: str, pieces: list[str]) -> list[Span]:
             start = text.find(piece)
         if start < 0:
             raise ValueError(f"chunk not found in document text: {piece[:60]!r}")
-        spans.append(Span(start, start + len(piece)))
+        spans.append(CharSpan(start, start + len(piece)))
         position, previous_end = start + 1, start + len(piece)
     return spans
 

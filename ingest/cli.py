@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from ingest.errors import IngestUsageError
+from ingest.loaders import SUPPORTED_SUFFIXES
+from rag_qa.env import set_offline_defaults
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -27,7 +29,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(prog="python -m ingest", description="Index documents (.txt .md .html .pdf .docx) "
+    p = _OneLineParser(prog="python -m ingest", description=f"Index documents ({' '.join(SUPPORTED_SUFFIXES)}) "
                        "for question answering; folders are read recursively.")
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to ingest")
     p.add_argument("--index", type=Path, default=None, help="index directory (default: indexes/default, "
@@ -107,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    set_offline_defaults()
     args = build_parser().parse_args(argv)
     if not args.paths and not args.remove:
         build_parser().error("give at least one PATH to ingest, or --remove PATH")

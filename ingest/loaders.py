@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 PAGE_SEPARATOR = "\n\n"
 TEXT_TYPES = {".txt": "txt", ".md": "md", ".markdown": "md"}
 HTML_TYPES = {".html": "html", ".htm": "html"}
+#: every suffix ingestion reads: folder discovery, the CLI's help and the UI's upload check use this one list
 SUPPORTED_SUFFIXES = (*TEXT_TYPES, *HTML_TYPES, ".pdf", ".docx")
 
 # not visible text, or page furniture rather than content

@@ -44,7 +44,6 @@ class Settings(BaseSettings):
     # retrieval
     mode: RetrievalMode = "hybrid"
     top_k: int = 5
-    rerank: bool = False
     # reading
     reader: str = "extractive"
     max_answer_length: int = 30  # tokens

@@ -7,7 +7,6 @@ shared by every instance in the process (loading MiniLM costs seconds; embedding
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from rag_qa.config import Settings, get_settings
+from rag_qa.env import set_offline_defaults
 from rag_qa.models import resolve_model
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def load_sentence_transformer(path: str) -> SentenceTransformer:
     with _LOCK:
         model = _MODELS.get(path)
         if model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            set_offline_defaults()
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 

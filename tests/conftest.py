@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from rag_qa.env import set_offline_defaults
+
 if TYPE_CHECKING:
     from rag_qa.config import Settings
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+set_offline_defaults()
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"

@@ -120,3 +120,14 @@ def test_upload_report_escapes_file_names_and_reasons() -> None:
     out = render.upload_report_html(["/i/uploads/a.md"], [], [], [{"path": "<img>.pdf", "error": "bad <pdf>"}], 1, 4)
     assert "&lt;img&gt;.pdf" in out and "bad &lt;pdf&gt;" in out and "<img>" not in out
     assert "1 documents, 4 chunks" in out
+
+
+def test_uploads_take_every_type_ingestion_reads(tmp_path: Path) -> None:
+    """One list of suffixes for ingest and the UI: a .markdown upload used to be refused though ingest reads it."""
+    from ingest.loaders import SUPPORTED_SUFFIXES
+
+    assert ".markdown" in SUPPORTED_SUFFIXES
+    for suffix in SUPPORTED_SUFFIXES:
+        upload = tmp_path / f"notes{suffix}"
+        upload.write_text("some text")
+        assert check_upload(upload, upload.name, 1.0) is None, suffix

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import gradio as gr
 
-from rag_qa.config import Settings, get_settings
+from ingest.loaders import SUPPORTED_SUFFIXES
+from rag_qa.config import MODES, Settings, get_settings
 from ui.handlers import DOCUMENT_HEADERS, Handlers
 from ui.indexes import IndexCatalog
 from ui.readers import reader_choices
 from ui.style import CSS
-from ui.uploads import ALLOWED_EXTENSIONS
 
-MODES = ["hybrid", "dense", "bm25"]
 CONCURRENCY = 4  # questions answered at once; the reader's own lock serialises forward passes
 
 
@@ -36,7 +35,8 @@ def build_app(index: Path | None = None, settings: Settings | None = None,
             reader = gr.Dropdown(reader_choices(settings.reader), value=settings.reader, label="Reader",
                                  allow_custom_value=True, elem_id="reader", scale=2,
                                  info="from the reader registry; type e.g. extractive:<model-dir> for another")
-            mode = gr.Dropdown(MODES, value=settings.mode, label="Retrieval mode", elem_id="mode", scale=1)
+            modes = [settings.mode, *(m for m in MODES if m != settings.mode)]  # the default first
+            mode = gr.Dropdown(modes, value=settings.mode, label="Retrieval mode", elem_id="mode", scale=1)
             top_k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages (top-k)", elem_id="top-k",
                               scale=1)
         with gr.Tabs():
@@ -56,7 +56,7 @@ def build_app(index: Path | None = None, settings: Settings | None = None,
                     search_btn = gr.Button("Search", variant="primary", elem_id="search-button", scale=1)
                 results = gr.HTML(elem_id="search-results")
             with gr.Tab("Documents", id="documents", elem_id="tab-documents"):
-                files = gr.File(label=f"Upload documents ({' '.join(ALLOWED_EXTENSIONS)}; "
+                files = gr.File(label=f"Upload documents ({' '.join(SUPPORTED_SUFFIXES)}; "
                                 f"up to {settings.max_upload_mb:g} MB each)",
                                 file_count="multiple", elem_id="upload")
                 docs_status = gr.HTML(elem_id="upload-status")

@@ -1,5 +1,7 @@
 """Checking and storing uploaded files: allowed types, size limit, safe names inside the index folder.
 
+The allowed types are the ones ingestion reads (:data:`ingest.loaders.SUPPORTED_SUFFIXES`).
+
 Uploads land in ``<index>/uploads/`` under a sanitised base name, so a name like
 ``../../etc/passwd`` can never write outside that folder.  Files that fail a check are
 reported (name + reason) and the others still go in.
@@ -13,7 +15,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ALLOWED_EXTENSIONS = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
+from ingest.loaders import SUPPORTED_SUFFIXES
+
 UPLOADS_DIR = "uploads"
 MAX_NAME_CHARS = 120
 _UNSAFE = re.compile(r"[^\w.\- ]+")  # \w is unicode-aware: letters and digits of any script stay
@@ -50,9 +53,9 @@ class SavedUploads:
 def check_upload(path: Path, display_name: str, max_mb: float) -> str | None:
     """The reason ``path`` cannot be accepted, or ``None`` when it is fine."""
     suffix = Path(display_name).suffix.lower()
-    if suffix not in ALLOWED_EXTENSIONS:
+    if suffix not in SUPPORTED_SUFFIXES:
         shown = suffix or "no extension"
-        return f"file type {shown} is not supported (allowed: {', '.join(ALLOWED_EXTENSIONS)})"
+        return f"file type {shown} is not supported (allowed: {', '.join(SUPPORTED_SUFFIXES)})"
     try:
         size = path.stat().st_size
     except OSError as exc:
