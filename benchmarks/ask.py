@@ -18,7 +18,7 @@ sample, kept in file order) -- or over an existing ``--index`` with make_inputs.
   of the reader's encoder, divided by this machine's measured matmul rate at the precision the
   reader ran (``reader.precision``).  Measured p50 / floor says how much is overhead.
 
-Writes ``benchmarks/results_ask.json`` (``--out``).
+Writes ``benchmarks/results/ask.json`` (``--out``).
 """
 
 from __future__ import annotations
@@ -38,15 +38,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from baselines.common import latency_stats, peak_rss_mb  # peak: VmHWM (ru_maxrss would include a parent's)
+
+from rag_qa.env import set_offline_defaults
+
+set_offline_defaults()
+warnings.filterwarnings("ignore")
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(REPO))  # the repo first: benchmarks/ingest.py must not shadow the ingest package
-sys.path.insert(1, str(HERE / "baselines"))  # the runners' standard-library helpers
-from common import peak_rss_mb  # noqa: E402  (VmHWM: ru_maxrss would include a parent's peak)
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-warnings.filterwarnings("ignore")
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "squad" / "dev-v1.1-public.json"
 SMOKE_DATA = REPO / "tests" / "data" / "squad" / "dev-mini.json"
@@ -55,15 +55,6 @@ NAIVE_LOOP = HERE / "baselines" / "naive_loop.py"
 
 
 # ---------------------------------------------------------------------------- small helpers
-def latency_stats(ms: Sequence[float]) -> dict[str, float]:
-    """p50/p95/mean in ms (the same quantile method as the baseline runners)."""
-    if not ms:
-        return {}
-    q95 = statistics.quantiles(ms, n=20, method="inclusive")[18] if len(ms) > 1 else ms[0]
-    return {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(q95, 1),
-            "mean_ms": round(statistics.fmean(ms), 1), "n": len(ms)}
-
-
 def machine_info() -> dict:
     import torch
 
@@ -80,10 +71,9 @@ def machine_info() -> dict:
 
 def ensure_index(data: Path) -> Path:
     """The cached corpus index for ``data``, built (if needed) in a child process."""
-    code = ("import sys; sys.path.insert(0, sys.argv[2]); from rag_qa.eval.corpus import corpus_index; "
+    code = ("import sys; from rag_qa.eval.corpus import corpus_index; "
             "print(corpus_index(sys.argv[1], progress=False)[1])")
-    out = subprocess.run([sys.executable, "-c", code, str(data), str(REPO)], check=True, capture_output=True,
-                         text=True, cwd=REPO)
+    out = subprocess.run([sys.executable, "-c", code, str(data)], check=True, capture_output=True, text=True, cwd=REPO)
     return Path(out.stdout.strip().splitlines()[-1])
 
 
@@ -254,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed for sampling the questions")
     ap.add_argument("--no-naive", action="store_true", help="skip the naive pipeline loop")
     ap.add_argument("--out", type=Path, default=None,
-                    help="results JSON (default benchmarks/results_ask.json; a temp file with --smoke)")
+                    help="results JSON (default benchmarks/results/ask.json; a temp file with --smoke)")
     ap.add_argument("--smoke", action="store_true", help="5 questions on the test fixture; missing venv = skipped")
     args = ap.parse_args(argv)
 
@@ -266,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data or (SMOKE_DATA if args.smoke else DEFAULT_DATA)
     n = args.questions if args.questions is not None else (5 if args.smoke else 200)
     out = args.out or (Path(tempfile.gettempdir()) / "results_ask_smoke.json" if args.smoke
-                       else HERE / "results_ask.json")
+                       else HERE / "results" / "ask.json")
     if (args.index is None) != (args.questions_file is None):
         print("error: --index and --questions-file go together", file=sys.stderr)
         return 2

@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # benchmarks/ingest.py must not shadow the ingest package
 
 import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
@@ -80,7 +78,7 @@ def main() -> None:
             margins.append(best["margin"])
             right.append(float(max_over_truths(f1, best["answer"], q.answers) >= 0.5))
     x, y = np.array(margins), np.array(right)
-    pairs = REPO / "benchmarks" / "results_calibration_pairs.json"
+    pairs = REPO / "benchmarks" / "results" / "calibration_pairs.json"
     pairs.write_text(json.dumps({"margin": margins, "right": right}))
     a, b = fit_logistic(x, y)
     before = 1 / (1 + np.exp(-(0.5 * x - 4.0)))

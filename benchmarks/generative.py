@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from baselines.common import percentile
+
 from rag_qa.readers.base import Reader
 from rag_qa.readers.generative import GenerativeReader, make_generative_reader
 from rag_qa.readers.prompting import INSTRUCTION, SYSTEM_PROMPT
@@ -108,8 +110,8 @@ def evaluate(reader: Reader, items: list[dict]) -> dict:
         "grounded": grounded,
         "no_answer": refused,
         "latency_mean_s": sum(latencies) / len(latencies),
-        "latency_p50_s": latencies[len(latencies) // 2],
-        "latency_p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+        "latency_p50_s": percentile(latencies, 50),
+        "latency_p95_s": percentile(latencies, 95),
         "generated_tokens_per_s": out_tokens / sum(latencies) if out_tokens else None,
         "examples": [{"q": i["question"], "gold": i["answers"][0], "pred": predictions[i["id"]]} for i in items[:5]],
     }

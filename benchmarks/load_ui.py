@@ -10,7 +10,7 @@ through the ``/ask`` API, back to back.  Every round is the full N x M load; the
 memory is sampled throughout (``/proc/PID/status``), so a leak shows as RSS growing round after
 round.  An error is any exception or a reply without the answer details.
 
-Writes ``benchmarks/results_load.json`` (``--out``): per-round p50/p95 latency, throughput,
+Writes ``benchmarks/results/load_ui.json`` (``--out``): per-round p50/p95 latency, throughput,
 errors, server RSS after each round and its peak.
 """
 
@@ -21,7 +21,6 @@ import json
 import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,9 +29,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from baselines.common import latency_stats
+
+from rag_qa.env import child_env
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(REPO))  # the repo first: benchmarks/ingest.py must not shadow the ingest package
 
 DOCS = REPO / "examples" / "docs"
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "squad" / "dev-v1.1-public.json"
@@ -90,9 +92,8 @@ class Sampler(threading.Thread):
 
 def start_app(index: Path, port: int, log: Path) -> subprocess.Popen:
     """``python -m ui`` over ``index`` on 127.0.0.1:``port``, waited for until it answers."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.Popen([sys.executable, "-m", "ui", "--index", str(index), "--port", str(port)],
-                            cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+                            cwd=REPO, env=child_env(), stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 300
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -139,12 +140,11 @@ def run_round(url: str, index: Path, questions: list[str], users: int, results: 
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
-    ms = sorted(r["ms"] for r in results if r["error"] is None)
+    stats = latency_stats([r["ms"] for r in results if r["error"] is None])
     errors = [r["error"] for r in results if r["error"]]
     return {
         "requests": len(results), "errors": len(errors), "first_errors": errors[:3],
-        "p50_ms": round(statistics.median(ms), 1) if ms else None,
-        "p95_ms": round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 1) if ms else None,
+        "p50_ms": stats.get("p50_ms"), "p95_ms": stats.get("p95_ms"),
         "throughput_qps": round(len(results) / wall, 2), "wall_s": round(wall, 1),
     }
 
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3, help="repeat the full load (soak)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, default=HERE / "results_load.json")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "load_ui.json")
     args = parser.parse_args(argv)
 
     from ingest.pipeline import ingest_paths

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from rag_qa.env import set_offline_defaults
+
+set_offline_defaults()
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "squad" / "dev-v1.1-public.json"
@@ -75,7 +74,6 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="JSON file for the results (default: print only)")
     args = ap.parse_args()
 
-    sys.path.insert(0, str(REPO))
     from rag_qa.qa_data import load_examples
     from rag_qa.readers.extractive import ExtractiveConfig, ExtractiveReader
     from rag_qa.types import Passage

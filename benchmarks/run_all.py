@@ -1,13 +1,13 @@
 """The whole side-by-side benchmark (``make bench``): rag-qa vs Haystack 2.x vs plain LangChain.
 
     .venv/bin/python benchmarks/run_all.py [--data SQUAD.json] [--articles 6] [--questions 200]
-    .venv/bin/python benchmarks/run_all.py --smoke --out /tmp/r/results.json --readme /tmp/r/README.md
+    .venv/bin/python benchmarks/run_all.py --smoke --out /tmp/r/run_all.json --readme /tmp/r/README.md
 
 In one run, same machine, same reader weights (``--reader-dir``, default the shipped reader):
 
 1. a slice of ``--data`` (``baselines/make_inputs.py``: the first ``--articles`` articles, one
    document each, and ``--questions`` seeded questions) -- the corpus and questions for 2-4;
-2. **ingest**: ``benchmarks/ingest.py`` (ours vs plain LangChain, then an unchanged re-ingest) on
+2. **ingest**: ``benchmarks/ingest_speed.py`` (ours vs plain LangChain, then an unchanged re-ingest) on
    the slice's articles as .txt files (``--smoke``: its own tiny corpus);
 3. **open-domain EM/F1**: ours (hybrid, top-5, extractive reader) on an index of those same .txt
    files, Haystack (BM25, stock ExtractiveReader) and LangChain (FAISS + per-chunk QA pipeline) in
@@ -17,7 +17,7 @@ In one run, same machine, same reader weights (``--reader-dir``, default the shi
 5. **retrieval** recall@1/5/20 + MRR for dense/bm25/hybrid over every question of ``--data``
    (``--retrieval-limit`` to cap) on the whole file's articles.
 
-Writes ``benchmarks/results.json`` (``--out``; ``results_ask.json`` and the charts go beside it) and
+Writes ``benchmarks/results/run_all.json`` (``--out``; ``ask.json`` and the charts go beside it) and
 rewrites the README between ``<!-- results:start -->`` and ``<!-- results:end -->`` (``--readme``).
 A missing baseline venv is built with ``benchmarks/setup_baselines.sh``; with ``--smoke`` it is
 reported as skipped instead.
@@ -36,15 +36,19 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag_qa.config import MODES
+from rag_qa.env import set_offline_defaults
+
+set_offline_defaults()
+warnings.filterwarnings("ignore")
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(REPO))  # the repo first: benchmarks/ingest.py must not shadow the ingest package
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-warnings.filterwarnings("ignore")
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "squad" / "dev-v1.1-public.json"
 SMOKE_DATA = REPO / "tests" / "data" / "squad" / "dev-mini.json"
@@ -52,9 +56,9 @@ VENVS = {"haystack": HERE / ".venv-haystack" / "bin" / "python",
          "langchain": HERE / ".venv-langchain" / "bin" / "python"}
 RUNNERS = {"haystack": (HERE / "baselines" / "haystack_run.py", ["--retriever", "bm25"]),
            "langchain": (HERE / "baselines" / "langchain_run.py", [])}
-MODES = ("dense", "bm25", "hybrid")
 KS = (1, 5, 20)
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+ASK_RESULTS = "ask.json"  # benchmarks/ask.py's results, written beside this run's
 
 
 def log(msg: str) -> None:
@@ -100,9 +104,9 @@ def ensure_venvs(smoke: bool) -> dict[str, str]:
 
 def ingest_bench(txt: Path, smoke: bool, work: Path) -> dict:
     out = work / "ingest.json"
-    cmd = [sys.executable, str(HERE / "ingest.py"), "--output", str(out)]
+    cmd = [sys.executable, str(HERE / "ingest_speed.py"), "--output", str(out)]
     cmd += ["--smoke"] if smoke else ["--corpus", str(txt)]
-    run(cmd, "benchmarks/ingest.py")
+    run(cmd, "benchmarks/ingest_speed.py")
     return json.loads(out.read_text(encoding="utf-8"))
 
 
@@ -308,7 +312,7 @@ def readme_block(r: dict, chart_paths: dict[str, Path], readme: Path, out: Path)
         f"![quality]({rel['quality']})",
         "",
         f"Raw numbers: `{os.path.relpath(out, readme.parent)}`, "
-        f"`{os.path.relpath(out.parent / 'results_ask.json', readme.parent)}`.",
+        f"`{os.path.relpath(out.parent / ASK_RESULTS, readme.parent)}`.",
     ]
     return "\n".join(lines)
 
@@ -326,7 +330,56 @@ def rewrite_readme(readme: Path, block: str) -> None:
 
 
 # ---------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> int:
+@dataclass
+class Plan:
+    """What one run measures, from the command line and its defaults."""
+
+    data: Path
+    articles: int
+    questions: int
+    out: Path
+    readme: Path | None
+    reader_dir: Path
+    embedding_dir: str
+    reader: str
+    custom_reader: bool
+    top_k: int
+    smoke: bool
+    quiet: bool
+    retrieval_limit: int | None
+    threads: int
+
+
+@dataclass
+class Stages:
+    """Runs the measuring steps one after another, noting each one's seconds and the load average."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    loads: dict[str, float] = field(default_factory=dict)
+
+    def run(self, name: str, message: str, step: Callable[..., Any], *args: Any) -> Any:
+        self.loads[name] = round(os.getloadavg()[0], 2)  # other jobs on the machine show up here
+        log(message)
+        started = time.perf_counter()
+        result = step(*args)
+        self.seconds[name] = time.perf_counter() - started
+        return result
+
+
+@dataclass
+class Measured:
+    """The raw outputs of the steps, before they are summarised."""
+
+    corpus: list[dict]
+    questions: list[dict]
+    ingest: dict
+    ours_scores: dict
+    asked: dict
+    baselines: dict[str, dict | None]
+    retrieval: dict[str, dict]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=None,
                     help=f"SQuAD v1.1-format file (default ../{DEFAULT_DATA.relative_to(REPO.parent)}; "
@@ -337,103 +390,111 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reader-dir", type=Path, default=None, help="reader weights (default: the shipped reader)")
     ap.add_argument("--top-k", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None,
-                    help="results JSON; charts and results_ask.json go beside it (default benchmarks/results.json)")
+                    help=f"results JSON; charts and {ASK_RESULTS} go beside it "
+                         "(default benchmarks/results/run_all.json)")
     ap.add_argument("--readme", type=Path, default=None,
                     help="README whose results section is rewritten (default README.md; with --smoke: none)")
     ap.add_argument("--smoke", action="store_true",
                     help="a few questions on the test fixture; missing baseline venvs are reported as skipped")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+class PlanError(Exception):
+    """A run that cannot start (no data file, no weights): one line, exit status 2."""
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """The run's inputs, or :class:`PlanError` when the data or the models are missing."""
     import torch
 
     from rag_qa.models import ModelNotFoundError, resolve_model
-    from rag_qa.squad_metrics import squad_scores
 
     data = (args.data or (SMOKE_DATA if args.smoke else DEFAULT_DATA)).resolve()
-    n_articles = args.articles if args.articles is not None else (2 if args.smoke else 6)
-    n_questions = args.questions if args.questions is not None else (4 if args.smoke else 200)
-    out = (args.out or (Path(tempfile.mkdtemp(prefix="bench-smoke-")) / "results.json" if args.smoke
-                        else HERE / "results.json")).resolve()
-    readme = args.readme or (None if args.smoke else REPO / "README.md")
     if not data.is_file():
-        print(f"error: no data file {data} (pass --data)", file=sys.stderr)
-        return 2
+        raise PlanError(f"no data file {data} (pass --data)")
     try:
         reader_dir = Path(resolve_model(str(args.reader_dir.resolve()) if args.reader_dir else "reader",
                                         kind="reader").path)
-        emb_dir = resolve_model("minilm").path
+        embedding_dir = resolve_model("minilm").path
     except ModelNotFoundError as err:
-        print(f"error: {err} (pass --reader-dir DIR)", file=sys.stderr)
-        return 2
-    reader = f"extractive:{reader_dir}" if args.reader_dir else "extractive"
-    threads = torch.get_num_threads()
-    started, stages, loads = time.perf_counter(), {}, {}
+        raise PlanError(f"{err} (pass --reader-dir DIR)") from None
+    out = (args.out or (Path(tempfile.mkdtemp(prefix="bench-smoke-")) / "run_all.json" if args.smoke
+                        else HERE / "results" / "run_all.json")).resolve()
+    return Plan(
+        data=data, articles=args.articles if args.articles is not None else (2 if args.smoke else 6),
+        questions=args.questions if args.questions is not None else (4 if args.smoke else 200), out=out,
+        readme=args.readme or (None if args.smoke else REPO / "README.md"), reader_dir=reader_dir,
+        embedding_dir=embedding_dir, reader=f"extractive:{reader_dir}" if args.reader_dir else "extractive",
+        custom_reader=args.reader_dir is not None, top_k=args.top_k, smoke=args.smoke, quiet=args.quiet,
+        retrieval_limit=args.retrieval_limit, threads=torch.get_num_threads(),
+    )
 
-    def begin(stage: str, msg: str) -> float:
-        """Log a stage and note the load average (other jobs on the machine show up here)."""
-        loads[stage] = round(os.getloadavg()[0], 2)
-        log(msg)
-        return time.perf_counter()
 
-    load_start = os.getloadavg()[0]
-    skipped = ensure_venvs(args.smoke)
-    out.parent.mkdir(parents=True, exist_ok=True)
+def open_domain_ours(plan: Plan, txt: Path, work: Path, questions: list[dict], gold: dict) -> tuple[Path, dict]:
+    """Our index of the slice's articles and our open-domain scores over it."""
+    from rag_qa.squad_metrics import squad_scores
+
+    index = build_index(txt, work)
+    return index, squad_scores(ours_open(index, questions, plan.reader), gold)
+
+
+def ask_latency(plan: Plan, index: Path, work: Path, skipped: dict[str, str]) -> dict:
+    """benchmarks/ask.py over our index and the slice's questions; its results go beside ours."""
+    ask_out = plan.out.parent / ASK_RESULTS
+    cmd = [sys.executable, str(HERE / "ask.py"), "--index", str(index), "--questions-file",
+           str(work / "inputs" / "questions.json"), "--questions", "0", "--top-k", str(plan.top_k),
+           "--out", str(ask_out)]
+    cmd += ["--reader-dir", str(plan.reader_dir)] if plan.custom_reader else []
+    cmd += ["--smoke"] if plan.smoke else []
+    if "langchain" in skipped:
+        cmd += ["--no-naive"]
+    run(cmd, "benchmarks/ask.py")
+    return json.loads(ask_out.read_text(encoding="utf-8"))
+
+
+def run_baseline(plan: Plan, name: str, work: Path, gold: dict) -> dict:
+    """One baseline runner in its venv, its predictions scored like ours."""
+    from rag_qa.squad_metrics import squad_scores
+
+    result = baseline(name, work / "inputs", plan.reader_dir, plan.embedding_dir, plan.top_k, plan.threads, work)
+    result["scores"] = squad_scores(result["predictions"], gold)
+    return result
+
+
+def measure(plan: Plan, skipped: dict[str, str], stages: Stages) -> Measured:
+    """Every measuring step, in a scratch folder that is removed afterwards."""
     work = Path(tempfile.mkdtemp(prefix="bench-work-"))
     try:
-        corpus, questions, txt = make_slice(data, n_articles, n_questions, work)
+        corpus, questions, txt = make_slice(plan.data, plan.articles, plan.questions, work)
         gold = {q["id"]: q["answers"] for q in questions}
         log(f"slice: {len(corpus)} articles, {len(questions)} questions")
-
-        t = begin("ingest", "ingest benchmark (ours vs plain LangChain, then unchanged re-ingest)")
-        ing = ingest_bench(txt, args.smoke, work)
-        stages["ingest"] = time.perf_counter() - t
-
-        t = begin("open_domain_ours", "open-domain: ours")
-        index = build_index(txt, work)
-        ours_scores = squad_scores(ours_open(index, questions, reader), gold)
-        stages["open_domain_ours"] = time.perf_counter() - t
-
-        t = begin("ask", "ask latency: benchmarks/ask.py (ours, naive pipeline loop, hardware floor)")
-        ask_out = out.parent / "results_ask.json"
-        cmd = [sys.executable, str(HERE / "ask.py"), "--index", str(index), "--questions-file",
-               str(work / "inputs" / "questions.json"), "--questions", "0", "--top-k", str(args.top_k),
-               "--out", str(ask_out)]
-        cmd += ["--reader-dir", str(reader_dir)] if args.reader_dir else []
-        cmd += ["--smoke"] if args.smoke else []
-        if "langchain" in skipped:
-            cmd += ["--no-naive"]
-        run(cmd, "benchmarks/ask.py")
-        asked = json.loads(ask_out.read_text(encoding="utf-8"))
-        stages["ask"] = time.perf_counter() - t
-
+        ing = stages.run("ingest", "ingest benchmark (ours vs plain LangChain, then unchanged re-ingest)",
+                         ingest_bench, txt, plan.smoke, work)
+        index, ours_scores = stages.run("open_domain_ours", "open-domain: ours",
+                                        open_domain_ours, plan, txt, work, questions, gold)
+        asked = stages.run("ask", "ask latency: benchmarks/ask.py (ours, naive pipeline loop, hardware floor)",
+                           ask_latency, plan, index, work, skipped)
         base: dict[str, dict | None] = {}
         for name in RUNNERS:
             if name in skipped:
                 log(f"{name}: skipped ({skipped[name]})")
                 base[name] = None
                 continue
-            t = begin(name, f"{name} baseline")
-            base[name] = baseline(name, work / "inputs", reader_dir, emb_dir, args.top_k, threads, work)
-            base[name]["scores"] = squad_scores(base[name]["predictions"], gold)
-            stages[name] = time.perf_counter() - t
-
-        t = begin("retrieval", "retrieval: dense, bm25, hybrid")
-        ret = retrieval(data, args.retrieval_limit, args.quiet)
-        stages["retrieval"] = time.perf_counter() - t
+            base[name] = stages.run(name, f"{name} baseline", run_baseline, plan, name, work, gold)
+        ret = stages.run("retrieval", "retrieval: dense, bm25, hybrid",
+                         retrieval, plan.data, plan.retrieval_limit, plan.quiet)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return Measured(corpus, questions, ing, ours_scores, asked, base, ret)
 
-    def b(name: str, key: str) -> Any:
-        res = base[name]
-        if res is None:
-            return None
-        return round(res["scores"][key], 2) if key in ("exact_match", "f1") else res.get(key)
 
-    ours_ask, floor = asked["ours"]["ask"], asked["floor"]
-    naive = asked["naive_loop"].get("read", {})
-    results: dict[str, Any] = {
-        "machine": {**asked["machine"], "load_average_1m_at_start": round(load_start, 2),
+def headline(m: Measured, load_start: float) -> dict[str, Any]:
+    """The numbers the README table and the targets use."""
+    ing, ours_ask, ours_scores = m.ingest, m.asked["ours"]["ask"], m.ours_scores
+    b = _baseline_value(m)
+    return {
+        "machine": {**m.asked["machine"], "load_average_1m_at_start": round(load_start, 2),
                     "load_average_1m_at_end": round(os.getloadavg()[0], 2)},
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "ingest": {
@@ -443,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
             "reingest_unchanged_s": round(ing["ours_unchanged_reingest"]["seconds"], 4),
         },
         "ask": {
-            "questions": asked["questions"],
+            "questions": m.asked["questions"],
             "ours_p50_ms": ours_ask["p50_ms"],
             "ours_p95_ms": ours_ask["p95_ms"],
             "haystack_p50_ms": b("haystack", "p50_ms"),
@@ -457,17 +518,36 @@ def main(argv: list[str] | None = None) -> int:
             "langchain_em": b("langchain", "exact_match"),
             "langchain_f1": b("langchain", "f1"),
         },
-        "retrieval": {mode: {k: v for k, v in ret[mode].items() if k not in ("n", "seconds")} for mode in MODES},
-        "memory": {"ask_peak_rss_mb": asked["ours"]["peak_rss_mb"]},
+        "retrieval": {mode: {k: v for k, v in m.retrieval[mode].items() if k not in ("n", "seconds")}
+                      for mode in MODES},
+        "memory": {"ask_peak_rss_mb": m.asked["ours"]["peak_rss_mb"]},
     }
-    results["details"] = {
-        "config": {"data": str(data), "data_name": data.name, "articles": len(corpus), "top_k": args.top_k,
-                   "reader_weights": str(reader_dir.relative_to(REPO) if reader_dir.is_relative_to(REPO)
-                                         else reader_dir),
-                   "reader": reader, "reader_precision": floor["precision"], "threads": threads,
-                   "haystack": base["haystack"] and base["haystack"].get("config"),
-                   "langchain": base["langchain"] and base["langchain"].get("config"),
-                   "versions": {n: base[n] and base[n].get("versions") for n in RUNNERS}},
+
+
+def _baseline_value(m: Measured) -> Callable[[str, str], Any]:
+    def value(name: str, key: str) -> Any:
+        res = m.baselines[name]
+        if res is None:
+            return None
+        return round(res["scores"][key], 2) if key in ("exact_match", "f1") else res.get(key)
+
+    return value
+
+
+def details(plan: Plan, m: Measured, stages: Stages, skipped: dict[str, str]) -> dict[str, Any]:
+    """Everything behind the headline numbers: configuration, versions, ratios, per-stage timing."""
+    b, asked, ing, ret = _baseline_value(m), m.asked, m.ingest, m.retrieval
+    ours_ask, floor = asked["ours"]["ask"], asked["floor"]
+    naive = asked["naive_loop"].get("read", {})
+    return {
+        "config": {"data": str(plan.data), "data_name": plan.data.name, "articles": len(m.corpus),
+                   "top_k": plan.top_k,
+                   "reader_weights": str(plan.reader_dir.relative_to(REPO) if plan.reader_dir.is_relative_to(REPO)
+                                         else plan.reader_dir),
+                   "reader": plan.reader, "reader_precision": floor["precision"], "threads": plan.threads,
+                   "haystack": m.baselines["haystack"] and m.baselines["haystack"].get("config"),
+                   "langchain": m.baselines["langchain"] and m.baselines["langchain"].get("config"),
+                   "versions": {n: m.baselines[n] and m.baselines[n].get("versions") for n in RUNNERS}},
         "ingest": {k: ing[k] for k in ("corpus", "files", "first_ingest_speed_vs_langchain",
                                        "first_ingest_cpu_vs_langchain", "unchanged_reingest_speedup",
                                        "plain_langchain", "ours_first_ingest", "ours_unchanged_reingest")
@@ -488,31 +568,59 @@ def main(argv: list[str] | None = None) -> int:
             "langchain_over_ours": ratio(b("langchain", "p50_ms"), ours_ask["p50_ms"]),
             "floor": floor,
         },
-        "open_domain": {"questions": len(questions),
+        "open_domain": {"questions": len(m.questions),
                         "index_seconds": {"haystack": b("haystack", "index_seconds"),
                                           "langchain": b("langchain", "index_seconds")},
                         "chunks": {"haystack": b("haystack", "chunks"), "langchain": b("langchain", "chunks")}},
-        "retrieval": {"questions": ret["hybrid"]["n"], "seconds": {m: ret[m]["seconds"] for m in MODES}},
+        "retrieval": {"questions": ret["hybrid"]["n"], "seconds": {mode: ret[mode]["seconds"] for mode in MODES}},
         "memory": {"haystack_peak_rss_mb": b("haystack", "peak_rss_mb"),
                    "langchain_peak_rss_mb": b("langchain", "peak_rss_mb"),
                    "naive_loop_peak_rss_mb": asked["naive_loop"].get("peak_rss_mb")},
         "skipped": skipped,
-        "stage_seconds": {k: round(v, 1) for k, v in stages.items()},
-        "load_1m_at_stage_start": loads,
+        "stage_seconds": {k: round(v, 1) for k, v in stages.seconds.items()},
+        "load_1m_at_stage_start": stages.loads,
     }
+
+
+def summarise(plan: Plan, m: Measured, stages: Stages, skipped: dict[str, str], load_start: float,
+              started: float) -> dict[str, Any]:
+    """The results JSON: headline numbers, details, targets, and a warning when the machine was busy."""
+    results = headline(m, load_start)
+    results["details"] = details(plan, m, stages, skipped)
     results["targets"] = targets(results)
-    results["smoke"] = args.smoke
-    load = max(load_start, os.getloadavg()[0], *loads.values())
+    results["smoke"] = plan.smoke
+    load = max(load_start, os.getloadavg()[0], *stages.loads.values())
     if load > (os.cpu_count() or 1) + 1:  # the benchmark itself keeps about every core busy
         results["warning"] = (f"the machine was busy (1-minute load up to {load:.1f} on {os.cpu_count()} CPUs): "
                               "latencies and ingest times are inflated; re-run on a quiet machine")
     results["seconds"] = round(time.perf_counter() - started, 1)
-    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    paths = charts(results, out.parent)
-    if readme is not None:
-        rewrite_readme(readme, readme_block(results, paths, readme, out))
-    log(f"done in {results['seconds']:.0f}s: {out}, {paths['latency'].name}, {paths['quality'].name}"
-        + (f", {readme}" if readme else ""))
+    return results
+
+
+def write_outputs(plan: Plan, results: dict[str, Any]) -> dict[str, Path]:
+    """The results JSON, the charts beside it and (unless smoke) the README's results section."""
+    plan.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    paths = charts(results, plan.out.parent)
+    if plan.readme is not None:
+        rewrite_readme(plan.readme, readme_block(results, paths, plan.readme, plan.out))
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        plan = make_plan(parse_args(argv))
+    except PlanError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    started, stages = time.perf_counter(), Stages()
+    load_start = os.getloadavg()[0]
+    skipped = ensure_venvs(plan.smoke)
+    plan.out.parent.mkdir(parents=True, exist_ok=True)
+    measured = measure(plan, skipped, stages)
+    results = summarise(plan, measured, stages, skipped, load_start, started)
+    paths = write_outputs(plan, results)
+    log(f"done in {results['seconds']:.0f}s: {plan.out}, {paths['latency'].name}, {paths['quality'].name}"
+        + (f", {plan.readme}" if plan.readme else ""))
     print(json.dumps({k: results[k] for k in ("ingest", "ask", "open_domain", "retrieval", "memory", "targets")},
                      indent=1))
     return 0

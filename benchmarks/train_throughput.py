@@ -26,16 +26,15 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from rag_qa.env import set_offline_defaults
+
+set_offline_defaults()
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 TRAIN = REPO.parent / "shared" / "data" / "squad" / "train-v1.1.json.gz"
 DEV_MINI = REPO / "tests" / "data" / "squad" / "dev-mini.json"
 

@@ -3,7 +3,7 @@ weighted reciprocal-rank fusion offline and report recall@1/5/20 and MRR per set
 
     python benchmarks/tune_hybrid.py --data ../shared/data/squad/dev-v1.1-public.json [--limit N]
 
-Writes benchmarks/results_hybrid.json.  A plain RRF (equal weights, c=60) loses R@1 to BM25
+Writes benchmarks/results/tune_hybrid.json.  A plain RRF (equal weights, c=60) loses R@1 to BM25
 alone on SQuAD; this finds weights/depth/c that beat the best single retriever at every k.
 """
 
@@ -12,19 +12,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import time
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
+from rag_qa.config import Settings
+from rag_qa.eval.corpus import corpus_index, corpus_questions
+from rag_qa.eval.retrieval_eval import is_hit
+from rag_qa.service import QAService
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # the repo first: benchmarks/ingest.py must not shadow the ingest package
-
-from tqdm.auto import tqdm  # noqa: E402
-
-from rag_qa.config import Settings  # noqa: E402
-from rag_qa.eval.corpus import corpus_index, corpus_questions  # noqa: E402
-from rag_qa.eval.retrieval_eval import is_hit  # noqa: E402
-from rag_qa.service import QAService  # noqa: E402
 
 
 def scores_for(ranked_hits: list[list[bool]], ks=(1, 5, 20)) -> dict:
@@ -48,7 +46,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(HERE.parents[1] / "shared" / "data" / "squad" / "dev-v1.1-public.json"))
     ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--out", default=str(HERE / "results_hybrid.json"))
+    ap.add_argument("--out", default=str(HERE / "results" / "tune_hybrid.json"))
     args = ap.parse_args()
 
     settings = Settings()

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     reader: str = "extractive"
     max_answer_length: int = 30  # tokens
     # answer confidence below this -> "no answer"; 0.3 drops 8% of SQuAD dev answers, 88% of them
-    # wrong, and loses 1.5% of right ones (benchmarks/results_calibration_pairs.json)
+    # wrong, and loses 1.5% of right ones (benchmarks/results/calibration_pairs.json)
     no_answer_threshold: float = 0.3
     # extractive reader arithmetic: auto = bf16 where the CPU/GPU does it natively, else fp32;
     # int8 = dynamic quantisation of the linear layers (CPU only)

@@ -31,11 +31,15 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 DOCS = DATA / "docs"  # one small real file of each supported type
 BAD = DATA / "bad"  # files ingestion must refuse, one reason each
+BENCHMARKS = REPO / "benchmarks"
 
 
 def load_benchmark(name: str) -> ModuleType:
-    """A benchmarks/ script as a module, without putting benchmarks/ on sys.path (it would shadow ``ingest``)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
+    """A benchmarks/ script as a module.  benchmarks/ goes on sys.path (last) so that its scripts find
+    ``baselines.common``; no file there shadows a package any more."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.append(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built

@@ -87,7 +87,7 @@ def test_run_all_smoke(tmp_path: Path) -> None:
     assert floor["precision"] in ("fp32", "bf16", "int8")
     assert floor["matmul_gflops"]["fp32"] > 0 and floor["floor_p50_ms"] > 0
     assert floor["tokens_per_question_p50"] > 0
-    assert json.loads((out.parent / "results_ask.json").read_text())["questions"] == 3
+    assert json.loads((out.parent / "ask.json").read_text())["questions"] == 3
 
     for chart in ("chart_latency.png", "chart_quality.png"):
         assert (out.parent / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

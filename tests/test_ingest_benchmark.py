@@ -15,7 +15,7 @@ from conftest import REPO
 @pytest.mark.slow
 def test_benchmark_smoke(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ingest.py"), "--smoke", "--output",
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ingest_speed.py"), "--smoke", "--output",
                              str(output)], cwd=REPO, env=dict(os.environ, HF_HUB_OFFLINE="1"),
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]

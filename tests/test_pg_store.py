@@ -232,7 +232,7 @@ def test_ingest_cli_then_ask_search_and_ui_through_the_service(tmp_path: Path, p
 @pytest.mark.slow
 def test_benchmark_runs_small(tmp_path: Path, pg_dsn: str) -> None:
     out = tmp_path / "results.json"
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "pgvector.py"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "pg_vs_faiss.py"
     data = Path(__file__).resolve().parent / "data" / "squad" / "dev-mini.json"  # CI has no shared data
     done = subprocess.run([sys.executable, str(script), "--data", str(data), "--articles", "1", "--questions", "10",
                            "--dsn", pg_dsn, "--out", str(out)], capture_output=True, text=True, timeout=300)

@@ -2,7 +2,9 @@
 
 Standard library only -- each runner imports this from its own virtualenv (the runner's
 directory is on ``sys.path`` when it is run as a script).  See README.md beside this file
-for the file formats.
+for the file formats.  The benchmark scripts beside ``baselines/`` import its latency
+percentiles (:func:`percentile`, :func:`latency_stats`) too, as ``baselines.common``, so every
+p50/p95 in ``benchmarks/results/`` is computed one way.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -29,6 +31,29 @@ def offline_env() -> None:
     os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100), interpolating linearly between the closest ranks.
+
+    The same as ``statistics.quantiles(..., method="inclusive")`` and numpy's default: the one
+    method every benchmark uses for p50/p95 (p50 is the median).
+    """
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("percentile of no values")
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def latency_stats(ms: Sequence[float], digits: int = 1) -> dict[str, float]:
+    """p50/p95/mean of ``ms`` (rounded to ``digits``) and their count; ``{}`` for none."""
+    if not ms:
+        return {}
+    return {"p50_ms": round(percentile(ms, 50), digits), "p95_ms": round(percentile(ms, 95), digits),
+            "mean_ms": round(statistics.fmean(ms), digits), "n": len(ms)}
 
 
 class InputError(Exception):
@@ -139,15 +164,8 @@ class Result:
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        lat = list(self.latency_ms.values())
-        summary = {}
-        if lat:
-            q = statistics.quantiles(lat, n=20, method="inclusive") if len(lat) > 1 else [lat[0]] * 19
-            summary = {
-                "p50_ms": round(statistics.median(lat), 1),
-                "p95_ms": round(q[18], 1),
-                "mean_ms": round(statistics.fmean(lat), 1),
-            }
+        stats = latency_stats(list(self.latency_ms.values()))
+        summary = {k: stats[k] for k in ("p50_ms", "p95_ms", "mean_ms")} if stats else {}
         return {
             "system": self.system,
             "index_seconds": round(self.index_seconds, 3),

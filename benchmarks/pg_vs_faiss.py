@@ -1,6 +1,6 @@
 """pgvector store vs FAISS store on the same chunks: search latency and recall@5 on SQuAD dev questions.
 
-    python benchmarks/pgvector.py [--articles 8] [--questions 600] [--dsn postgresql://...]
+    python benchmarks/pg_vs_faiss.py [--articles 8] [--questions 600] [--dsn postgresql://...]
 
 The first ``--articles`` SQuAD v1.1 dev articles are ingested into a FAISS index by the real
 pipeline; the very same chunks and vectors are then loaded into a pgvector index (one
@@ -10,7 +10,7 @@ both stores answer it: dense (FAISS exact inner product, one OpenMP thread, vs H
 hybrid (the same fusion over each).
 Reported: p50/p95 latency per query (embedding excluded), recall@5 against the gold paragraph,
 the share of FAISS's exact top-5 that HNSW returns, and pgvector/FAISS ratios.  The server is
-``--dsn``/``RAGQA_PG_DSN`` or a throwaway local one.  Writes ``benchmarks/results_pgvector.json``.
+``--dsn``/``RAGQA_PG_DSN`` or a throwaway local one.  Writes ``benchmarks/results/pg_vs_faiss.json``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -29,24 +28,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import faiss
+from baselines.common import percentile
+
+from ingest.pipeline import ingest_paths
+from rag_qa.config import Settings
+from rag_qa.embeddings import SentenceTransformerEmbeddings
+from rag_qa.eval.corpus import CorpusQuestion, read_corpus
+from rag_qa.eval.retrieval_eval import is_hit
+from rag_qa.retrieval import make_retriever, passages
+from rag_qa.store.faiss.reader import IndexStore
+from rag_qa.store.faiss.writer import PreviousVersion
+from rag_qa.store.pg.reader import PgVectorStore, drop_index
+from rag_qa.store.pg.writer import PgIndexWriter
+from rag_qa.types import Passage
+
 HERE = Path(__file__).resolve().parent
-# the repo instead of benchmarks/: this file must not shadow the `pgvector` package, nor ingest.py `ingest`
-sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
-
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ingest.pipeline import ingest_paths  # noqa: E402
-from rag_qa.config import Settings  # noqa: E402
-from rag_qa.embeddings import SentenceTransformerEmbeddings  # noqa: E402
-from rag_qa.eval.corpus import CorpusQuestion, read_corpus  # noqa: E402
-from rag_qa.eval.retrieval_eval import is_hit  # noqa: E402
-from rag_qa.retrieval import make_retriever, passages  # noqa: E402
-from rag_qa.store.faiss.reader import IndexStore  # noqa: E402
-from rag_qa.store.faiss.writer import PreviousVersion  # noqa: E402
-from rag_qa.store.pg.reader import PgVectorStore, drop_index  # noqa: E402
-from rag_qa.store.pg.writer import PgIndexWriter  # noqa: E402
-from rag_qa.types import Passage  # noqa: E402
 
 K = 5
 DATA = HERE.parents[1] / "shared" / "data" / "squad" / "dev-v1.1-public.json"
@@ -62,10 +59,6 @@ def server(dsn: str | None) -> Iterator[str]:
 
     with local_server() as local:
         yield local
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q)) if values else 0.0
 
 
 def timed(search: Callable[[Any], list[Passage]], inputs: list[Any]) -> tuple[list[list[Passage]], list[float]]:
@@ -98,7 +91,7 @@ def main() -> None:
     ap.add_argument("--articles", type=int, default=8, help="first N articles of the SQuAD file (default 8)")
     ap.add_argument("--questions", type=int, default=600, help="at most this many of their questions")
     ap.add_argument("--dsn", default=os.environ.get("RAGQA_PG_DSN"), help="server (default: a throwaway one)")
-    ap.add_argument("--out", default=str(HERE / "results_pgvector.json"))
+    ap.add_argument("--out", default=str(HERE / "results" / "pg_vs_faiss.json"))
     args = ap.parse_args()
     started = time.perf_counter()
 

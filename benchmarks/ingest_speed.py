@@ -1,7 +1,7 @@
 """Ingest speed: our first ingest vs a plain LangChain pipeline, and our unchanged re-ingest.
 
-    .venv/bin/python benchmarks/ingest.py [--corpus examples/docs] [--output benchmarks/results_ingest.json]
-    .venv/bin/python benchmarks/ingest.py --smoke   # tiny corpus, results to a temp file (for the tests)
+    .venv/bin/python benchmarks/ingest_speed.py [--corpus examples/docs] [--output benchmarks/results/ingest_speed.json]
+    .venv/bin/python benchmarks/ingest_speed.py --smoke   # tiny corpus, results to a temp file (for the tests)
 
 Same corpus, same embedding model (all-MiniLM-L6-v2 from the local package), same chunk sizes
 (200 tokens of that model's tokenizer, 40 overlap), in one process, one after the other.  The
@@ -25,11 +25,12 @@ import time
 import warnings
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from rag_qa.env import set_offline_defaults
+
+set_offline_defaults()
 warnings.filterwarnings("ignore")
+
+REPO = Path(__file__).resolve().parents[1]
 
 PLAIN_SUFFIXES = {".txt", ".md", ".html", ".htm", ".pdf"}
 SMOKE_FILES = {"oxygen.html"}
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=REPO / "examples" / "docs")
     parser.add_argument("--output", type=Path, default=None,
-                        help="results JSON (default: benchmarks/results_ingest.json; a temp file with --smoke)")
+                        help="results JSON (default: benchmarks/results/ingest_speed.json; a temp file with --smoke)")
     parser.add_argument("--smoke", action="store_true", help="tiny corpus from tests/data, no targets enforced")
     args = parser.parse_args(argv)
 
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         results["warning"] = (f"machine was busy (load {load:.1f} on {cpus} CPUs): wall-clock ratios are "
                               "unreliable; compare first_ingest_cpu_vs_langchain, or re-run on a quiet machine")
     output = args.output or (work.parent / "results_ingest_smoke.json" if args.smoke
-                             else REPO / "benchmarks" / "results_ingest.json")
+                             else REPO / "benchmarks" / "results" / "ingest_speed.json")
     output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
     rows = [("plain LangChain (in memory)", plain), ("ours, first ingest (on disk)", first),
