@@ -168,7 +168,7 @@ def ingest_paths(paths: Sequence[str | Path], index_dir: str | Path | None = Non
         previous = writer.previous()
         try:
             if paths and not rebuild and previous is not None:
-                require_embedding_model(model, index, previous.embedding_model, previous.dimension)
+                require_embedding_model(model, index, previous.info.embedding_model, previous.info.dimension)
             known = previous.documents if previous is not None and not rebuild else {}
             memory = FailureMemory(settings, writer.read_failures(), forget=rebuild)
             todo: list[tuple[Path, str]] = []
@@ -190,8 +190,8 @@ def ingest_paths(paths: Sequence[str | Path], index_dir: str | Path | None = Non
             run.load_and_chunk(todo, known)
             if previous is not None and not rebuild and not (report.added or report.updated or removed):
                 # nothing changed (at most some files failed): the live version stays as it is
-                report.documents, report.chunks = len(known), previous.chunks
-                report.version = previous.version
+                report.documents, report.chunks = len(known), previous.info.chunks
+                report.version = previous.info.version
             else:
                 _write(writer, run, previous, known, removed, model)
             for path, sha, error in run.unreadable:
@@ -215,8 +215,8 @@ def _write(writer: StoreWriter, run: _Run, previous: PreviousIndex | None, known
         embeddings = make_embeddings(settings)
         vectors = run.embed(embeddings)
         dimension = embeddings.dimension
-    elif previous is not None and previous.embedding_model == model:
-        dimension = previous.dimension
+    elif previous is not None and previous.info.embedding_model == model:
+        dimension = previous.info.dimension
         vectors = np.zeros((0, dimension), dtype="float32")
     else:  # an empty first version: only the model knows its dimension
         dimension = make_embeddings(settings).dimension

@@ -9,7 +9,7 @@ each other; everything above the store (retrievers, service, ingest, UI) is type
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -88,6 +88,21 @@ class DocumentInfo:
 
 
 @dataclass(frozen=True)
+class IndexInfo:
+    """What a committed index was built with and holds (from a FAISS manifest or a pg ``meta`` row)."""
+
+    embedding_model: str
+    dimension: int
+    version: int
+    chunks: int
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> IndexInfo:
+        return cls(str(record["embedding_model"]), int(record["dimension"]), int(record["version"]),
+                   int(record["chunks"]))
+
+
+@dataclass(frozen=True)
 class Committed:
     """What a writer's :meth:`StoreWriter.commit_changes` made live."""
 
@@ -141,19 +156,8 @@ class StoreReader(Protocol):
 class PreviousIndex(Protocol):
     """The committed index as a writer sees it before an ingest changes it."""
 
+    info: IndexInfo
     documents: dict[str, DocumentRow]
-
-    @property
-    def embedding_model(self) -> str: ...
-
-    @property
-    def dimension(self) -> int: ...
-
-    @property
-    def version(self) -> int: ...
-
-    @property
-    def chunks(self) -> int: ...
 
     def close(self) -> None: ...
 

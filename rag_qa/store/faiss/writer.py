@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from rag_qa.store.base import (
     Committed,
     DocumentRow,
     IndexCorruptError,
+    IndexInfo,
     IndexLockedError,
     as_matrix,
     require_dimension,
@@ -68,6 +69,7 @@ class PreviousVersion:
     def __init__(self, version_dir: Path) -> None:
         self.dir = version_dir
         self.manifest = Manifest.read(version_dir / MANIFEST_FILE)
+        self.info = IndexInfo.of(asdict(self.manifest))
         try:
             self._con = docstore.connect_readonly(version_dir / DOCSTORE_FILE)
         except FileNotFoundError as exc:
@@ -75,22 +77,6 @@ class PreviousVersion:
         self.documents = docstore.read_documents(self._con)
         self._positions: dict[int, int] | None = None
         self._flat: Any = None
-
-    @property
-    def embedding_model(self) -> str:
-        return self.manifest.embedding_model
-
-    @property
-    def dimension(self) -> int:
-        return self.manifest.dimension
-
-    @property
-    def version(self) -> int:
-        return self.manifest.version
-
-    @property
-    def chunks(self) -> int:
-        return self.manifest.chunks
 
     def chunks_and_vectors(self, sources: Iterable[str]) -> tuple[list[ChunkRow], np.ndarray]:
         """The stored chunks of ``sources`` with their vectors, read back from the FAISS file."""
@@ -198,7 +184,7 @@ class IndexWriter:
         previous = self.previous() if kept_sources else None
         if previous is not None:
             try:
-                require_dimension(self.path, previous.dimension, dimension)
+                require_dimension(self.path, previous.info.dimension, dimension)
                 kept_rows, kept_vectors = previous.chunks_and_vectors(kept_sources)
                 kept_documents = [previous.documents[s] for s in kept_sources]
             finally:

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag_qa.store.base import ChunkRow, Committed, DocumentRow, IndexLockedError, as_matrix, require_dimension
+from rag_qa.store.base import (
+    ChunkRow,
+    Committed,
+    DocumentRow,
+    IndexInfo,
+    IndexLockedError,
+    as_matrix,
+    require_dimension,
+)
 from rag_qa.store.pg.schema import (
     FAILURES_DDL,
     FORMAT_VERSION,
@@ -49,24 +57,8 @@ class PgPreviousVersion:
     """The committed state as the pipeline sees it (a :class:`~rag_qa.store.base.PreviousIndex`)."""
 
     def __init__(self, meta: dict[str, Any], documents: dict[str, DocumentRow]) -> None:
-        self.meta = meta
+        self.info = IndexInfo.of(meta)
         self.documents = documents
-
-    @property
-    def embedding_model(self) -> str:
-        return str(self.meta["embedding_model"])
-
-    @property
-    def dimension(self) -> int:
-        return int(self.meta["dimension"])
-
-    @property
-    def version(self) -> int:
-        return int(self.meta["version"])
-
-    @property
-    def chunks(self) -> int:
-        return int(self.meta["chunks"])
 
     def close(self) -> None:
         """Nothing to release (the rows were read up front); here for the pipeline's ``finally``."""
