@@ -40,6 +40,7 @@ from pathlib import Path
 
 from baselines.common import latency_stats, peak_rss_mb  # peak: VmHWM (ru_maxrss would include a parent's)
 
+from rag_qa.config import MODES
 from rag_qa.env import set_offline_defaults
 
 set_offline_defaults()
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--questions", type=int, default=None, help="questions timed (default 200; 5 with --smoke)")
     ap.add_argument("--reader-dir", type=Path, default=None,
                     help="reader weights (read as extractive:<dir>); default: the shipped reader")
-    ap.add_argument("--mode", choices=("dense", "bm25", "hybrid"), default="hybrid")
+    ap.add_argument("--mode", choices=MODES, default="hybrid")
     ap.add_argument("--top-k", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0, help="seed for sampling the questions")
     ap.add_argument("--no-naive", action="store_true", help="skip the naive pipeline loop")
