@@ -134,3 +134,37 @@ def test_a_service_builds_its_readers_from_its_own_settings(tmp_path):
     llm = Settings(max_new_tokens=5, temperature=0.5, llm_context_tokens=512)
     generative = QAService(tmp_path / "index", llm).reader("generative:openai:tiny@http://127.0.0.1:9")
     assert (generative.max_new_tokens, generative.temperature, generative.context_tokens) == (5, 0.5, 512)
+
+
+def test_retrieval_rank_nudges_the_ranking_and_the_confidence_by_the_fitted_weight(tmp_path):
+    """Two passages that both answer with some margin: with rank_weight 0 the reader's margin alone
+    decides; a large weight makes the first-retrieved passage win, and the confidence follows the
+    same score.  calibration.json's rank_weight is what a reader loads by default."""
+    ada = passage("Ada Lovelace wrote the first program in 1843.", "ada.txt")
+    bab = passage("Charles Babbage wrote the first program for his engine.", "babbage.txt")
+    question = "Who wrote the first program?"
+    plain = ExtractiveReader(ExtractiveConfig(rank_weight=0.0, no_answer_threshold=0.0))
+    margins = {p.source: plain.read(question, [p]).alternatives[0]["margin"] for p in (ada, bab)}
+    weaker, stronger = sorted((ada, bab), key=lambda p: margins[p.source])
+    # the stronger passage retrieved second: margin alone still picks it
+    first = plain.read(question, [weaker, stronger])
+    assert first.citations[0].source == stronger.source and first.alternatives[0]["rank"] == 1
+    nudged = ExtractiveReader(ExtractiveConfig(rank_weight=50.0, no_answer_threshold=0.0))
+    second = nudged.read(question, [weaker, stronger])
+    assert second.citations[0].source == weaker.source and second.alternatives[0]["rank"] == 0
+    # the same span scores lower when it comes from a lower-ranked passage
+    span = plain.candidates([question], [[stronger]])[0][0][0]
+    assert nudged.confidence(span, 3) < nudged.confidence(span, 0) == plain.confidence(span, 0)
+
+    # the fitted weight travels in calibration.json beside the weights
+    import json
+    import shutil
+
+    from rag_qa.models import resolve_model
+
+    model = tmp_path / "reader"
+    shutil.copytree(resolve_model("minilm-squad", kind="reader").path, model)
+    (model / "calibration.json").write_text(json.dumps({"a": 0.4, "b": -4.0, "rank_weight": 2.5}))
+    loaded = ExtractiveReader(ExtractiveConfig(model=str(model)))
+    loaded.warm_up()
+    assert loaded.config.rank_weight == 2.5 and loaded.config.calibration == (0.4, -4.0)

@@ -35,10 +35,12 @@ class ExtractiveConfig:
     # an answer whose confidence is below this is reported as "no answer": the passages most
     # likely do not hold one
     no_answer_threshold: float = 0.3
-    # confidence = sigmoid(a * margin + b), margin = span score - its window's null score;
+    # confidence = sigmoid(a * (margin - rank_weight * log(1 + rank)) + b): margin = span score -
+    # its window's null score, rank = the passage's place in the retrieved list (0 = first);
     # fitted on SQuAD dev retrieval results by benchmarks/calibrate_reader.py and stored beside
     # the weights (calibration.json); these defaults are used when a model has none
     calibration: tuple[float, float] | None = None
+    rank_weight: float | None = None  # None: calibration.json's, else 0 (the reader alone ranks)
     precision: str = "auto"  # auto | fp32 | bf16 | int8 (dynamic quantisation, CPU only)
     device: str | None = None
 
@@ -47,14 +49,15 @@ class ExtractiveConfig:
 DEFAULT_CALIBRATION = (0.5, -4.0)
 
 
-def load_calibration(model_dir: str) -> tuple[float, float]:
-    """(a, b) from ``calibration.json`` in the model directory, else :data:`DEFAULT_CALIBRATION`."""
+def load_calibration(model_dir: str) -> tuple[tuple[float, float], float]:
+    """((a, b), rank_weight) from ``calibration.json`` in the model directory, else
+    (:data:`DEFAULT_CALIBRATION`, 0): the retriever's rank then plays no part."""
     path = Path(model_dir) / "calibration.json"
     try:
         data = json.loads(path.read_text())
-        return float(data["a"]), float(data["b"])
+        return (float(data["a"]), float(data["b"])), float(data.get("rank_weight", 0.0))
     except (OSError, ValueError, KeyError, TypeError):
-        return DEFAULT_CALIBRATION
+        return DEFAULT_CALIBRATION, 0.0
 
 
 def _cpu_has_bf16() -> bool:
@@ -104,19 +107,27 @@ class ExtractiveReader(Reader):
             self.precision = precision
             self._tokenizer = tok
             self._model = model.to(device).eval()
+            calibration, rank_weight = load_calibration(self.spec.path)
             if self.config.calibration is None:
-                self.config.calibration = load_calibration(self.spec.path)
+                self.config.calibration = calibration
+            if self.config.rank_weight is None:
+                self.config.rank_weight = rank_weight
 
     # ----------------------------------------------------------------- reading
     def answer_batch(self, questions: Sequence[str], passages: Sequence[Sequence[Passage]]) -> list[Answer]:
         """All (question, passage) pairs of all questions go through the model in shared batches."""
+        return [self._answer(cands) for cands in self.candidates(questions, passages)]
+
+    def candidates(self, questions: Sequence[str],
+                   passages: Sequence[Sequence[Passage]]) -> list[list[tuple[Span, Passage, int]]]:
+        """Every question's n-best spans of every passage as (span, passage, passage rank), unranked."""
         self.warm_up()
-        pairs = [(qi, p) for qi, ps in enumerate(passages) for p in ps]
+        pairs = [(qi, p, rank) for qi, ps in enumerate(passages) for rank, p in enumerate(ps)]
         windows = (
             encode_windows(
                 self._tokenizer,
-                [questions[qi] for qi, _ in pairs],
-                [p.text for _, p in pairs],
+                [questions[qi] for qi, _, _ in pairs],
+                [p.text for _, p, _ in pairs],
                 self.config.max_length,
                 self.config.doc_stride,
             )
@@ -128,9 +139,9 @@ class ExtractiveReader(Reader):
         by_pair: dict[int, list[int]] = {}
         for i, w in enumerate(windows):
             by_pair.setdefault(w.example, []).append(i)
-        spans_by_question: list[list[tuple[Span, Passage]]] = [[] for _ in questions]
+        spans_by_question: list[list[tuple[Span, Passage, int]]] = [[] for _ in questions]
         for pair_idx, idxs in by_pair.items():
-            qi, passage = pairs[pair_idx]
+            qi, passage, rank = pairs[pair_idx]
             spans, _ = decode_example(
                 [start_logits[i] for i in idxs],
                 [end_logits[i] for i in idxs],
@@ -138,8 +149,8 @@ class ExtractiveReader(Reader):
                 n_best=self.config.n_best,
                 max_answer_length=self.config.max_answer_length,
             )
-            spans_by_question[qi].extend((s, passage) for s in spans)
-        return [self._answer(cands) for cands in spans_by_question]
+            spans_by_question[qi].extend((s, passage, rank) for s in spans)
+        return spans_by_question
 
     def _forward(self, windows: Sequence[Window]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Start/end logits per window; windows sorted by length so each batch pads little."""
@@ -165,25 +176,27 @@ class ExtractiveReader(Reader):
                     starts[i], ends[i] = s[row], e[row]
         return starts, ends
 
-    def _answer(self, candidates: list[tuple[Span, Passage]]) -> Answer:
-        # the margin over each window's own null score ranks spans across passages
-        candidates.sort(key=lambda sp: -sp[0].margin)
+    def _answer(self, candidates: list[tuple[Span, Passage, int]]) -> Answer:
+        # the margin over each window's own null score ranks spans across passages, nudged by
+        # where retrieval put the passage (rank_weight, fitted with the calibration)
+        candidates.sort(key=lambda c: -self.score(c[0], c[2]))
         alternatives = [
             {
                 "answer": p.text[s.start : s.end],
-                "score": round(self.confidence(s), 4),
+                "score": round(self.confidence(s, rank), 4),
                 "margin": round(s.margin, 3),
+                "rank": rank,
                 "source": p.source,
                 "page": p.page,
                 "start": p.start + s.start,
                 "end": p.start + s.end,
             }
-            for s, p in candidates[:5]
+            for s, p, rank in candidates[:5]
         ]
         if not candidates:
             return Answer("", 0.0, self.name, no_answer=True)
-        best, passage = candidates[0]
-        confidence = self.confidence(best)
+        best, passage, rank = candidates[0]
+        confidence = self.confidence(best, rank)
         if confidence < self.config.no_answer_threshold:
             return Answer("", confidence, self.name, no_answer=True, alternatives=alternatives)
         citation = Citation(
@@ -202,10 +215,15 @@ class ExtractiveReader(Reader):
             alternatives=alternatives,
         )
 
-    def confidence(self, span: Span) -> float:
-        """Calibrated probability that ``span`` answers the question (comparable across passages)."""
+    def score(self, span: Span, rank: int = 0) -> float:
+        """What candidates are ranked by: the span's margin, less ``rank_weight * log(1 + rank)``."""
+        return span.margin - (self.config.rank_weight or 0.0) * math.log1p(rank)
+
+    def confidence(self, span: Span, rank: int = 0) -> float:
+        """Calibrated probability that ``span``, read in the passage retrieved at ``rank``, answers
+        the question (comparable across passages)."""
         a, b = self.config.calibration or DEFAULT_CALIBRATION
-        return 1.0 / (1.0 + math.exp(-(a * span.margin + b)))
+        return 1.0 / (1.0 + math.exp(-(a * self.score(span, rank) + b)))
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": "extractive", "model": self.spec.name, "weights": self.spec.source}
