@@ -28,9 +28,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SQUAD = REPO.parent / "shared" / "data" / "squad"
-#: what comes back: shards + index + config + tokenizer + metrics (the device returns 8 files at most)
-RETURNED = ("config.json", "tokenizer.json", "tokenizer_config.json", "metrics.json", "model.safetensors.index.json")
+#: what comes back besides the weights (the device returns 8 files of 16 MiB at most)
+RETURNED = ("config.json", "tokenizer.json", "tokenizer_config.json", "metrics.json")
 MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
+#: weight files that travel back: MiniLM's fp16 word embeddings alone are 23 MB, one tensor that
+#: Hugging Face sharding cannot split, so tensors are cut into row blocks and packed by size
+PART_BYTES = 12 * 10**6
 
 
 def pack(out: Path, train: Path, dev: Path, dev_questions: int, distractors: int, pool: int, seed: int) -> dict:
@@ -82,9 +85,62 @@ def run(data: Path, out: Path, base: Path, max_steps: int, epochs: float, batch_
     out.mkdir(parents=True, exist_ok=True)
     for name in RETURNED:
         shutil.copyfile(model_dir / name, out / name)
-    for shard in sorted(model_dir.glob("model-*.safetensors")):
-        shutil.copyfile(shard, out / shard.name)
+    pack_weights(model_dir, out)
     return _check_returned(out)
+
+
+def pack_weights(model_dir: Path, out: Path, part_bytes: int = PART_BYTES) -> list[Path]:
+    """The model's safetensors as ``weights-NN.safetensors`` files of at most ~``part_bytes``: a
+    tensor bigger than that is cut into row blocks named ``<name>@<i>of<n>`` (joined by unpack)."""
+    from safetensors.torch import load_file, save_file
+
+    tensors: dict = {}
+    for shard in sorted(model_dir.glob("model*.safetensors")):
+        tensors.update(load_file(shard))
+    pieces: list[tuple[str, object]] = []
+    for name, t in tensors.items():
+        size = t.numel() * t.element_size()
+        n = -(-size // part_bytes) if t.dim() and size > part_bytes else 1
+        if n == 1:
+            pieces.append((name, t))
+        else:
+            pieces.extend((f"{name}@{i}of{n}", block.contiguous()) for i, block in enumerate(t.chunk(n, dim=0)))
+    files, current, used = [], {}, 0
+    for name, t in pieces:
+        size = t.numel() * t.element_size()
+        if current and used + size > part_bytes:
+            files.append(current)
+            current, used = {}, 0
+        current[name], used = t, used + size
+    if current:
+        files.append(current)
+    paths = []
+    for i, group in enumerate(files, 1):
+        path = out / f"weights-{i:02d}.safetensors"
+        save_file(group, str(path), metadata={"format": "pt"})
+        paths.append(path)
+    return paths
+
+
+def unpack_weights(returned: Path) -> dict:
+    """The state dict :func:`pack_weights` cut up, whole again."""
+    import torch
+    from safetensors.torch import load_file
+
+    pieces: dict = {}
+    for path in sorted(returned.glob("weights-*.safetensors")):
+        pieces.update(load_file(path))
+    state, blocks = {}, {}
+    for name, t in pieces.items():
+        if "@" in name:
+            base, _, part = name.rpartition("@")
+            i, n = (int(x) for x in part.split("of"))
+            blocks.setdefault(base, [None] * n)[i] = t
+        else:
+            state[name] = t
+    for name, parts in blocks.items():
+        state[name] = torch.cat(parts, dim=0)
+    return state
 
 
 def _check_returned(out: Path) -> dict:
@@ -97,15 +153,20 @@ def _check_returned(out: Path) -> dict:
 
 def unpack(returned: Path, into: Path) -> dict:
     """The files a GPU run returned -> a complete model directory (card and curve written here)."""
+    from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer
+
     from rag_qa.train.card import write_card
-    from rag_qa.train.trainer import config_defaults, plot_curve
+    from rag_qa.train.trainer import config_defaults, plot_curve, save_model
 
     summary = json.loads((returned / "metrics.json").read_text())
     into.mkdir(parents=True, exist_ok=True)
-    for old in into.glob("model*.safetensors*"):
-        old.unlink()
-    for p in returned.iterdir():
-        shutil.copyfile(p, into / p.name)
+    config = AutoConfig.from_pretrained(returned)
+    model = AutoModelForQuestionAnswering.from_config(config)
+    missing, unexpected = model.load_state_dict(unpack_weights(returned), strict=False)
+    # tied weights (the MLM head's decoder) may be absent; anything else missing is a broken transfer
+    if unexpected or [m for m in missing if not m.endswith("decoder.weight")]:
+        raise SystemExit(f"{returned}: weights do not fit the config (missing {missing}, unexpected {unexpected})")
+    save_model(model, AutoTokenizer.from_pretrained(returned), into, "float16")
     summary["config"]["output"] = str(into)
     (into / "metrics.json").write_text(json.dumps(summary, indent=2))
     plot_curve(summary["log_history"], into / "training_curve.png")

@@ -547,7 +547,7 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: Sequence[TrainerCa
     model = trainer.model
     if cfg.lora:
         model = model.merge_and_unload()  # a plain model again: loads without peft
-    _save_model(model, tokenizer, out, cfg.save_dtype)
+    save_model(model, tokenizer, out, cfg.save_dtype)
     _write_outputs(out, summary)
     return summary
 
@@ -570,7 +570,7 @@ def _cumulative(base_dir: Path, questions: int, windows: int, steps: int, second
             "runs": prior.get("runs", 1) + 1}
 
 
-def _save_model(model, tokenizer, out: Path, save_dtype: str) -> None:
+def save_model(model, tokenizer, out: Path, save_dtype: str) -> None:
     """safetensors in shards the device tool can return (< 16 MiB each), plus the tokenizer."""
     dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(save_dtype)
     if dtype is not None:
@@ -605,7 +605,7 @@ def export(checkpoints: Path, out: Path, summary: dict, save_dtype: str = "float
     model = AutoModelForQuestionAnswering.from_pretrained(last, dtype=torch.float32, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(last)
     out.mkdir(parents=True, exist_ok=True)
-    _save_model(model, tokenizer, out, save_dtype)
+    save_model(model, tokenizer, out, save_dtype)
     _write_outputs(out, dict(summary, exported_from=last.name))
     return last
 
