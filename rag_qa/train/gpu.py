@@ -5,7 +5,7 @@ else of ours (no LangChain, FAISS, Gradio, bm25s, matplotlib): this module and w
 need none of those.  At most 64 MiB of working tree travels there and at most 8 files of
 16 MiB come back, so the run is three steps:
 
-    # here: the training data and the BM25 distractor choices, into an ignored folder (~14 MB)
+    # here: the training data and the BM25 distractor choices, into an ignored folder (12 MB)
     python -m rag_qa.train.gpu pack gpu_data
     # there (device tool, carry gpu_data): continue from models/minilm-squad, 8 files into $OUT
     python -m rag_qa.train.gpu run --data gpu_data --out "$OUT" --minutes 9
