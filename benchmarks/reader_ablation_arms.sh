@@ -3,6 +3,7 @@
 set -u
 cd "$(dirname "$0")/.."  # the repository root; arms go to runs/ablation/ (ignored)
 PY=.venv/bin/python
+mkdir -p runs/ablation
 COMMON="--train ../shared/data/squad/train-v1.1.json.gz --eval ../shared/data/squad/dev-v1.1-public.json --base models/minilm-squad --lr 5e-5 --warmup 0.05 --batch-size 32 --max-steps 300 --eval-steps 300 --save-steps 300 --max-eval-examples 200 --logging-steps 25"
 arm() { name=$1; shift; [ -f runs/ablation/$name/metrics.json ] || $PY -m rag_qa train $COMMON --output runs/ablation/$name "$@" > runs/ablation/$name.log 2>&1; }
 arm A
