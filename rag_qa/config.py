@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
@@ -80,6 +81,12 @@ class Settings(BaseSettings):
     # single sign-on from an authenticating proxy on this machine (e.g. "X-Forwarded-User" from
     # oauth2-proxy); off unless set; then the app only binds to loopback and passwords are not used
     trusted_user_header: str | None = None
+
+    @field_validator("users_file", "trusted_user_header", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``RAGQA_USERS_FILE=`` (empty) means no users file, not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @classmethod
     def settings_customise_sources(

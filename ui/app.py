@@ -45,6 +45,7 @@ def build_app(index: Path | None = None, settings: Settings | None = None,
     with gr.Blocks(title="rag-qa") as demo:
         gr.Markdown("## rag-qa: ask your documents\nAnswers come only from the documents in the chosen index, "
                     "with the passages they came from.")
+        account = gr.HTML(elem_id="account", visible=users is not None)
         with gr.Row():
             # allow_custom_value with sign-in: Gradio would check values against the (empty) build-time list;
             # the handlers check every value against what the signed-in user may use (ui.access)
@@ -104,6 +105,8 @@ def build_app(index: Path | None = None, settings: Settings | None = None,
         index_dd.input(h.open_index, index_dd, index_view, api_name="open_index")
         create_btn.click(h.create_index, [new_index, index_dd], index_view, api_name="create_index")
         demo.load(h.open_index, index_dd, index_view, api_visibility="private")
+        if users is not None:
+            demo.load(h.account, None, account, api_visibility="private")
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 

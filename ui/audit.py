@@ -8,7 +8,7 @@ they go to the server's sign-in log (``RAGQA_SIGNIN_LOG``, default ``indexes/sig
 One event is one line, written with a single ``write`` on a file opened in append mode, so lines
 from concurrent writers never interleave and nothing already written is ever rewritten::
 
-    {"time": "2026-11-29T16:03:42.123+00:00", "user": "alice", "action": "upload",
+    {"time": "2026-11-29T16:03:42.123456+00:00", "user": "alice", "action": "upload",
      "files": ["report.pdf"], "outcome": "ok", "detail": "added 1"}
 """
 
@@ -42,9 +42,9 @@ def _clip(value: Any) -> Any:
 
 def event(user: str | None, action: str, outcome: str, *, files: Iterable[str] = (), detail: str = "",
           **extra: Any) -> dict[str, Any]:
-    """One audit record (time in UTC, ISO 8601, milliseconds)."""
+    """One audit record (time in UTC, ISO 8601, microseconds)."""
     record: dict[str, Any] = {
-        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "time": datetime.now(UTC).isoformat(timespec="microseconds"),
         "user": _clip(user) if user else None,
         "action": action,
         "files": [_clip(f) for f in files],
@@ -98,7 +98,7 @@ def merged(*paths: Path) -> list[dict[str, Any]]:
 
 def format_record(record: dict[str, Any]) -> str:
     """One readable line: time, user, action, outcome, files and detail."""
-    when = str(record.get("time", "?")).replace("T", " ")[:23]
+    when = str(record.get("time", "?")).replace("T", " ")[:19]
     files = ", ".join(str(f) for f in record.get("files") or [])
     parts = [when, f"{record.get('user') or '-':<16}", f"{record.get('action', '?'):<13}",
              f"{record.get('outcome', '?'):<8}"]

@@ -244,6 +244,18 @@ class Handlers:
         return status, *self.documents(index)
 
     # ------------------------------------------------------------------ Indexes
+    def account(self, request: gr.Request) -> str:
+        """Who is signed in, a sign-out link, and the empty state for a user without any index."""
+        user = user_of(request)
+        if user is None:
+            return ""
+        text = f"Signed in as <b>{html.escape(user)}</b>"
+        if not self.settings.trusted_user_header:  # behind single sign-on the proxy owns the session
+            text += ' · <a href="logout">Sign out</a>'
+        if not self.access.choices(user):
+            text += f"<br>{html.escape(NO_INDEX_HINT)}"
+        return render.hint_html(text)
+
     def _index_view(self, user: str | None, index: Path | None, status: str) -> IndexView:
         choices = self.access.choices(user)
         if index is None:  # nothing this user may open: a polite empty state, not an error
