@@ -82,7 +82,10 @@ def build_app(index: Path | None = None, settings: Settings | None = None,
                 table = gr.Dataframe(headers=DOCUMENT_HEADERS, interactive=False, wrap=True, elem_id="documents",
                                      label="Indexed documents")
                 with gr.Row():
-                    remove_dd = gr.Dropdown([], label="Document to remove", elem_id="remove-choice", scale=4)
+                    # custom values: an API caller names a source without first loading the list in its
+                    # session; Handlers.remove checks the role and removes only what the index holds
+                    remove_dd = gr.Dropdown([], label="Document to remove", elem_id="remove-choice", scale=4,
+                                            allow_custom_value=True)
                     remove_btn = gr.Button("Remove", variant="stop", elem_id="remove-button", scale=1)
                 with gr.Row():
                     new_index = gr.Textbox(label="New index name", placeholder="e.g. my-notes", elem_id="new-index",
