@@ -15,12 +15,12 @@ Writes ``benchmarks/results/load_ui.json`` (``--out``): per-round p50/p95 latenc
 errors, server RSS after each round and its peak.
 
 ``--signed-in`` runs the app with a users file: each simulated user signs in with its own account
-(``gradio_client.Client(url, auth=...)``) and may read only its own index (a copy of the same one),
-so a reply citing any other user's index is cross-talk.  It reports each user's p50 and the
-fairness ratio (slowest user's p50 / fastest user's p50).  ``--greedy K`` adds one more account
-that fires K requests at once, back to back: the per-user cap (``RAGQA_USER_CONCURRENCY``) refuses
-its excess at once, and the others' latency shows whether it starved them.  Results go to
-``benchmarks/results/load_ui_signed_in.json`` by default.
+(``gradio_client.Client(url, auth=...)``) and may read only its own index, built from its own copy
+of the documents, so a reply citing a document outside the asking user's index is cross-talk. It
+reports each user's p50 and the fairness ratio (slowest user's p50 / fastest user's p50). ``--greedy
+K`` adds one more account that fires K requests at once, back to back: the per-user cap
+(``RAGQA_USER_CONCURRENCY``) refuses its excess at once, and the others' latency shows whether it
+starved them. Results go to ``benchmarks/results/load_ui_signed_in.json`` by default.
 """
 
 from __future__ import annotations
@@ -171,20 +171,23 @@ def run_round(url: str, index: Path, questions: list[str], users: int, results: 
     }
 
 
-def make_accounts(index: Path, folder: Path, users: int) -> tuple[Path, list[tuple[str, str, Path]]]:
-    """A users file in ``folder`` with ``users`` accounts, each a reader of its own copy of ``index`` only.
+def make_accounts(folder: Path, users: int) -> tuple[Path, list[tuple[str, str, Path]]]:
+    """A users file in ``folder`` with ``users`` accounts, each a reader of its own index only.
 
-    Returns the users file and (name, password, index copy) per account.
+    Each index is built from the account's own copy of examples/docs, so its sources (file paths)
+    are its own.  Returns the users file and (name, password, index) per account.
     """
+    from ingest.pipeline import ingest_paths
     from ui.permissions import Role
     from ui.users_file import User, hash_password, save_users
 
     accounts, entries = [], {}
     for i in range(1, users + 1):
         name, password = f"user{i}", secrets.token_urlsafe(12)
-        copy = folder / "indexes" / name
-        shutil.copytree(index, copy)
-        accounts.append((name, password, copy))
+        docs, index = folder / "docs" / name, folder / "indexes" / name
+        shutil.copytree(DOCS, docs)
+        ingest_paths([docs], index)
+        accounts.append((name, password, index))
         entries[name] = User(name, hash_password(password), {name: Role.READER})
     users_file = folder / "users.json"
     save_users(users_file, entries)
@@ -196,8 +199,11 @@ def run_signed_in_round(url: str, accounts: list[tuple[str, str, Path]], questio
     """Every account asks every question (rotated), signed in as itself, against its own index.
 
     ``greedy`` = (name, password, index, K): one more account running K such users at once.
-    Cross-talk is a reply whose citations point outside the asking user's own index.
+    Cross-talk is a reply citing a document that is not in the asking user's own index.
     """
+    from rag_qa.config import Settings
+    from rag_qa.store import open_store
+
     results = [] if results is None else results
     threads = [threading.Thread(target=user, args=(url, index, questions[i:] + questions[:i], results),
                                 kwargs={"auth": (name, password)})
@@ -212,11 +218,9 @@ def run_signed_in_round(url: str, accounts: list[tuple[str, str, Path]], questio
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
-    own = {name: index.resolve() for name, _, index in accounts}
-    if greedy is not None:
-        own[greedy[0]] = greedy[2].resolve()
-    crosstalk = [r for r in results
-                 if any(not Path(s).resolve().is_relative_to(own[r["user"]]) for s in r["sources"])]
+    own = {name: index for name, _, index in accounts} | ({greedy[0]: greedy[2]} if greedy is not None else {})
+    allowed = {name: {d.source for d in open_store(index, Settings()).documents()} for name, index in own.items()}
+    crosstalk = [r for r in results if any(s not in allowed[r["user"]] for s in r["sources"])]
     fair_names = [name for name, _, _ in accounts]
     per_user = {name: latency_stats([r["ms"] for r in results if r["user"] == name and r["error"] is None
                                      and not r["refused"]]).get("p50_ms") for name in fair_names}
@@ -241,13 +245,9 @@ def run_signed_in_round(url: str, accounts: list[tuple[str, str, Path]], questio
 
 def signed_in(args: argparse.Namespace, questions: list[str]) -> dict:
     """The ``--signed-in`` benchmark: its own app with a users file, one account and index per user."""
-    from ingest.pipeline import ingest_paths
-
     with tempfile.TemporaryDirectory(prefix="rag-qa-load-team-") as tmp:
         folder = Path(tmp)
-        index = folder / "built"
-        ingest_paths([DOCS], index)
-        users_file, accounts = make_accounts(index, folder, args.users + (1 if args.greedy else 0))
+        users_file, accounts = make_accounts(folder, args.users + (1 if args.greedy else 0))
         greedy = (*accounts.pop(), args.greedy) if args.greedy else None
         port = free_port()
         proc = start_app(accounts[0][2], port, folder / "app.log", RAGQA_USERS_FILE=str(users_file),
