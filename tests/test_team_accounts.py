@@ -305,3 +305,25 @@ def test_settings_defaults_keep_sign_in_off_and_questions_out_of_the_log(monkeyp
     s = Settings()
     assert s.users_file is None and s.trusted_user_header is None and s.audit_questions is False
     assert s.host == "127.0.0.1" and s.max_question_chars > 0 and s.user_concurrency >= 1
+
+
+def test_a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit(tmp_path: Path) -> None:
+    """Guesses sent all at once queue for the hash check; those behind the limit are refused unchecked."""
+    import asyncio
+
+    from fastapi import HTTPException
+
+    from ui.auth import PasswordSignIn
+
+    users_file, log = tmp_path / "users.json", tmp_path / "sign-ins.jsonl"
+    save_users(users_file, {"frank": User("frank", hash_password(PASSWORD), {"*": Role.READER})})
+    limiter = SignInLimiter(max_per_user=3, max_per_address=100, window_s=900, lockout_s=300)
+    sign_in = PasswordSignIn(UsersStore(users_file).load(), limiter, log, failure_delay_s=0.0)
+
+    async def burst() -> list[object]:
+        return await asyncio.gather(*(sign_in.check("frank", f"guess-{i}") for i in range(8)), return_exceptions=True)
+
+    outcomes = asyncio.run(burst())
+    assert outcomes.count(False) == 3
+    assert all(isinstance(o, HTTPException) and o.status_code == 429 for o in outcomes if o is not False)
+    assert [json.loads(line)["outcome"] for line in log.read_text().splitlines()] == ["failed"] * 3 + ["locked"]

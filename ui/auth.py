@@ -94,25 +94,41 @@ class PasswordSignIn:
         self.users, self.limiter, self.log_path = users, limiter, log_path
         self.failure_delay_s = failure_delay_s
         self._checks = asyncio.Semaphore(concurrent_checks)  # argon2 takes 64 MiB a check: bound them
+        self._name_locks: dict[str, asyncio.Lock] = {}
+        self._pending: dict[str, int] = {}
 
     def _record(self, user: str, outcome: str, address: str, detail: str = "") -> None:
         audit.append(self.log_path, audit.event(user, "sign-in", outcome, detail=detail, address=address))
+
+    def _refuse_if_locked(self, username: str, address: str) -> None:
+        wait = self.limiter.locked_for(username, address)
+        if wait > 0:
+            raise HTTPException(status_code=429, detail=f"Too many failed sign-ins for this name or address: "
+                                                        f"try again in {_minutes(wait)}.")
 
     async def check(self, username: str, password: str) -> bool:
         """True for a right password; a coroutine *function*, so Gradio awaits it (an object with an async
         ``__call__`` would not be awaited, and its coroutine would count as a yes)."""
         address = client_address.get()
-        wait = self.limiter.locked_for(username, address)
-        if wait > 0:
-            raise HTTPException(status_code=429, detail=f"Too many failed sign-ins for this name or address: "
-                                                        f"try again in {_minutes(wait)}.")
-        async with self._checks:
-            ok = await anyio.to_thread.run_sync(self.users.verify, username, password)
+        self._refuse_if_locked(username, address)
+        key = username.strip().lower()
+        name_lock = self._name_locks.setdefault(key, asyncio.Lock())
+        self._pending[key] = self._pending.get(key, 0) + 1
+        try:
+            # one attempt per name at a time, checked again when its turn comes, and its failure counted
+            # before the next one looks: a burst of parallel guesses gets no more tries than the limit
+            async with name_lock, self._checks:
+                self._refuse_if_locked(username, address)
+                ok = await anyio.to_thread.run_sync(self.users.verify, username, password)
+                locked = False if ok else self.limiter.failed(username, address)
+        finally:
+            self._pending[key] -= 1
+            if not self._pending[key]:
+                del self._pending[key], self._name_locks[key]
         if ok:
             self.limiter.succeeded(username)
             self._record(username, "ok", address)
             return True
-        locked = self.limiter.failed(username, address)
         self._record(username, "failed", address)
         if locked:
             self._record(username, "locked", address, detail=f"sign-in paused for {_minutes(self.limiter.lockout_s)}")

@@ -83,7 +83,7 @@ class Handlers:
 
     # ------------------------------------------------------------------ Ask
     def ask(self, question: str, history: History | None, reader: str, mode: str, top_k: float,
-            index_value: str, request: gr.Request) -> Iterator[tuple[History, dict[str, Any], str]]:
+            index_value: str, request: gr.Request | None = None) -> Iterator[tuple[History, dict[str, Any], str]]:
         """Stream an answer into the chat: text pieces as they come, then the answer with its source cards."""
         history = list(history or [])
         if not question or not question.strip():
@@ -129,7 +129,7 @@ class Handlers:
             yield history, {"error": _user_error(exc)}, ""
 
     # ------------------------------------------------------------------ Search
-    def search(self, query: str, mode: str, top_k: float, index_value: str, request: gr.Request) -> str:
+    def search(self, query: str, mode: str, top_k: float, index_value: str, request: gr.Request | None = None) -> str:
         """Top-k passages as HTML cards, query words marked; hints and errors as HTML too."""
         if not query or not query.strip():
             return render.hint_html("Type a query to search your documents.")
@@ -162,7 +162,7 @@ class Handlers:
         choices = [(f"{r[0]}  ({r[5]})", r[5]) for r in rows]
         return rows, gr.update(choices=choices, value=None)
 
-    def upload(self, files: list[str] | None, index_value: str, request: gr.Request,
+    def upload(self, files: list[str] | None, index_value: str, request: gr.Request | None = None,
                progress: gr.Progress = gr.Progress()) -> tuple[str, list[list[Any]], dict[str, Any]]:  # noqa: B008
         """Store the uploads under sanitised names in ``<index>/uploads/`` and ingest them with progress."""
         user = user_of(request)
@@ -212,7 +212,7 @@ class Handlers:
         rows, _ = self.documents(index)
         return render.upload_report_html(added, updated, unchanged, failed, len(rows), sum(int(r[3]) for r in rows))
 
-    def remove(self, source: str | None, index_value: str, request: gr.Request,
+    def remove(self, source: str | None, index_value: str, request: gr.Request | None = None,
                progress: gr.Progress = gr.Progress()) -> tuple[str, list[list[Any]], dict[str, Any]]:  # noqa: B008
         """Drop one document from the index (and its stored upload, if it was uploaded here)."""
         user = user_of(request)
@@ -244,7 +244,7 @@ class Handlers:
         return status, *self.documents(index)
 
     # ------------------------------------------------------------------ Indexes
-    def account(self, request: gr.Request) -> str:
+    def account(self, request: gr.Request | None = None) -> str:
         """Who is signed in, a sign-out link, and the empty state for a user without any index."""
         user = user_of(request)
         if user is None:
@@ -267,7 +267,7 @@ class Handlers:
             status += " " + render.EMPTY_INDEX_HINT
         return gr.update(choices=choices, value=str(index)), render.hint_html(status), rows, remove_choices
 
-    def open_index(self, index_value: str | None, request: gr.Request) -> IndexView:
+    def open_index(self, index_value: str | None, request: gr.Request | None = None) -> IndexView:
         """Switch to an index from the dropdown (on page load: the first one the user may open)."""
         user = user_of(request)
         try:
@@ -280,7 +280,7 @@ class Handlers:
             index = Path(choices[0][1])
         return self._index_view(user, index, f"Using index {html.escape(str(index))}.")
 
-    def create_index(self, name: str, index_value: str | None, request: gr.Request) -> IndexView:
+    def create_index(self, name: str, index_value: str | None, request: gr.Request | None = None) -> IndexView:
         """Create an empty index folder under the indexes root and switch to it."""
         user = user_of(request)
         try:
