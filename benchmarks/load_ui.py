@@ -130,7 +130,13 @@ def user(url: str, index: Path, questions: list[str], results: list[dict],
     """
     from gradio_client import Client
 
-    client = Client(url, verbose=False, auth=auth)
+    try:
+        # sign-in hashes the password (argon2): on a busy machine it takes longer than httpx's 5 s default
+        client = Client(url, verbose=False, auth=auth, httpx_kwargs={"timeout": 300})
+    except Exception as exc:  # noqa: BLE001 - a user who cannot connect or sign in fails every question
+        results.extend({"ms": 0.0, "error": f"{type(exc).__name__}: {exc}", "question": q, "answer": None,
+                        "user": auth[0] if auth else None, "sources": [], "refused": False} for q in questions)
+        return
     for question in questions:
         started = time.perf_counter()
         answer, sources, refused = None, [], False

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -94,6 +95,22 @@ def test_users_grant_revoke_passwd_remove(tmp_path: Path) -> None:
     assert ui_command(*run[3:], "revoke", "dana", "hr").returncode == 2
     assert ui_command(*run[3:], "remove", "dana").returncode == 0
     assert load_users(users_file) == {} and store.get("dana") is None  # the store notices the edit
+
+
+def test_an_unknown_name_costs_the_same_hash_work_as_a_wrong_password(tmp_path: Path) -> None:
+    """No user enumeration by timing: unknown names are checked against a dummy hash of the same kind."""
+    users_file = tmp_path / "users.json"
+    save_users(users_file, {"gina": User("gina", hash_password(PASSWORD), {})})
+    store = UsersStore(users_file).load()
+    store.verify("nobody", "warm-up")  # the dummy hash is made once, on first use
+    known, unknown = [], []
+    for _ in range(5):  # interleaved, so both see the same load
+        for name, times in (("gina", known), ("nobody", unknown)):
+            started = time.perf_counter()
+            assert store.verify(name, "wrong password") is False
+            times.append(time.perf_counter() - started)
+    a, b = statistics.median(known), statistics.median(unknown)
+    assert 0.5 < a / b < 2.0, (a, b)  # a skipped hash would be orders of magnitude faster
 
 
 def test_a_failed_write_leaves_the_old_users_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -49,6 +49,8 @@ ACCOUNTS = {  # name: (password, roles)
     "temp": ("temp-password", ["alpha=reader"]),
 }
 MAX_FAILURES, MAX_PER_ADDRESS, DELAY_S, MAX_QUESTION = 3, 4, 0.3, 300
+# gradio_client waits 5 s for a sign-in by default; argon2 on a busy 2-core machine can take longer
+SLOW_OK = {"timeout": 300}
 
 
 @dataclass
@@ -87,7 +89,8 @@ def team(built_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     with app_process(root / "alpha", base, env) as url:
         def client(name: str) -> Any:
             if name not in clients:
-                clients[name] = gradio_client.Client(url, auth=(name, ACCOUNTS[name][0]), verbose=False)
+                clients[name] = gradio_client.Client(url, auth=(name, ACCOUNTS[name][0]), verbose=False,
+                                                     httpx_kwargs=SLOW_OK)
             return clients[name]
 
         yield Team(url, root, users_file, base / "sign-ins.jsonl", client)
@@ -132,13 +135,14 @@ def test_nothing_but_the_login_page_is_served_without_signing_in(team: Team) -> 
 
 def test_a_wrong_user_and_a_wrong_password_get_the_same_answer_in_the_same_time(team: Team) -> None:
     wrong_password, unknown_user = [], []
-    for i in range(2):
+    for i in range(2):  # interleaved, so both see the same load on a busy machine
         wrong_password.append(sign_in(team, "rita", "not-her-password", f"198.51.100.{10 + i}"))
         unknown_user.append(sign_in(team, "no-such-user", "not-her-password", f"198.51.100.{20 + i}"))
     assert {(s, body) for s, body, _ in wrong_password + unknown_user} == {(400, '{"detail":"Incorrect credentials."}')}
     a, b = (statistics.median(t for *_, t in runs) for runs in (wrong_password, unknown_user))
     assert min(a, b) >= DELAY_S  # every failure waits
-    assert abs(a - b) < max(1.0, 0.5 * max(a, b)), (a, b)  # an unknown name is hashed against a dummy too
+    # loose here (shared CPUs); test_team_accounts compares the hash work itself more tightly
+    assert max(a, b) < 3 * min(a, b), (a, b)
     failed = [e for e in signin_events(team) if e["outcome"] == "failed"]
     assert {"rita", "no-such-user"} <= {e["user"] for e in failed}
     assert all(e["action"] == "sign-in" and e["address"].startswith("198.51.100.") for e in failed)
@@ -168,7 +172,7 @@ def test_failures_from_one_address_lock_that_address(team: Team) -> None:
 
 
 def test_a_removed_user_is_signed_out_at_the_next_request(team: Team) -> None:
-    client = gradio_client.Client(team.url, auth=("temp", ACCOUNTS["temp"][0]), verbose=False)
+    client = gradio_client.Client(team.url, auth=("temp", ACCOUNTS["temp"][0]), verbose=False, httpx_kwargs=SLOW_OK)
     assert "search-hit" in client.predict("rollo", "bm25", 2, team.index("alpha"), api_name="/search")
     done = ui_command("users", "--file", str(team.users_file), "remove", "temp")
     assert done.returncode == 0, done.stderr
@@ -301,6 +305,7 @@ def test_sign_in_in_a_real_browser(team: Team, browser: Browser, tmp_path: Path)
     context = browser.new_context(viewport={"width": 1000, "height": 640},
                                   extra_http_headers={"X-Forwarded-For": "198.18.0.1"})
     page = context.new_page()
+    page.set_default_timeout(120_000)  # a busy CI machine hashes and renders slowly
     page.goto(team.url)
     page.get_by_label("username").wait_for(timeout=120_000)
     assert "After 3 failed attempts" in page.inner_text("body")
