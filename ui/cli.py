@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def exposure_error(settings: Settings, host: str, share: bool) -> str | None:
     """Why the app must not start with this host/share/users-file combination, or ``None`` when it may."""
-    reach = "a public share link (--share)" if share else None if is_loopback(host) else f"--host {host}"
+    if share:
+        reach: str | None = "a public share link (--share)"
+    else:
+        reach = None if is_loopback(host) else f"--host {host}"
     if settings.trusted_user_header:
         if settings.users_file is None:
             return ("RAGQA_TRUSTED_USER_HEADER needs a users file for the roles (set RAGQA_USERS_FILE; "
