@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
@@ -65,6 +66,27 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 7860
     max_upload_mb: float = 50.0
+    root_path: str = ""  # public path prefix behind a reverse proxy, e.g. "/rag" (Gradio's root_path)
+    max_question_chars: int = 2000  # longer questions and search queries are refused with a message
+    user_concurrency: int = 2  # requests one signed-in user may have running at once; more are refused
+    # team use (ui.auth): accounts and per-index roles; with it, every page and API call needs sign-in
+    users_file: Path | None = None
+    signin_log: Path = Path("indexes/sign-ins.jsonl")  # server-wide audit of sign-ins (they have no index)
+    audit_questions: bool = False  # also write questions and searches to the index's audit log
+    signin_max_failures: int = 5  # failed sign-ins per user name within the window before a lockout
+    signin_max_failures_per_address: int = 20  # the same, per client address
+    signin_window_s: float = 900.0
+    signin_lockout_s: float = 300.0
+    signin_failure_delay_s: float = 1.0  # every failed sign-in is answered only after this pause
+    # single sign-on from an authenticating proxy on this machine (e.g. "X-Forwarded-User" from
+    # oauth2-proxy); off unless set; then the app only binds to loopback and passwords are not used
+    trusted_user_header: str | None = None
+
+    @field_validator("users_file", "trusted_user_header", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``RAGQA_USERS_FILE=`` (empty) means no users file, not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @classmethod
     def settings_customise_sources(

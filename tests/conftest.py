@@ -23,6 +23,8 @@ import pytest
 from rag_qa.env import set_offline_defaults
 
 if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
     from rag_qa.config import Settings
 
 set_offline_defaults()
@@ -45,6 +47,32 @@ def load_benchmark(name: str) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's headless Chromium through playwright (never a downloaded browser build)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (make browser)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def docs_image(name: str, tmp_path: Path) -> Path:
+    """Where a test saves a screenshot: ``docs/NAME`` (tracked, shown in the README) only when
+    ``RAGQA_REFRESH_DOCS=1`` asks for it, else a temporary file, so a test run changes no tracked file."""
+    if os.environ.get("RAGQA_REFRESH_DOCS") == "1":
+        (REPO / "docs").mkdir(exist_ok=True)
+        return REPO / "docs" / name
+    return tmp_path / name
 
 
 @pytest.fixture(scope="session")

@@ -223,7 +223,7 @@ def test_ingest_cli_then_ask_search_and_ui_through_the_service(tmp_path: Path, p
 
     # the web app's handlers see the same index through the catalogue
     handlers = Handlers(IndexCatalog(tmp_path, index, settings), max_upload_mb=5)
-    rows, _ = handlers.documents(str(index))
+    rows, _ = handlers.documents(index)
     assert sorted(Path(r[5]).name for r in rows) == ["oxygen.html", "packet_switching_2p.pdf"]
     assert "oxygen.html" in handlers.search("atomic number of oxygen", "hybrid", 3, str(index))
 

@@ -38,3 +38,46 @@ def running_app(index: Path, indexes_root: Path, settings: Settings | None = Non
         yield demo
     finally:
         demo.close()
+
+
+@contextmanager
+def app_process(index: Path, cwd: Path, env: dict[str, str], *args: str, timeout: float = 300) -> Iterator[str]:
+    """``python -m ui --index INDEX --port P ARGS`` as a child process (this checkout's code, ``env`` added),
+    waited for until its page answers; yields its URL and stops it afterwards.  Its output goes to
+    ``cwd/app.log``."""
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    from rag_qa.env import child_env
+
+    port = free_port()
+    log = cwd / "app.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "ui", "--index", str(index), "--port", str(port), *args],
+                                cwd=cwd, env=child_env(**env), stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the app exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=5):
+                    break
+            except urllib.error.HTTPError:
+                break  # it answers (a 401 is an answer)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the app did not answer within {timeout:.0f} s") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

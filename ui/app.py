@@ -2,36 +2,55 @@
 
 ``build_app`` wires components to :class:`ui.handlers.Handlers`; ``launch`` starts it bound to
 127.0.0.1 unless told otherwise, with a queue, an upload size limit and no share link unless asked.
+Given a users file (:class:`ui.users_file.UsersStore`), ``launch`` turns on Gradio's sign-in with
+our password check and failure limits, or proxy single sign-on, and the gate that keeps every
+route but the login page closed until then (:mod:`ui.auth`); the index list is then filled per
+user when the page loads, so the page itself names no index.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from ingest.loaders import SUPPORTED_SUFFIXES
 from rag_qa.config import MODES, Settings, get_settings
+from ui.access import Access
+from ui.auth import AUTH_MESSAGE, AuthGate, PasswordSignIn, header_user
 from ui.handlers import DOCUMENT_HEADERS, Handlers
 from ui.indexes import IndexCatalog
 from ui.readers import reader_choices
+from ui.signin_limits import SignInLimiter
 from ui.style import CSS
+from ui.users_file import UsersStore
 
 CONCURRENCY = 4  # questions answered at once; the reader's own lock serialises forward passes
+QUEUE_SIZE = 64  # requests waiting at most; more are turned away by Gradio with "queue is full"
 
 
 def build_app(index: Path | None = None, settings: Settings | None = None,
-              indexes_root: Path = Path("indexes")) -> gr.Blocks:
-    """The app over ``index`` (default: the settings' index); new indexes are created under ``indexes_root``."""
+              indexes_root: Path = Path("indexes"), users: UsersStore | None = None) -> gr.Blocks:
+    """The app over ``index`` (default: the settings' index); new indexes are created under ``indexes_root``.
+
+    With ``users``, every handler checks the signed-in user's role on the index it touches.
+    """
     settings = settings or get_settings()
     catalog = IndexCatalog(indexes_root, Path(index or settings.index), settings)
-    h = Handlers(catalog, settings.max_upload_mb)
+    h = Handlers(catalog, settings.max_upload_mb, Access(catalog, users))
+    # with sign-in the list is filled per user on page load: the page sent to everyone names no index
+    index_choices, index_value = ([], None) if users is not None else (catalog.choices(), str(catalog.initial))
     with gr.Blocks(title="rag-qa") as demo:
         gr.Markdown("## rag-qa: ask your documents\nAnswers come only from the documents in the chosen index, "
                     "with the passages they came from.")
+        account = gr.HTML(elem_id="account", visible=users is not None)
         with gr.Row():
-            index_dd = gr.Dropdown(catalog.choices(), value=str(catalog.initial), label="Index", elem_id="index",
-                                   scale=3)
+            # allow_custom_value with sign-in: Gradio would check values against the (empty) build-time list;
+            # the handlers check every value against what the signed-in user may use (ui.access)
+            index_dd = gr.Dropdown(index_choices, value=index_value, label="Index", elem_id="index", scale=3,
+                                   allow_custom_value=users is not None)
             reader = gr.Dropdown(reader_choices(settings.reader), value=settings.reader, label="Reader",
                                  allow_custom_value=True, elem_id="reader", scale=2,
                                  info="from the reader registry; type e.g. extractive:<model-dir> for another")
@@ -63,7 +82,10 @@ def build_app(index: Path | None = None, settings: Settings | None = None,
                 table = gr.Dataframe(headers=DOCUMENT_HEADERS, interactive=False, wrap=True, elem_id="documents",
                                      label="Indexed documents")
                 with gr.Row():
-                    remove_dd = gr.Dropdown([], label="Document to remove", elem_id="remove-choice", scale=4)
+                    # custom values: an API caller names a source without first loading the list in its
+                    # session; Handlers.remove checks the role and removes only what the index holds
+                    remove_dd = gr.Dropdown([], label="Document to remove", elem_id="remove-choice", scale=4,
+                                            allow_custom_value=True)
                     remove_btn = gr.Button("Remove", variant="stop", elem_id="remove-button", scale=1)
                 with gr.Row():
                     new_index = gr.Textbox(label="New index name", placeholder="e.g. my-notes", elem_id="new-index",
@@ -86,14 +108,40 @@ def build_app(index: Path | None = None, settings: Settings | None = None,
         index_dd.input(h.open_index, index_dd, index_view, api_name="open_index")
         create_btn.click(h.create_index, [new_index, index_dd], index_view, api_name="create_index")
         demo.load(h.open_index, index_dd, index_view, api_visibility="private")
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+        if users is not None:
+            demo.load(h.account, None, account, api_visibility="private")
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
 
+def _sign_in_options(settings: Settings, users: UsersStore) -> dict:
+    """``launch()`` options for sign-in: Gradio's login with our password check, or proxy single sign-on."""
+    sso = settings.trusted_user_header
+    options: dict = {"app_kwargs": {"middleware": [Middleware(AuthGate, users=users, sso=bool(sso))]}}
+    if sso:
+        # uvicorn would otherwise replace the peer address with X-Forwarded-For from a loopback peer;
+        # the header check needs the real peer (and no password sign-in uses addresses in this mode)
+        os.environ["FORWARDED_ALLOW_IPS"] = ""
+        options["auth_dependency"] = header_user(users, sso)
+        return options
+    limiter = SignInLimiter(settings.signin_max_failures, settings.signin_max_failures_per_address,
+                            settings.signin_window_s, settings.signin_lockout_s)
+    options["auth"] = PasswordSignIn(users, limiter, settings.signin_log, settings.signin_failure_delay_s).check
+    options["auth_message"] = AUTH_MESSAGE.format(n=settings.signin_max_failures,
+                                                  m=settings.signin_max_failures_per_address,
+                                                  minutes=max(1, round(settings.signin_lockout_s / 60)))
+    return options
+
+
 def launch(demo: gr.Blocks, settings: Settings, *, host: str | None = None, port: int | None = None,
-           share: bool = False, block: bool = True) -> None:
-    """Serve ``demo``: 127.0.0.1 and the settings' port by default, a share link only when ``share``."""
+           share: bool = False, block: bool = True, users: UsersStore | None = None) -> None:
+    """Serve ``demo``: 127.0.0.1 and the settings' port by default, a share link only when ``share``.
+
+    With ``users`` every page and API call needs a signed-in user (see :func:`_sign_in_options`).
+    """
     demo.launch(
+        **(_sign_in_options(settings, users) if users is not None else {}),
+        root_path=settings.root_path or None,
         server_name=host or settings.host,
         server_port=port or settings.port,
         share=share,

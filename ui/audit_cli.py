@@ -1,0 +1,50 @@
+"""``python -m ui audit --index DIR``: print an index's audit trail, with the sign-in events merged in.
+
+Sign-ins have no index, so they live in the server's sign-in log (``RAGQA_SIGNIN_LOG``); they are
+shown with every index's trail (``--no-sign-ins`` leaves them out) and alone with ``--sign-ins``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rag_qa.config import get_settings
+from ui import audit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    s = get_settings()
+    p = argparse.ArgumentParser(prog="python -m ui audit",
+                                description="Print the audit trail: uploads, removals, index creation, "
+                                            "refusals, sign-ins (and questions, if RAGQA_AUDIT_QUESTIONS is on).")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--index", type=Path, help="the index whose log to print")
+    which.add_argument("--sign-ins", action="store_true", help="only the server's sign-in log")
+    p.add_argument("--no-sign-ins", action="store_true", help="leave the sign-in events out of --index")
+    p.add_argument("--signin-log", type=Path, default=s.signin_log, help=f"sign-in log (default {s.signin_log})")
+    p.add_argument("--last", type=int, default=0, metavar="N", help="only the last N events")
+    p.add_argument("--json", action="store_true", help='print {"index", "events": [...]} on stdout')
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.index is not None and not args.index.is_dir():
+        print(f"error: --index {args.index} is not a directory", file=sys.stderr)
+        return 2
+    paths = [] if args.index is None else [audit.index_log(args.index)]
+    if args.sign_ins or not args.no_sign_ins:
+        paths.append(args.signin_log)
+    events = audit.merged(*paths)
+    if args.last > 0:
+        events = events[-args.last:]
+    if args.json:
+        print(json.dumps({"index": str(args.index) if args.index else None, "events": events}, ensure_ascii=False))
+    elif not events:
+        print(f"no audit events yet ({', '.join(str(p) for p in paths)})", file=sys.stderr)
+    else:
+        print("\n".join(audit.format_record(e) for e in events))
+    return 0

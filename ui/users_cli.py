@@ -1,0 +1,146 @@
+"""``python -m ui users add|passwd|remove|list|grant|revoke``: manage the users file.
+
+Passwords are never taken from the command line (it shows in ``ps`` and shell history): they are
+asked for twice at a terminal, or read as the first line of standard input when that is not a
+terminal (``printf '%s\\n' "$PW" | python -m ui users add alice --role '*=reader'``).  The file is
+``--file`` or ``RAGQA_USERS_FILE``; every change is written atomically (:mod:`ui.users_file`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+
+from rag_qa.config import get_settings
+from ui.permissions import ANY_INDEX
+from ui.users_file import (
+    User,
+    UsersFileError,
+    check_password,
+    check_user_name,
+    edit_users,
+    hash_password,
+    load_users,
+    parse_roles,
+)
+
+ROLE_HELP = "INDEX=ROLE, e.g. default=reader, team=editor or '*=admin' (roles: reader, editor, admin)"
+
+
+class UsageError(ValueError):
+    """A bad command line or input; printed as one line, exit 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m ui users", description="Manage the accounts in the users file (RAGQA_USERS_FILE).",
+        epilog="Passwords are read from a prompt, or from the first line of stdin when it is not a terminal.")
+    p.add_argument("--file", type=Path, default=None, help="users file (default: RAGQA_USERS_FILE)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    sub = p.add_subparsers(dest="command", required=True)
+    add = sub.add_parser("add", help="add a user (asks for the password)")
+    add.add_argument("name")
+    add.add_argument("--role", action="append", default=[], metavar="INDEX=ROLE", help=ROLE_HELP + "; repeatable")
+    sub.add_parser("passwd", help="set a user's password (asks for it)").add_argument("name")
+    sub.add_parser("remove", help="remove a user (their sessions end at their next request)").add_argument("name")
+    sub.add_parser("list", help="list users and their roles (never the hashes)")
+    grant = sub.add_parser("grant", help="give a user roles on indexes (replacing their role there)")
+    grant.add_argument("name")
+    grant.add_argument("roles", nargs="+", metavar="INDEX=ROLE", help=ROLE_HELP)
+    revoke = sub.add_parser("revoke", help="take away a user's role on indexes")
+    revoke.add_argument("name")
+    revoke.add_argument("indexes", nargs="+", metavar="INDEX", help=f"index names, or {ANY_INDEX!r}")
+    return p
+
+
+def read_password(prompt: str = "Password") -> str:
+    """A new password: typed twice at a terminal, else the first line of stdin."""
+    if sys.stdin is None or not sys.stdin.isatty():
+        line = sys.stdin.readline() if sys.stdin is not None else ""
+        if not line:
+            raise UsageError("no password on stdin: pipe one line, or run this at a terminal to be asked")
+        return check_password(line.rstrip("\r\n"))
+    first = getpass.getpass(f"{prompt}: ")
+    check_password(first)
+    if getpass.getpass(f"{prompt} (again): ") != first:
+        raise UsageError("the two passwords differ; nothing was changed")
+    return first
+
+
+def _describe(user: User) -> dict:
+    return {"name": user.name, "roles": {k: r.value for k, r in sorted(user.roles.items())}}
+
+
+def run(args: argparse.Namespace, path: Path) -> dict:
+    """Carry out one command on the users file at ``path``; what happened, as a JSON-able dict."""
+    if args.command == "list":
+        return {"file": str(path), "users": [_describe(u) for _, u in sorted(load_users(path).items())]}
+    name = check_user_name(args.name)
+    password = None
+    if args.command in ("add", "passwd"):
+        exists = name in load_users(path)  # look before asking for a password, so a typo costs nothing
+        if args.command == "add" and exists:
+            raise UsageError(f"user {name!r} already exists: use `passwd` to change the password, `grant` for roles")
+        if args.command == "passwd" and not exists:
+            raise UsageError(f"no user {name!r} in {path}")
+        roles = parse_roles(args.role) if args.command == "add" else {}
+        password = hash_password(read_password(f"Password for {name}"))
+    with edit_users(path) as users:
+        user = users.get(name)
+        if args.command == "add":
+            if user is not None:
+                raise UsageError(f"user {name!r} already exists")
+            users[name] = user = User(name, password, roles)
+        elif user is None:
+            raise UsageError(f"no user {name!r} in {path}")
+        elif args.command == "passwd":
+            users[name] = user = User(name, password, user.roles)
+        elif args.command == "remove":
+            del users[name]
+        elif args.command == "grant":
+            users[name] = user = User(name, user.password_hash, {**user.roles, **parse_roles(args.roles)})
+        elif args.command == "revoke":
+            missing = [i for i in args.indexes if i not in user.roles]
+            if missing:
+                raise UsageError(f"user {name!r} has no role on {', '.join(missing)}; nothing was changed")
+            users[name] = user = User(name, user.password_hash,
+                                      {k: r for k, r in user.roles.items() if k not in args.indexes})
+    return {"file": str(path), "command": args.command, "user": _describe(user)}
+
+
+def _human(result: dict) -> str:
+    if "users" in result:
+        if not result["users"]:
+            return f"no users in {result['file']}"
+        return "\n".join(f"{u['name']:<20} " + (", ".join(f"{k}={v}" for k, v in u["roles"].items()) or "(no roles)")
+                         for u in result["users"])
+    user = result["user"]
+    roles = ", ".join(f"{k}={v}" for k, v in user["roles"].items()) or "no roles"
+    done = {"add": "added", "passwd": "changed the password of", "remove": "removed", "grant": "updated",
+            "revoke": "updated"}[result["command"]]
+    return f"{done} {user['name']} ({roles}) in {result['file']}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    path = args.file or get_settings().users_file
+    if path is None:
+        print("error: no users file: pass --file PATH or set RAGQA_USERS_FILE", file=sys.stderr)
+        return 2
+    try:
+        result = run(args, path)
+    except (UsageError, UsersFileError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, TimeoutError) as exc:
+        print(f"error: cannot update {path}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(_human(result), file=sys.stderr if args.command != "list" else sys.stdout)
+    return 0
+
