@@ -124,6 +124,7 @@ class Handlers:
         added: list[str] = []
         updated: list[str] = []
         unchanged: list[str] = []
+        skipped: list[str] = []
         try:
             if saved.saved:
                 def report_progress(done: int, total: int, desc: str) -> None:
@@ -131,7 +132,7 @@ class Handlers:
 
                 report = ingest_paths(saved.saved, index, settings=self.catalog.settings, progress=report_progress)
                 failed += report.failed
-                added, updated, unchanged = report.added, report.updated, report.unchanged
+                added, updated, unchanged, skipped = report.added, report.updated, report.unchanged, report.skipped
                 for item in report.failed:  # a stored upload that could not be indexed is not kept
                     copy = uploaded_copy(item["path"], index)
                     if copy is not None:
@@ -143,7 +144,7 @@ class Handlers:
             return render.notice_message(_user_error(exc), "error"), *self.documents(index_value)
         rows, choices = self.documents(index_value)
         chunks = sum(int(r[3]) for r in rows)
-        status = render.upload_report_html(added, updated, unchanged, failed, len(rows), chunks)
+        status = render.upload_report_html(added, updated, unchanged, failed, len(rows), chunks, skipped)
         return status, rows, choices
 
     def remove(self, source: str | None, index_value: str,
