@@ -219,8 +219,11 @@ def ingest_paths(paths: Sequence[str | Path], index_dir: str | Path | None = Non
                 else:
                     todo.append((path, sha))
             removed = _removals(known, found.folders, {str(f) for f in found.files}, remove, note)
-            report.removed = sorted(removed)
             run.load_and_chunk(todo, known)
+            # attachments that a re-read mail no longer has
+            new_sources = {d.source for d in run.new_docs}
+            removed |= {s for s in known if _belongs(s, run.loaded) and s not in new_sources}
+            report.removed = sorted(removed)
             if previous is not None and not rebuild and not (report.added or report.updated or removed):
                 # nothing changed (at most some files failed): the live version stays as it is
                 report.documents, report.chunks = len(known), previous.info.chunks
