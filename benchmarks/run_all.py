@@ -308,7 +308,8 @@ def readme_block(r: dict, chart_paths: dict[str, Path], readme: Path, out: Path)
         "",
         f"**OCR** ({r['ocr']['pages']} scanned page{'s' if r['ocr']['pages'] != 1 else ''} read as ingest reads "
         f"them, {r['ocr']['ocr_dpi']} DPI, {r['ocr']['tesseract']}, {r['ocr']['workers']} pages at once): "
-        f"{fmt(r['ocr']['seconds_per_page'], 1)} s per page ({fmt(r['ocr']['pages_per_second'], 2)} pages/s), "
+        f"{fmt(r['ocr']['seconds_per_page'], 1)} s per page ({fmt(r['ocr']['pages_per_second'], 2)} pages/s; "
+        f"{fmt(r['ocr']['cpu_seconds_per_page'], 1)} CPU seconds a page), "
         f"{fmt(100 * r['ocr']['word_accuracy'], 1)}% of the words right.",
         "",
         f"**Retrieval** ({d['retrieval']['questions']} questions over all articles of `{cfg['data_name']}`):",
@@ -521,8 +522,8 @@ def headline(m: Measured, load_start: float) -> dict[str, Any]:
             "langchain_s": round(ing["plain_langchain"]["seconds"], 3),
             "reingest_unchanged_s": round(ing["ours_unchanged_reingest"]["seconds"], 4),
         },
-        "ocr": {k: m.ocr[k] for k in ("pages", "seconds_per_page", "pages_per_second", "workers", "ocr_dpi",
-                                      "word_accuracy", "tesseract")},
+        "ocr": {k: m.ocr[k] for k in ("pages", "seconds_per_page", "pages_per_second", "cpu_seconds_per_page",
+                                      "workers", "ocr_dpi", "word_accuracy", "tesseract")},
         "ask": {
             "questions": m.asked["questions"],
             "ours_p50_ms": ours_ask["p50_ms"],

@@ -17,7 +17,8 @@ SECTIONS = {
     "ask": {"questions", "ours_p50_ms", "ours_p95_ms", "haystack_p50_ms", "langchain_p50_ms"},
     "open_domain": {"ours_em", "ours_f1", "haystack_em", "haystack_f1", "langchain_em", "langchain_f1"},
     "memory": {"ask_peak_rss_mb"},
-    "ocr": {"pages", "seconds_per_page", "pages_per_second", "workers", "ocr_dpi", "word_accuracy", "tesseract"},
+    "ocr": {"pages", "seconds_per_page", "pages_per_second", "cpu_seconds_per_page", "workers", "ocr_dpi",
+            "word_accuracy", "tesseract"},
 }
 README = "# title\n\nintro stays\n\n<!-- results:start -->\nold table\n<!-- results:end -->\n\n## After\n\ntail stays\n"
 
