@@ -10,6 +10,7 @@ It runs inside the parser worker (:mod:`ingest.worker`), with its time limit and
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 from ingest.document import PAGE_SEPARATOR, LoadedDocument, Part
@@ -33,6 +34,7 @@ PARSER_MODULES = ("pypdf", "pypdfium2", "pdfplumber", "docx", "pptx", "openpyxl"
 Loader = Callable[[Path, str, Settings, PageProgress | None, int], LoadedDocument]
 
 
+@lru_cache(maxsize=1)
 def _loaders() -> dict[str, Loader]:
     """Suffix -> loader ``(path, source, settings, progress, depth)``; the format modules are imported here."""
     from ingest.formats import docx, epub, html, images, mail, pdf, sheets, slides, text
