@@ -27,9 +27,6 @@ IMAGE_TYPES = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".tif": "tiff", ".t
 #: every suffix ingestion reads: folder discovery, the CLI's help and the UI's upload check use this one list
 SUPPORTED_SUFFIXES = (*TEXT_TYPES, *HTML_TYPES, ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".tsv", ".epub",
                       ".eml", *IMAGE_TYPES)
-#: the libraries the loaders import, loaded by the parser worker before its memory cap
-PARSER_MODULES = ("pypdf", "pypdfium2", "pdfplumber", "docx", "pptx", "openpyxl", "bs4", "lxml.etree",
-                  "charset_normalizer", "PIL.Image")
 
 Loader = Callable[[Path, str, Settings, PageProgress | None, int], LoadedDocument]
 
@@ -89,9 +86,10 @@ def load_document(path: Path, settings: Settings, progress: PageProgress | None 
 
 
 def preload() -> None:
-    """Import every parser library now (the worker does so before capping its memory)."""
-    import importlib
+    """Import the format modules now (the worker does so before capping its memory).
 
+    They import their parser libraries (pypdf, pdfplumber, openpyxl...) on first use only: a
+    worker that reads three Markdown files should not pay a second or more of imports, which on
+    busy cores was enough to miss the worker's start timeout.
+    """
     _loaders()
-    for name in PARSER_MODULES:
-        importlib.import_module(name)

@@ -100,7 +100,7 @@ def serve(read_fd: int, write_fd: int) -> None:
         settings = Settings(**json.loads(requests.recv_bytes()))
         from ingest.loaders import preload
 
-        preload()  # the parsers load before the memory cap, not on the first file
+        preload()  # the format modules load before the memory cap; each parser library on first use
         _limit_memory(settings.parse_memory_mb)
         replies.send_bytes(_READY)
         while True:

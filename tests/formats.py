@@ -222,6 +222,25 @@ def make_tiff(path: Path) -> Path:
     return path
 
 
+def make_photo_of_text(path: Path) -> Path:
+    """A JPEG 'photo' of two sentences of the ``super_bowl.docx`` paragraphs (SQuAD "Super_Bowl_50"),
+    set in Pillow's bundled font, stored rotated with an EXIF tag saying how to turn it upright."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    lines = ["The Broncos took an early lead in Super Bowl 50 and never trailed.",
+             "Denver linebacker Von Miller was named Super Bowl MVP, recording",
+             "five solo tackles, 2½ sacks, and two forced fumbles."]
+    font = ImageFont.load_default(size=34)
+    image = Image.new("L", (1400, 60 + 50 * len(lines)), 255)
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(lines):
+        draw.text((30, 30 + 50 * i), line, fill=0, font=font)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: turn 90° clockwise to view (the pixels are stored turned left)
+    image.rotate(90, expand=True).save(path, "JPEG", quality=92, exif=exif, dpi=(300, 300))
+    return path
+
+
 def png_bytes(width: int, height: int, rows: int | None = None) -> bytes:
     """A greyscale PNG whose header says ``width`` x ``height``; only ``rows`` rows of data (all when None).
 

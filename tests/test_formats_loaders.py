@@ -18,6 +18,7 @@ from formats import (
     make_csv,
     make_eml,
     make_epub,
+    make_photo_of_text,
     make_png,
     make_pptx,
     make_tiff,
@@ -139,6 +140,8 @@ def test_pictures_are_read_with_ocr(settings: Settings, tmp_path: Path) -> None:
     assert "content-addressable memory" in tiff.segments()[0][1]
     assert "which is different for different packets" in tiff.segments()[1][1]
     assert pages == [(1, 2), (2, 2)]  # one progress step per page
+    photo = load_document(make_photo_of_text(tmp_path / "photo.jpg"), settings)  # stored turned on its side
+    assert "Denver linebacker Von Miller was named Super Bowl MVP" in photo.text  # EXIF orientation applied
 
 
 def test_ocr_can_be_switched_off_and_a_missing_language_is_one_line(settings: Settings, tmp_path: Path) -> None:

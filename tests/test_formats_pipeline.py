@@ -1,5 +1,5 @@
 """Issue 16 end to end: a messy folder (slides, a workbook, a CSV, an e-book, a mail with attachments,
-a scanned PDF, a PDF with a table, files of types we do not read) through `python -m ingest`, then
+a scanned PDF, a photo of text, a PDF with a table, files of types we do not read) through `python -m ingest`, then
 questions answered extractively through QAService and `python -m rag_qa ask --json`, each with the
 citation a user needs: slide, sheet and row, chapter, page, and whether OCR read the text.
 
@@ -23,6 +23,7 @@ from formats import (
     make_csv,
     make_eml,
     make_epub,
+    make_photo_of_text,
     make_pptx,
     make_scanned_pdf,
     make_xlsx,
@@ -54,6 +55,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_epub(docs / "normans.epub")
     make_eml(docs / MAIL, root)
     make_scanned_pdf(docs / "scan.pdf")
+    make_photo_of_text(docs / "photo.jpg")
     shutil.copy2(FORMATS / "super_bowl_table.pdf", docs / "super_bowl_table.pdf")
     (docs / "notes.xyz").write_text("a format nobody reads")
     (docs / "archive.zip").write_bytes(b"PK\x05\x06" + bytes(18))
@@ -84,12 +86,12 @@ def test_the_folder_goes_in_with_skipped_types_listed_and_one_line_per_bad_file(
     summary = json.loads(run.stdout)
     assert sorted(Path(p).name for p in summary["skipped"]) == ["archive.zip", "notes.xyz", "setup.exe"]
     assert f"{folder}/{MAIL}/setup.exe" in summary["skipped"]
-    assert summary["added"] == summary["documents"] == 8  # 7 files and the mail's PDF attachment
+    assert summary["added"] == summary["documents"] == 9  # 8 files and the mail's PDF attachment
     with IndexStore.open(index) as store:
         types = {Path(d.source).name: (d.type, d.pages) for d in store.documents()}
     assert types == {"oxygen.pptx": ("pptx", 3), "elements.xlsx": ("xlsx", 7), "rivers.csv": ("csv", 3),
                      "normans.epub": ("epub", 2), MAIL: ("eml", None), "packet_switching.pdf": ("pdf", 1),
-                     "scan.pdf": ("pdf", 1), "super_bowl_table.pdf": ("pdf", 1)}
+                     "scan.pdf": ("pdf", 1), "super_bowl_table.pdf": ("pdf", 1), "photo.jpg": ("jpg", 1)}
 
 
 QUESTIONS = [
@@ -103,6 +105,7 @@ QUESTIONS = [
     ("In what kind of memory is packet header information looked up?", "content-addressable memory",
      "scan.pdf", 1, "page", None, True),
     ("Who was the head coach of the Carolina Panthers?", "Ron Rivera", "super_bowl_table.pdf", 1, "page", None, False),
+    ("Who was named Super Bowl MVP?", "Von Miller", "photo.jpg", None, None, None, True),
 ]
 
 
@@ -150,7 +153,7 @@ def test_attachments_stay_with_an_unchanged_mail_and_go_with_a_changed_or_remove
     shutil.copy2(folder / MAIL, mail_folder / MAIL)
 
     again = ingest_paths([folder], index, settings=Settings())  # nothing changed: nothing parsed, nothing lost
-    assert not again.added and not again.removed and not again.failed and again.documents == 8
+    assert not again.added and not again.removed and not again.failed and again.documents == 9
 
     with IndexStore.open(index) as store:
         assert attachment in {d.source for d in store.documents()}
