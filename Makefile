@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test browser bench lint clean
+.PHONY: install demo test browser ocr bench lint clean
 
 # torch==2.13.0 first: it is the CPU build; a bare `torch` requirement would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: install
+demo: install ocr
 	$(BIN)/python -m ingest examples/docs
 	$(BIN)/python -m ui
 
@@ -28,10 +28,16 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: install browser
+# scanned PDFs and pictures are read by Debian's tesseract with its English data (other languages:
+# apt-get install tesseract-ocr-LANG, then RAGQA_OCR_LANG=LANG)
+ocr:
+	@tesseract --list-langs 2>/dev/null | grep -qx eng || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null; }
+
+test: install browser ocr
 	$(BIN)/python -m pytest
 
-bench: install
+bench: install ocr
 	bash benchmarks/setup_baselines.sh
 	$(BIN)/python benchmarks/run_all.py
 

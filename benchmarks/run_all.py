@@ -8,7 +8,9 @@ In one run, same machine, same reader weights (``--reader-dir``, default the shi
 1. a slice of ``--data`` (``baselines/make_inputs.py``: the first ``--articles`` articles, one
    document each, and ``--questions`` seeded questions) -- the corpus and questions for 2-4;
 2. **ingest**: ``benchmarks/ingest_speed.py`` (ours vs plain LangChain, then an unchanged re-ingest) on
-   the slice's articles as .txt files (``--smoke``: its own tiny corpus);
+   the slice's articles as .txt files (``--smoke``: its own tiny corpus), and **OCR**:
+   ``benchmarks/ocr_speed.py`` (pages per second of a scanned PDF read as ingest reads it;
+   ``--smoke``: one page), also written to ``benchmarks/results/ocr_speed.json`` unless smoke;
 3. **open-domain EM/F1**: ours (hybrid, top-5, extractive reader) on an index of those same .txt
    files, Haystack (BM25, stock ExtractiveReader) and LangChain (FAISS + per-chunk QA pipeline) in
    their own venvs; every system's predictions scored by ``squad_scores``;
@@ -107,6 +109,14 @@ def ingest_bench(txt: Path, smoke: bool, work: Path) -> dict:
     cmd = [sys.executable, str(HERE / "ingest_speed.py"), "--output", str(out)]
     cmd += ["--smoke"] if smoke else ["--corpus", str(txt)]
     run(cmd, "benchmarks/ingest_speed.py")
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def ocr_bench(smoke: bool, out_dir: Path, work: Path) -> dict:
+    """benchmarks/ocr_speed.py: scanned pages per second through ingest's OCR path."""
+    out = (work if smoke else out_dir) / "ocr_speed.json"
+    run([sys.executable, str(HERE / "ocr_speed.py"), "--output", str(out), *(["--smoke"] if smoke else [])],
+        "benchmarks/ocr_speed.py")
     return json.loads(out.read_text(encoding="utf-8"))
 
 
@@ -296,6 +306,12 @@ def readme_block(r: dict, chart_paths: dict[str, Path], readme: Path, out: Path)
         f"plain LangChain {fmt(ing['langchain_s'], 1)} s (FAISS in memory), unchanged re-ingest "
         f"{fmt(ing['reingest_unchanged_s'], 3)} s.",
         "",
+        f"**OCR** ({r['ocr']['pages']} scanned page{'s' if r['ocr']['pages'] != 1 else ''} read as ingest reads "
+        f"them, {r['ocr']['ocr_dpi']} DPI, {r['ocr']['tesseract']}, {r['ocr']['workers']} pages at once): "
+        f"{fmt(r['ocr']['seconds_per_page'], 1)} s per page ({fmt(r['ocr']['pages_per_second'], 2)} pages/s; "
+        f"{fmt(r['ocr']['cpu_seconds_per_page'], 1)} CPU seconds a page), "
+        f"{fmt(100 * r['ocr']['word_accuracy'], 1)}% of the words right.",
+        "",
         f"**Retrieval** ({d['retrieval']['questions']} questions over all articles of `{cfg['data_name']}`):",
         "",
         "| mode | R@1 | R@5 | R@20 | MRR |",
@@ -377,6 +393,7 @@ class Measured:
     asked: dict
     baselines: dict[str, dict | None]
     retrieval: dict[str, dict]
+    ocr: dict
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -471,6 +488,8 @@ def measure(plan: Plan, skipped: dict[str, str], stages: Stages) -> Measured:
         log(f"slice: {len(corpus)} articles, {len(questions)} questions")
         ing = stages.run("ingest", "ingest benchmark (ours vs plain LangChain, then unchanged re-ingest)",
                          ingest_bench, txt, plan.smoke, work)
+        ocr = stages.run("ocr", "OCR speed: benchmarks/ocr_speed.py (scanned pages through ingest's OCR)",
+                         ocr_bench, plan.smoke, plan.out.parent, work)
         index, ours_scores = stages.run("open_domain_ours", "open-domain: ours",
                                         open_domain_ours, plan, txt, work, questions, gold)
         asked = stages.run("ask", "ask latency: benchmarks/ask.py (ours, naive pipeline loop, hardware floor)",
@@ -486,7 +505,7 @@ def measure(plan: Plan, skipped: dict[str, str], stages: Stages) -> Measured:
                          retrieval, plan.data, plan.retrieval_limit, plan.quiet)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return Measured(corpus, questions, ing, ours_scores, asked, base, ret)
+    return Measured(corpus, questions, ing, ours_scores, asked, base, ret, ocr)
 
 
 def headline(m: Measured, load_start: float) -> dict[str, Any]:
@@ -503,6 +522,8 @@ def headline(m: Measured, load_start: float) -> dict[str, Any]:
             "langchain_s": round(ing["plain_langchain"]["seconds"], 3),
             "reingest_unchanged_s": round(ing["ours_unchanged_reingest"]["seconds"], 4),
         },
+        "ocr": {k: m.ocr[k] for k in ("pages", "seconds_per_page", "pages_per_second", "cpu_seconds_per_page",
+                                      "workers", "ocr_dpi", "word_accuracy", "tesseract")},
         "ask": {
             "questions": m.asked["questions"],
             "ours_p50_ms": ours_ask["p50_ms"],

@@ -4,7 +4,7 @@ LangChain's ``RecursiveCharacterTextSplitter`` sized by the embedding model's ow
 does the splitting.  It strips whitespace and overlaps chunks, so its ``add_start_index`` is
 not trusted: each chunk is located by searching forward from the previous chunk's start, and
 ``document.text[start:end] == chunk.text`` is checked for every chunk.  PDF pages are split
-separately, so a chunk never spans two pages.
+separately (as are slides, spreadsheet rows and e-book chapters), so a chunk never spans two.
 """
 
 from __future__ import annotations
@@ -112,16 +112,22 @@ def locate(text: str, pieces: list[str]) -> list[CharSpan]:
 
 
 def chunk_document(document: LoadedDocument, splitter: TextSplitter) -> list[ChunkRow]:
-    """Split ``document`` into :class:`ChunkRow` s with offsets into ``document.text``."""
+    """Split ``document`` into :class:`ChunkRow` s with offsets into ``document.text``.
+
+    Each numbered part (page, slide, row, chapter) is split on its own, and its chunks carry its
+    number, unit, section (sheet or chapter name) and OCR flag.
+    """
     rows: list[ChunkRow] = []
-    for page, offset, segment in document.segments():
+    for part, segment in document.segments():
         if not segment.strip():
             continue
+        unit = document.unit if part.page is not None else None
         pieces = [p for p in splitter.split_text(segment) if p]
         for span, piece in zip(locate(segment, pieces), pieces, strict=True):
-            start, end = offset + span.start, offset + span.end
+            start, end = part.start + span.start, part.start + span.end
             if document.text[start:end] != piece:  # pragma: no cover - guarded by the property test
                 raise ValueError(f"offset bookkeeping broke for {document.source} at {start}")
             rows.append(ChunkRow(id=chunk_id(document.source, piece, start), source=document.source,
-                                 page=page, start=start, end=end, text=piece))
+                                 page=part.page, start=start, end=end, text=piece, unit=unit,
+                                 section=part.section, ocr=part.ocr))
     return rows

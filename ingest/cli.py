@@ -1,5 +1,8 @@
 """`python -m ingest PATH... [--index DIR] [--rebuild] [--remove PATH...] [--json]`.
 
+Files of types that are not read, found in the folders given, are listed in one line
+(``skipped: 2 files of unsupported types: .exe, .zip``) and in the JSON's ``skipped``.
+
 Exit codes: 0 every file went in; 3 some files failed (the rest was indexed); 2 usage error
 (bad path, wrong embedding model); 1 anything else.  Errors are one line, never a traceback
 (set ``RAGQA_DEBUG=1`` to see one).
@@ -42,16 +45,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Progress:
-    """tqdm bars on stderr, one per phase, plus a plain line when a phase starts (for logs)."""
+    """tqdm bars on stderr, one per phase, plus a plain line when a phase starts (for logs).
+
+    OCR (``ocr <file>``) gets a bar of its own under the reading bar, one step per page, so a
+    long scan shows its pages moving while the file count waits.
+    """
 
     def __init__(self) -> None:
         self._phase = ""
         self._bar = None
+        self._pages = None
+        self._pages_of = ""
 
     def __call__(self, done: int, total: int, desc: str) -> None:
         from tqdm import tqdm
 
-        phase = desc.split(" ", 1)[0]
+        phase, _, detail = desc.partition(" ")
+        if phase == "ocr":
+            self._ocr(done, total, detail)
+            return
         if phase != self._phase:
             self.close()
             self._phase = phase
@@ -60,10 +72,29 @@ class Progress:
             self._bar = tqdm(total=total, desc=phase, unit="", file=sys.stderr, disable=None, leave=False)
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
-            if " " in desc:
-                self._bar.set_postfix_str(desc.split(" ", 1)[1], refresh=False)
+            if detail:
+                self._bar.set_postfix_str(detail, refresh=False)
+
+    def _ocr(self, done: int, total: int, name: str) -> None:
+        from tqdm import tqdm
+
+        if self._pages is None or self._pages_of != name or self._pages.total != total:
+            self._close_pages()
+            print(f"OCR of {one_line(name)}: {total} page{'s' if total != 1 else ''}", file=sys.stderr, flush=True)
+            self._pages = tqdm(total=total, desc="ocr", unit="page", file=sys.stderr, disable=None, leave=False,
+                               position=1)
+            self._pages_of = name
+        self._pages.update(done - self._pages.n)
+        if done >= total:
+            self._close_pages()
+
+    def _close_pages(self) -> None:
+        if self._pages is not None:
+            self._pages.close()
+            self._pages = None
 
     def close(self) -> None:
+        self._close_pages()
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -102,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
         progress.close()
     for failure in report.failed:
         print(f"failed: {one_line(failure['path'])}: {one_line(failure['error'])}", file=sys.stderr)
+    skipped = report.skipped_line()
+    if skipped is not None:
+        print(one_line(skipped), file=sys.stderr)
     print(one_line(report.summary_line()), file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_dict()))

@@ -1,7 +1,9 @@
 """Find the files to ingest under the paths given: folders recursively, files as named.
 
-Inside a folder only supported suffixes are taken, hidden entries are skipped, and a symlink
-that resolves outside the folder is refused (listed as failed) rather than followed.
+Inside a folder only supported suffixes are taken; files of other types are listed as skipped
+(the report says how many, of which types), hidden entries are passed over, and a symlink that
+resolves outside the folder is refused (listed as failed) rather than followed.  A file named
+on the command line is always tried, so an unsupported one fails with its reason.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class Discovery:
     files: list[Path] = field(default_factory=list)
     folders: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # files of types that are not read
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -39,7 +42,11 @@ def _walk(root: Path, found: Discovery, seen: set[Path]) -> None:
         dirnames.sort()
         for name in sorted(filenames):
             entry = here / name
-            if name.startswith(".") or entry.suffix.lower() not in SUPPORTED_SUFFIXES:
+            if name.startswith("."):
+                continue
+            if entry.suffix.lower() not in SUPPORTED_SUFFIXES:
+                if not entry.is_symlink():
+                    found.skipped.append(entry)
                 continue
             target = entry.resolve()
             if not _inside(target, root):

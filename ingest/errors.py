@@ -18,3 +18,9 @@ class IngestUsageError(Exception):
 def unexpected_error(exc: BaseException) -> str:
     """The one-line, at most 300-character reason for a file whose reading failed in an unforeseen way."""
     return " ".join(f"unexpected error while reading ({type(exc).__name__}: {exc})".split())[:300]
+
+
+def one_line(exc: BaseException) -> str:
+    """A library's exception as at most 200 characters on one line (for "corrupt or unreadable X (...)")."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]

@@ -21,7 +21,7 @@ from rag_qa.config import Settings
 
 #: settings that decide whether a file can be read; a run with other values forgets the memory
 LIMITS = ("max_file_mb", "max_docx_uncompressed_mb", "max_zip_ratio", "max_text_chars", "parse_timeout_s",
-          "parse_memory_mb")
+          "parse_memory_mb", "ocr", "ocr_lang", "ocr_dpi", "ocr_max_pages", "ocr_max_megapixels", "max_attachments")
 
 
 class FailureMemory:

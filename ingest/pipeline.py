@@ -23,6 +23,7 @@ import numpy as np
 
 from ingest.chunking import chunk_document, load_tokenizer, make_splitter
 from ingest.discovery import discover
+from ingest.document import LoadedDocument
 from ingest.errors import IngestUsageError, LoadError, WorkerStartError, unexpected_error
 from ingest.failures import FailureMemory
 from ingest.report import IngestReport
@@ -57,22 +58,43 @@ def _under(source: str, folder: Path) -> bool:
     return Path(source).is_relative_to(folder)
 
 
+def _family(document: LoadedDocument) -> list[LoadedDocument]:
+    """``document`` and its attachments, theirs too, in order."""
+    out = [document]
+    for attachment in document.attachments:
+        out.extend(_family(attachment))
+    return out
+
+
+def _belongs(source: str, files: set[str]) -> bool:
+    """True when ``source`` is one of ``files`` or an attachment inside one (``mail.eml/report.pdf``)."""
+    return source in files or any(str(parent) in files for parent in Path(source).parents)
+
+
 class _Run:
     """State of one ingest run inside the write lock."""
 
-    def __init__(self, settings: Settings, report: IngestReport, progress: ProgressFn | None) -> None:
+    def __init__(self, settings: Settings, report: IngestReport, progress: ProgressFn | None,
+                 note: Callable[[str], None]) -> None:
         self.settings = settings
         self.report = report
         self.progress = progress or (lambda done, total, desc: None)
+        self.note = note
         self.new_rows: list[ChunkRow] = []
         self.new_docs: list[DocumentRow] = []
         self.unreadable: list[tuple[Path, str, str]] = []  # (path, sha256, error) of files the parser refused
+        self.loaded: set[str] = set()  # the files read in this run (their attachments are not in it)
 
     def fail(self, path: Path | str, error: str) -> None:
         self.report.failed.append({"path": str(path), "error": error})
 
     def load_and_chunk(self, todo: list[tuple[Path, str]], previous: dict[str, DocumentRow]) -> None:
-        """Load and chunk each new or changed file; a bad file is recorded and skipped."""
+        """Load and chunk each new or changed file; a bad file is recorded and skipped.
+
+        A mail's readable attachments come back as documents of their own (``mail.eml/name``),
+        stored with the mail's hash; its unreadable ones are failed lines and its unsupported
+        ones are listed as skipped.
+        """
         if not todo:
             return
         splitter = make_splitter(load_tokenizer(self.settings.embedding_model),
@@ -81,10 +103,14 @@ class _Run:
         with ParserWorker(self.settings) as parser:  # parsers run with a time limit and a memory cap
             for i, (path, sha) in enumerate(todo):
                 self.progress(i, len(todo), f"reading {path.name}")
+
+                def pages(done: int, total: int, name: str = path.name) -> None:
+                    self.progress(done, total, f"ocr {name}")
+
                 try:
                     stat = path.stat()
-                    document = parser.load(path)
-                    rows = chunk_document(document, splitter)
+                    document = parser.load(path, pages)
+                    loaded = [(doc, chunk_document(doc, splitter)) for doc in _family(document)]
                 except WorkerStartError as exc:  # not the file's fault: not remembered
                     self.fail(path, str(exc))
                     continue
@@ -98,11 +124,17 @@ class _Run:
                 except Exception as exc:  # one odd file must not stop the others
                     self.fail(path, unexpected_error(exc))
                     continue
-                source = str(path)
-                (self.report.updated if source in previous else self.report.added).append(source)
-                self.new_rows.extend(rows)
-                self.new_docs.append(DocumentRow(source, sha, stat.st_mtime, stat.st_size, document.type,
-                                                 document.pages, len(rows), now))
+                self.loaded.add(str(path))
+                for doc, rows in loaded:
+                    (self.report.updated if doc.source in previous else self.report.added).append(doc.source)
+                    self.new_rows.extend(rows)
+                    self.new_docs.append(DocumentRow(doc.source, sha, stat.st_mtime, stat.st_size, doc.type,
+                                                     doc.pages, len(rows), now))
+                    for note in doc.notes:
+                        self.note(f"{doc.source}: {note}")
+                    for source, error in doc.failed:
+                        self.fail(source, error)
+                    self.report.skipped.extend(doc.skipped)
         self.progress(len(todo), len(todo), "reading")
 
     def embed(self, embeddings: SentenceTransformerEmbeddings) -> np.ndarray:
@@ -123,7 +155,7 @@ class _Run:
 def _removals(previous: dict[str, DocumentRow], folders: Sequence[Path], present: set[str],
               remove: Iterable[str | Path], note: Callable[[str], None]) -> set[str]:
     """Sources to drop: gone from a folder being re-ingested, or named in ``remove``."""
-    gone = {s for s in previous for folder in folders if _under(s, folder) and s not in present}
+    gone = {s for s in previous for folder in folders if _under(s, folder) and not _belongs(s, present)}
     for raw in remove:
         target = Path(raw).expanduser().resolve()
         matched = {s for s in previous if s == str(target) or _under(s, target)}
@@ -154,15 +186,16 @@ def ingest_paths(paths: Sequence[str | Path], index_dir: str | Path | None = Non
         raise IngestUsageError(f"index path is not a directory: {index}")
     found = discover(list(paths))
     model = canonical_model_name(settings.embedding_model)
-    report = IngestReport(index=str(index))
-    run = _Run(settings, report, progress)
-    for path, error in found.failed:
-        run.fail(path, error)
+    report = IngestReport(index=str(index), skipped=[str(p) for p in found.skipped])
 
     def note(message: str) -> None:
         report.notes.append(message)
         if log is not None:
             log(message)
+
+    run = _Run(settings, report, progress, note)
+    for path, error in found.failed:
+        run.fail(path, error)
 
     with open_writer(index, settings, log=note) as writer:
         previous = writer.previous()
@@ -186,8 +219,11 @@ def ingest_paths(paths: Sequence[str | Path], index_dir: str | Path | None = Non
                 else:
                     todo.append((path, sha))
             removed = _removals(known, found.folders, {str(f) for f in found.files}, remove, note)
-            report.removed = sorted(removed)
             run.load_and_chunk(todo, known)
+            # attachments that a re-read mail no longer has
+            new_sources = {d.source for d in run.new_docs}
+            removed |= {s for s in known if _belongs(s, run.loaded) and s not in new_sources}
+            report.removed = sorted(removed)
             if previous is not None and not rebuild and not (report.added or report.updated or removed):
                 # nothing changed (at most some files failed): the live version stays as it is
                 report.documents, report.chunks = len(known), previous.info.chunks
@@ -209,8 +245,8 @@ def _write(writer: StoreWriter, run: _Run, previous: PreviousIndex | None, known
            removed: set[str], model: str) -> None:
     """Embed the new chunks and commit them with the unchanged ones (the store carries those over)."""
     report, settings = run.report, run.settings
-    replaced = set(report.updated) | removed
-    kept_sources = [s for s in known if s not in replaced]
+    # a file read again replaces its old version and old attachments; one that failed keeps them
+    kept_sources = [s for s in known if s not in removed and not _belongs(s, run.loaded)]
     if run.new_rows:
         embeddings = make_embeddings(settings)
         vectors = run.embed(embeddings)

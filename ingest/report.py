@@ -1,9 +1,15 @@
-"""The summary of one ingest run (what ``--json`` prints; DESIGN.md fixes its keys)."""
+"""The summary of one ingest run (what ``--json`` prints; DESIGN.md fixes its keys, ``skipped`` is added)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+
+def type_of(path: str) -> str:
+    """A file's type as the skipped line names it: its suffix, lower-case, or ``(no extension)``."""
+    return Path(path).suffix.lower() or "(no extension)"
 
 
 @dataclass
@@ -16,6 +22,7 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files (and mail attachments) of types that are not read
     documents: int = 0
     chunks: int = 0
     seconds: float = 0.0
@@ -36,10 +43,20 @@ class IngestReport:
             "removed": len(self.removed),
             "unchanged": len(self.unchanged),
             "failed": [{"path": f["path"], "error": f["error"]} for f in self.failed],
+            "skipped": list(self.skipped),
             "documents": self.documents,
             "chunks": self.chunks,
             "seconds": round(self.seconds, 3),
         }
+
+    def skipped_line(self) -> str | None:
+        """``skipped: 4 files of unsupported types: .csv, .eml, .pptx, .xlsx`` (None when nothing was skipped)."""
+        if not self.skipped:
+            return None
+        types = sorted({type_of(p) for p in self.skipped})
+        files = "1 file" if len(self.skipped) == 1 else f"{len(self.skipped)} files"
+        kinds = "type" if len(types) == 1 else "types"
+        return f"skipped: {files} of unsupported {kinds}: {', '.join(types)}"
 
     def summary_line(self) -> str:
         return (f"{self.index}: {len(self.added)} added, {len(self.updated)} updated, "

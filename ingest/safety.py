@@ -1,4 +1,5 @@
-"""Checks run before a file is parsed: size limit, binary content, zip bombs inside .docx."""
+"""Checks run before a file is parsed: size limit, binary content, zip bombs (.docx, .pptx, .xlsx,
+.epub are zip archives) and image bombs (pictures whose pixels would not fit in memory)."""
 
 from __future__ import annotations
 
@@ -31,18 +32,20 @@ def looks_binary(data: bytes, sample: int = 8192) -> bool:
     return controls / len(head) > 0.10
 
 
-def check_zip_archive(path: Path, max_total_mb: float, max_ratio: float) -> None:
-    """Refuse a .docx that is not a zip, or whose members would inflate suspiciously (zip bomb).
+def check_zip_archive(path: Path, max_total_mb: float, max_ratio: float, kind: str = ".docx") -> None:
+    """Refuse a ``kind`` file (.docx, .pptx, .xlsx, .epub) that is not a zip, or whose members would
+    inflate suspiciously (zip bomb).
 
-    Sizes come from the zip's central directory, before anything is decompressed.
+    Sizes come from the zip's central directory, before anything is decompressed; the total limit
+    is ``RAGQA_MAX_DOCX_UNCOMPRESSED_MB`` for every one of these formats.
     """
     if not zipfile.is_zipfile(path):
-        raise LoadError("not a valid .docx (not a zip archive)")
+        raise LoadError(f"not a valid {kind} (not a zip archive)")
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise LoadError(f"not a valid .docx ({exc})") from exc
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise LoadError(f"not a valid {kind} ({exc})") from exc
     total = sum(i.file_size for i in infos)
     if total > max_total_mb * _MB:
         raise LoadError(f"refused as a zip bomb: {total / _MB:.0f} MB uncompressed, over the "
@@ -52,3 +55,16 @@ def check_zip_archive(path: Path, max_total_mb: float, max_ratio: float) -> None
             ratio = info.file_size / max(info.compress_size, 1)
             raise LoadError(f"refused as a zip bomb: member {info.filename} expands {ratio:.0f}x "
                             f"(limit {max_ratio:g}x, RAGQA_MAX_ZIP_RATIO)")
+
+
+def check_image_pixels(width: int, height: int, max_megapixels: float, what: str = "image") -> None:
+    """Refuse a picture of more than ``max_megapixels`` before its pixels are decoded (image bomb).
+
+    A PNG or TIFF header can claim 100,000 x 100,000 pixels in a few hundred bytes; decoding it
+    would need 10 GB.  The size comes from the header, so nothing is allocated for it.
+    """
+    pixels = int(width) * int(height)
+    if pixels > max_megapixels * 1_000_000:
+        raise LoadError(f"refused as an image bomb: {what} of {width:,} x {height:,} pixels "
+                        f"({pixels / 1_000_000:,.0f} megapixels), over the {max_megapixels:g} megapixel limit "
+                        "(RAGQA_OCR_MAX_MEGAPIXELS)")

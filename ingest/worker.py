@@ -6,6 +6,11 @@ for hours or allocate gigabytes.  :class:`ParserWorker` runs
 (``RAGQA_PARSE_MEMORY_MB``) and stops it when one file takes longer than
 ``RAGQA_PARSE_TIMEOUT_S``: that file gets a one-line :class:`~ingest.errors.LoadError`, and the
 next file gets a fresh worker.  Requests and results travel as JSON bytes, never pickled.
+
+A long scan is OCRed page by page: the worker reports each finished page (``{"progress": [done,
+total]}``) before its final reply, which feeds the progress bar and restarts the clock, so the
+time limit bounds each page's OCR (and every other stretch without progress) rather than the
+whole document; ``RAGQA_OCR_MAX_PAGES`` bounds the number of pages.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ingest.document import LoadedDocument
 from ingest.errors import LoadError, WorkerStartError, unexpected_error
-from ingest.loaders import LoadedDocument
 from rag_qa.config import Settings
 from rag_qa.env import child_env
 
@@ -53,12 +59,19 @@ def _error(message: str) -> bytes:
     return json.dumps({"error": message}).encode("utf-8")
 
 
-def _parse_one(path: str, settings: Settings) -> bytes:
-    """The reply for one request: the document as JSON, or its one-line error."""
+def _parse_one(path: str, settings: Settings, send: Callable[[bytes], None] | None = None) -> bytes:
+    """The reply for one request: the document as JSON, or its one-line error.
+
+    ``send`` carries progress messages (pages OCRed) back while the document is being read.
+    """
     from ingest.loaders import load_document
 
+    def progress(done: int, total: int) -> None:
+        if send is not None:
+            send(json.dumps({"progress": [done, total]}).encode("utf-8"))
+
     try:
-        doc = load_document(Path(path), settings)
+        doc = load_document(Path(path), settings, progress)
     except LoadError as exc:
         return _error(str(exc))
     except MemoryError:
@@ -71,8 +84,7 @@ def _parse_one(path: str, settings: Settings) -> bytes:
     except Exception as exc:  # one odd file must not stop the others
         return _error(unexpected_error(exc))
     try:
-        return json.dumps({"type": doc.type, "text": doc.text, "page_starts": doc.page_starts},
-                          ensure_ascii=False).encode("utf-8")
+        return json.dumps({"document": doc.to_json()}, ensure_ascii=False).encode("utf-8")
     except MemoryError:
         return _error(f"the extracted text does not fit the {settings.parse_memory_mb} MB memory cap "
                       "(RAGQA_PARSE_MEMORY_MB)")
@@ -86,13 +98,14 @@ def serve(read_fd: int, write_fd: int) -> None:
     requests, replies = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
     try:
         settings = Settings(**json.loads(requests.recv_bytes()))
-        import ingest.loaders  # noqa: F401  (the parsers load before the memory cap, not on the first file)
+        from ingest.loaders import preload
 
+        preload()  # the format modules load before the memory cap; each parser library on first use
         _limit_memory(settings.parse_memory_mb)
         replies.send_bytes(_READY)
         while True:
             request = json.loads(requests.recv_bytes())
-            replies.send_bytes(_parse_one(request["path"], settings))
+            replies.send_bytes(_parse_one(request["path"], settings, replies.send_bytes))
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
         return
 
@@ -152,29 +165,37 @@ class ParserWorker:
             proc.kill()
         return proc.wait()
 
-    def load(self, path: Path) -> LoadedDocument:
-        """Load ``path`` like :func:`~ingest.loaders.load_document`, within the time and memory limits."""
+    def load(self, path: Path, progress: Callable[[int, int], None] | None = None) -> LoadedDocument:
+        """Load ``path`` like :func:`~ingest.loaders.load_document`, within the time and memory limits.
+
+        ``progress(done, total)`` hears about each OCRed page.
+        """
         if os.name == "nt":  # pragma: no cover - fd-based pipes are POSIX; no limits there
             from ingest.loaders import load_document
 
-            return load_document(path, self.settings)
+            return load_document(path, self.settings, progress)
         if self._proc is None or self._proc.poll() is not None:
             self._stop()
             self._start()
         limit = self.settings.parse_timeout_s
         try:
             self._send.send_bytes(json.dumps({"path": str(path)}).encode("utf-8"))
-            if not self._recv.poll(limit):
-                self._stop()
-                raise LoadError(f"parsing took longer than {limit:g}s and was stopped (RAGQA_PARSE_TIMEOUT_S)")
-            reply = json.loads(self._recv.recv_bytes())
+            while True:
+                if not self._recv.poll(limit):
+                    self._stop()
+                    raise LoadError(f"parsing took longer than {limit:g}s and was stopped (RAGQA_PARSE_TIMEOUT_S)")
+                reply = json.loads(self._recv.recv_bytes())
+                if "progress" not in reply:
+                    break
+                if progress is not None:
+                    progress(*reply["progress"])
         except (EOFError, OSError):
             code = self._stop()
             raise LoadError(f"the parser crashed on this file (worker exit code {code}); "
                             "it may need more memory than RAGQA_PARSE_MEMORY_MB allows") from None
         if "error" in reply:
             raise LoadError(reply["error"])
-        return LoadedDocument(str(path), reply["type"], reply["text"], reply["page_starts"])
+        return LoadedDocument.from_json(reply["document"])
 
     def close(self) -> None:
         """Let the worker exit (the end of its input ends its loop); kill it if it does not."""

@@ -30,11 +30,19 @@ class Settings(BaseSettings):
     chunk_overlap: int = 40
     max_file_mb: float = 50.0
     embed_batch_size: int = 64
-    max_docx_uncompressed_mb: float = 200.0  # zip-bomb guard: total uncompressed size of a .docx
-    max_zip_ratio: float = 200.0  # zip-bomb guard: a .docx member compressed more than this is refused
+    max_docx_uncompressed_mb: float = 200.0  # zip-bomb guard: total uncompressed size of a .docx/.pptx/.xlsx/.epub
+    max_zip_ratio: float = 200.0  # zip-bomb guard: a member of such a zip compressed more than this is refused
     max_text_chars: int = 10_000_000  # extracted text longer than this is refused: bounds chunking/embedding
     parse_timeout_s: float = 120.0  # a file whose parser runs longer is skipped (parsing runs in a worker)
     parse_memory_mb: int = 2048  # address-space cap of that worker: a parser bomb fails alone
+    # OCR of scanned PDF pages and pictures (Tesseract; see ingest.formats.ocr)
+    ocr: bool = True  # false: scanned pages and pictures are not read
+    ocr_lang: str = "eng"  # Tesseract languages, e.g. "deu" or "eng+fra" (each needs tesseract-ocr-LANG)
+    ocr_dpi: int = 300  # resolution scanned PDF pages are rendered at for Tesseract
+    ocr_workers: int = 0  # pages OCRed at once; 0 = one per core
+    ocr_max_pages: int = 500  # pages OCRed per file at most (a long scan is read up to here, with a note)
+    ocr_max_megapixels: float = 100.0  # a bigger picture is refused as an image bomb; PDF pages render smaller
+    max_attachments: int = 100  # attachments read per e-mail (the rest are listed in a note)
     lock_timeout_s: float = 60.0  # a second writer waits this long for the index lock, then fails
     keep_versions: int = 2  # index versions kept on disk (the current one and the one before)
     # where indexes live: "faiss" (a versioned folder per index) or "pgvector" (a schema per index on

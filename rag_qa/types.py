@@ -8,6 +8,20 @@ from typing import Any
 from langchain_core.documents import Document
 
 
+def location(page: int | None, unit: str | None, section: str | None) -> str:
+    """``page 2``, ``slide 3``, ``sheet Sales, row 14``, ``row 9``, ``chapter 2 (Title)``; ``""`` for none.
+
+    ``unit`` None is a page (what indexes written before slides and sheets held).
+    """
+    unit = unit or "page"
+    number = f"{unit} {page}" if page is not None else ""
+    if not section:
+        return number
+    if unit == "row":
+        return f"sheet {section}, {number}" if number else f"sheet {section}"
+    return f"{number} ({section})" if number else section
+
+
 @dataclass
 class Passage:
     """A retrieved chunk.  ``start``/``end`` are character offsets into the source document's
@@ -20,9 +34,18 @@ class Passage:
     end: int
     score: float = 0.0
     chunk_id: str = ""
+    unit: str | None = None  # what ``page`` counts: page, slide, row, chapter (None: page)
+    section: str | None = None  # the sheet of a spreadsheet row, the title of an e-book chapter
+    ocr: bool = False  # the text was read from a picture (scanned page, image file)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("text", "source", "page", "start", "end", "score")}
+        return {k: getattr(self, k) for k in ("text", "source", "page", "start", "end", "score", "unit",
+                                                "section", "ocr")}
+
+    @property
+    def location(self) -> str:
+        """Where in its document this passage is, for people: ``sheet Sales, row 14``, ``slide 3``..."""
+        return location(self.page, self.unit, self.section)
 
     def to_document(self) -> Document:
         """As a LangChain ``Document`` (what ``BaseRetriever`` returns)."""
@@ -40,6 +63,9 @@ class Passage:
             end=int(m["end"]),
             score=float(m.get("score", 0.0)),
             chunk_id=m.get("chunk_id") or doc.id or "",
+            unit=m.get("unit"),
+            section=m.get("section"),
+            ocr=bool(m.get("ocr", False)),
         )
 
 
@@ -54,9 +80,24 @@ class Citation:
     end: int
     text: str
     passage_start: int | None = None  # offset of ``text`` in the document, to highlight the span
+    unit: str | None = None  # as in :class:`Passage`
+    section: str | None = None
+    ocr: bool = False
+
+    @classmethod
+    def of(cls, passage: Passage, start: int | None = None, end: int | None = None) -> Citation:
+        """A citation of ``passage`` (of its ``start:end`` span in the document, else of all of it)."""
+        return cls(passage.source, passage.page, passage.start if start is None else start,
+                   passage.end if end is None else end, passage.text, passage_start=passage.start,
+                   unit=passage.unit, section=passage.section, ocr=passage.ocr)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("source", "page", "start", "end", "text")}
+        return {k: getattr(self, k) for k in ("source", "page", "start", "end", "text", "unit", "section", "ocr")}
+
+    @property
+    def location(self) -> str:
+        """Where in its document the cited text is, for people (see :func:`location`)."""
+        return location(self.page, self.unit, self.section)
 
 
 @dataclass

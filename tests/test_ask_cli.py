@@ -28,8 +28,9 @@ def test_ask_json_contract(built_index):
     assert set(result) >= {"answer", "score", "reader", "no_answer", "citations", "seconds"}
     assert "Broncos" in result["answer"] and result["reader"] == "extractive"
     (c,) = result["citations"]
-    assert set(c) == {"source", "page", "start", "end", "text"}
+    assert set(c) == {"source", "page", "start", "end", "text", "unit", "section", "ocr"}
     assert c["source"].endswith("super_bowl.docx")
+    assert (c["page"], c["unit"], c["section"], c["ocr"]) == (None, None, None, False)  # a .docx has no pages
 
 
 def test_search_modes_json(built_index):

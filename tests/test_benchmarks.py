@@ -17,6 +17,8 @@ SECTIONS = {
     "ask": {"questions", "ours_p50_ms", "ours_p95_ms", "haystack_p50_ms", "langchain_p50_ms"},
     "open_domain": {"ours_em", "ours_f1", "haystack_em", "haystack_f1", "langchain_em", "langchain_f1"},
     "memory": {"ask_peak_rss_mb"},
+    "ocr": {"pages", "seconds_per_page", "pages_per_second", "cpu_seconds_per_page", "workers", "ocr_dpi",
+            "word_accuracy", "tesseract"},
 }
 README = "# title\n\nintro stays\n\n<!-- results:start -->\nold table\n<!-- results:end -->\n\n## After\n\ntail stays\n"
 
@@ -73,6 +75,8 @@ def test_run_all_smoke(tmp_path: Path) -> None:
     for key in ("ours_p50_ms", "ours_p95_ms"):
         assert data["ask"][key] > 0
     assert data["memory"]["ask_peak_rss_mb"] > 100  # models and index are loaded
+    assert data["ocr"]["pages"] == 1 and data["ocr"]["pages_per_second"] > 0  # make bench records OCR speed
+    assert data["ocr"]["word_accuracy"] > 0.95 and data["ocr"]["tesseract"].startswith("tesseract")
     assert 0 <= data["open_domain"]["ours_em"] <= data["open_domain"]["ours_f1"] <= 100
     for system in ("haystack", "langchain"):
         values = [data["ask"][f"{system}_p50_ms"], data["open_domain"][f"{system}_em"],
@@ -96,3 +100,4 @@ def test_run_all_smoke(tmp_path: Path) -> None:
     block, tail = rest.split("<!-- results:end -->")
     assert head == README.split("<!-- results:start -->")[0] and tail == README.split("<!-- results:end -->")[1]
     assert "| open-domain EM / F1 |" in block and "| hybrid |" in block and "out/chart_latency.png" in block
+    assert "**OCR** (1 scanned page read as ingest reads them" in block

@@ -46,16 +46,14 @@ def test_offsets_always_point_at_the_chunk_text(tokenizer, text: str, lead: str,
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pages=st.lists(TEXTS, min_size=1, max_size=4))
 def test_pdf_chunks_stay_on_their_page(tokenizer, pages: list[str]) -> None:
-    starts, offset = [], 0
-    for page in pages:
-        starts.append(offset)
-        offset += len(page) + len(PAGE_SEPARATOR)
-    doc = LoadedDocument("/docs/t.pdf", "pdf", PAGE_SEPARATOR.join(pages), starts)
+    doc = LoadedDocument.from_parts("/docs/t.pdf", "pdf", [(p, i, None, i % 2 == 0) for i, p in enumerate(pages, 1)])
+    assert doc.text == PAGE_SEPARATOR.join(pages)
     rows = chunk_document(doc, make_splitter(tokenizer, 12, 4))
     _check_offsets(doc, rows)
     for row in rows:
-        page_start = starts[row.page - 1]
-        assert page_start <= row.start and row.end <= page_start + len(pages[row.page - 1])
+        part = doc.parts[row.page - 1]
+        assert part.start <= row.start and row.end <= part.start + len(pages[row.page - 1])
+        assert row.ocr == (row.page % 2 == 0) and row.unit == "page"  # each chunk keeps its part's OCR flag
 
 
 def test_real_documents_chunk_within_the_token_budget(tokenizer) -> None:

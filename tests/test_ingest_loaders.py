@@ -24,7 +24,7 @@ def test_latin1_text_is_decoded_not_mangled(settings: Settings) -> None:
     with pytest.raises(UnicodeDecodeError):
         raw.decode("utf-8")  # the fixture really is not UTF-8
     doc = load_document(DOCS / "normans_latin1.txt", settings)
-    assert doc.type == "txt" and doc.page_starts is None
+    assert doc.type == "txt" and doc.parts is None
     assert "é" in doc.text and "\ufffd" not in doc.text
     assert doc.text == raw.decode("latin-1")
 
@@ -49,18 +49,19 @@ def test_pdf_pages_keep_their_numbers_and_offsets(settings: Settings) -> None:
     assert doc.type == "pdf" and doc.pages == 2
     assert doc.text.startswith("Packet switching")
     segments = doc.segments()
-    assert [page for page, _, _ in segments] == [1, 2]
-    for _, offset, text in segments:
-        assert doc.text[offset:offset + len(text)] == text
-    assert PAGE_SEPARATOR.join(text for _, _, text in segments) == doc.text
-    assert "Paul Baran" in segments[0][2]
+    assert [part.page for part, _ in segments] == [1, 2]
+    assert not any(part.ocr for part, _ in segments)  # a real text layer: no OCR
+    for part, text in segments:
+        assert doc.text[part.start:part.end] == text
+    assert PAGE_SEPARATOR.join(text for _, text in segments) == doc.text
+    assert "Paul Baran" in segments[0][1]
 
 
 def test_docx_paragraphs_and_tables(settings: Settings) -> None:
     doc = load_document(DOCS / "super_bowl.docx", settings)
     assert doc.type == "docx"
     assert doc.text.startswith("Super Bowl 50\n\nSuper Bowl 50 was an American football game")
-    assert "Denver Broncos | 24" in doc.text
+    assert "Team: Denver Broncos; Score: 24" in doc.text  # the table row keeps its headers
 
 
 @pytest.mark.parametrize(("name", "reason"), [
@@ -96,9 +97,9 @@ def test_size_limit(settings: Settings) -> None:
 
 
 def test_unsupported_and_empty_files(settings: Settings, tmp_path: Path) -> None:
-    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(LoadError, match="unsupported file type '.csv'"):
-        load_document(tmp_path / "data.csv", settings)
+    (tmp_path / "data.xyz").write_text("a,b\n1,2\n")
+    with pytest.raises(LoadError, match="unsupported file type '.xyz'"):
+        load_document(tmp_path / "data.xyz", settings)
     (tmp_path / "empty.txt").write_text("  \n\n")
     with pytest.raises(LoadError, match="no text found"):
         load_document(tmp_path / "empty.txt", settings)
@@ -109,7 +110,8 @@ def test_discovery_walks_folders_and_refuses_escaping_symlinks(tmp_path: Path) -
     (root / "sub").mkdir(parents=True)
     (root / "sub" / "a.txt").write_text("inside")
     (root / ".hidden.txt").write_text("hidden")
-    (root / "notes.csv").write_text("not supported")
+    (root / "notes.xyz").write_text("not supported")
+    (root / "sub" / "setup.exe").write_bytes(b"MZ")
     outside = tmp_path / "secret.txt"
     outside.write_text("outside the folder")
     os.symlink(outside, root / "link.txt")
@@ -117,6 +119,7 @@ def test_discovery_walks_folders_and_refuses_escaping_symlinks(tmp_path: Path) -
     found = discover([root])
     assert found.files == [(root / "sub" / "a.txt").resolve()]
     assert found.folders == [root.resolve()]
+    assert sorted(p.name for p in found.skipped) == ["notes.xyz", "setup.exe"]  # listed, not silently dropped
     assert [(Path(p).name, "outside the ingested folder" in e) for p, e in found.failed] == [("link.txt", True)]
 
 

@@ -27,6 +27,16 @@ INJECTION = (
 )
 
 
+def test_slides_rows_and_chapters_are_located_for_the_model() -> None:
+    from rag_qa.types import Passage
+
+    row = Passage("Element: Sodium; Discovered: 1807", "e.xlsx", 7, 0, 33, unit="row", section='Els" id="9')
+    slide = Passage("Ozone absorbs UVB.", "o.pptx", 2, 0, 18, unit="slide")
+    prompt = build_prompt("When?", [row, slide], words, 1000)
+    assert '<passage id="1" source="e.xlsx" location="sheet Els&quot; id=&quot;9, row 7">' in prompt.user
+    assert '<passage id="2" source="o.pptx" location="slide 2">' in prompt.user
+
+
 def test_passages_are_numbered_and_delimited_in_order() -> None:
     ps = [passage("Paris is in France.", "a.txt", 2), passage("Berlin is in Germany.", "b.pdf")]
     prompt = build_prompt("Where is Paris?", ps, words, 1000)

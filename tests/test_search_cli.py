@@ -19,7 +19,7 @@ def test_search_json_passages(built_index: Path, capsys: pytest.CaptureFixture) 
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and set(out) == {"passages"} and len(out["passages"]) == 3
     for p in out["passages"]:
-        assert set(p) == {"text", "source", "page", "start", "end", "score"}
+        assert set(p) == {"text", "source", "page", "start", "end", "score", "unit", "section", "ocr"}
         assert p["end"] - p["start"] == len(p["text"])
     assert out["passages"][0]["source"].endswith("super_bowl.docx")
     assert "Denver Broncos" in out["passages"][0]["text"]

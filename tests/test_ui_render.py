@@ -131,3 +131,26 @@ def test_uploads_take_every_type_ingestion_reads(tmp_path: Path) -> None:
         upload = tmp_path / f"notes{suffix}"
         upload.write_text("some text")
         assert check_upload(upload, upload.name, 1.0) is None, suffix
+
+
+def test_cards_say_where_the_text_is_and_when_ocr_read_it() -> None:
+    """Issue 16: a sheet and row, a slide, a chapter; a badge on text that came from a scan."""
+    sheet = Passage("Region: North; Revenue: 1.2M", "/d/sales.xlsx", 14, 0, 28, unit="row", section="<Q3>")
+    scan = Passage("Each packet is labeled", "/d/scan.pdf", 2, 0, 22, unit="page", ocr=True)
+    hits = render.passages_html([sheet, scan], "revenue")
+    assert "sales.xlsx</span> · sheet &lt;Q3&gt;, row 14</div>" in hits  # the sheet name is escaped
+    assert "scan.pdf</span> · page 2 · <span class=\"ocr-badge\"" in hits and "text from OCR" in hits
+    answer = Answer("1.2M", 0.9, "extractive", citations=[Citation.of(sheet, 24, 28)])
+    message = render.answer_message(answer)
+    assert "[1] sales.xlsx · sheet &lt;Q3&gt;, row 14</summary>" in message and "ocr-badge" not in message
+    deck = Passage("Speaker notes", "/d/deck.pptx", 3, 0, 13, unit="slide")
+    book = Passage("The Normans", "/d/normans.epub", 1, 0, 11, unit="chapter", section="Origins")
+    assert (deck.location, book.location) == ("slide 3", "chapter 1 (Origins)")
+    assert Passage("old", "/d/old.pdf", 5, 0, 3).location == "page 5"  # indexes from before issue 16
+
+
+def test_attachments_are_named_with_their_mail_and_skipped_files_are_listed() -> None:
+    assert render.display_name("/d/uploads/mail.eml/report.pdf") == "mail.eml/report.pdf"
+    assert render.display_name("/d/uploads/report.pdf") == "report.pdf"
+    out = render.upload_report_html(["/i/mail.eml"], [], [], [], 2, 5, skipped=["/i/mail.eml/setup.exe"])
+    assert "Skipped (type not read): mail.eml/setup.exe" in out

@@ -188,6 +188,7 @@ class Handlers:
         added: list[str] = []
         updated: list[str] = []
         unchanged: list[str] = []
+        skipped: list[str] = []
         try:
             if saved.saved:
                 def report_progress(done: int, total: int, desc: str) -> None:
@@ -195,7 +196,7 @@ class Handlers:
 
                 report = ingest_paths(saved.saved, index, settings=self.settings, progress=report_progress)
                 failed += report.failed
-                added, updated, unchanged = report.added, report.updated, report.unchanged
+                added, updated, unchanged, skipped = report.added, report.updated, report.unchanged, report.skipped
                 for item in report.failed:  # a stored upload that could not be indexed is not kept
                     copy = uploaded_copy(item["path"], index)
                     if copy is not None:
@@ -210,7 +211,8 @@ class Handlers:
         self._audit(index, user, Action.UPLOAD, "failed" if failed and not names else "ok", files=names,
                     detail="; ".join(f"{render.display_name(f['path'])}: {f['error']}" for f in failed))
         rows, _ = self.documents(index)
-        return render.upload_report_html(added, updated, unchanged, failed, len(rows), sum(int(r[3]) for r in rows))
+        return render.upload_report_html(added, updated, unchanged, failed, len(rows), sum(int(r[3]) for r in rows),
+                                         skipped)
 
     def remove(self, source: str | None, index_value: str, request: gr.Request | None = None,
                progress: gr.Progress = gr.Progress()) -> tuple[str, list[list[Any]], dict[str, Any]]:  # noqa: B008

@@ -28,9 +28,17 @@ def _escape(text: str) -> str:
     return html.escape(text, quote=True).replace("\r\n", "\n").replace("\n", "<br>")
 
 
+#: documents whose attachments are indexed as ``<container>/<attachment>``
+ATTACHMENT_CONTAINERS = (".eml",)
+
+
 def display_name(source: str) -> str:
-    """A document's file name, as shown on cards and in the documents table."""
-    return Path(source).name or source
+    """A document's file name, as shown on cards and in the documents table (``mail.eml/report.pdf``
+    for an attachment)."""
+    path = Path(source)
+    if path.parent.suffix.lower() in ATTACHMENT_CONTAINERS:
+        return f"{path.parent.name}/{path.name}"
+    return path.name or source
 
 
 def highlight_span(text: str, start: int, end: int) -> str:
@@ -64,12 +72,18 @@ def highlight_terms(text: str, terms: Iterable[str]) -> str:
     return "".join(out)
 
 
-def _page(page: int | None) -> str:
-    return f" · page {page}" if page is not None else ""
+def _where(item: Citation | Passage) -> str:
+    """`` · sheet Sales, row 14`` / `` · page 2`` and an OCR badge, escaped HTML for after the file name."""
+    location = item.location
+    out = f" · {html.escape(location)}" if location else ""
+    if item.ocr:
+        out += ' · <span class="ocr-badge" title="this text was read from a scanned image by OCR">text from OCR</span>'
+    return out
 
 
 def citation_card(citation: Citation, number: int, *, open_: bool = False) -> str:
-    """An expandable source card: file and page in the summary, the passage with the answer span marked."""
+    """An expandable source card: file, where in it (page, slide, sheet and row...) and whether the text came
+    from OCR in the summary, the passage with the answer span marked."""
     text = citation.text
     body = _escape(text)
     if citation.passage_start is not None:
@@ -78,7 +92,7 @@ def citation_card(citation: Citation, number: int, *, open_: bool = False) -> st
             body = highlight_span(text, start, end)
     name = html.escape(display_name(citation.source))
     return (f'<details class="source-card"{" open" if open_ else ""}>'
-            f'<summary title="{html.escape(citation.source)}">[{number}] {name}{_page(citation.page)}</summary>'
+            f'<summary title="{html.escape(citation.source)}">[{number}] {name}{_where(citation)}</summary>'
             f'<div class="passage">{body}</div></details>')
 
 
@@ -119,15 +133,16 @@ def passages_html(passages: Sequence[Passage], query: str) -> str:
     for rank, p in enumerate(passages, 1):
         cards.append(
             f'<div class="search-hit"><div class="hit-head">#{rank} · score {p.score:.3f} · '
-            f'<span title="{html.escape(p.source)}">{html.escape(display_name(p.source))}</span>{_page(p.page)}</div>'
+            f'<span title="{html.escape(p.source)}">{html.escape(display_name(p.source))}</span>{_where(p)}</div>'
             f'<div class="passage">{highlight_terms(p.text, terms)}</div></div>'
         )
     return "".join(cards)
 
 
 def upload_report_html(added: Sequence[str], updated: Sequence[str], unchanged: Sequence[str],
-                       failed: Sequence[dict[str, str]], documents: int, chunks: int) -> str:
-    """An upload's summary: what went in, and each failed file with its reason (all escaped)."""
+                       failed: Sequence[dict[str, str]], documents: int, chunks: int,
+                       skipped: Sequence[str] = ()) -> str:
+    """An upload's summary: what went in, each failed file with its reason, what was skipped (all escaped)."""
     items = []
     for label, names in (("Added", added), ("Updated", updated), ("Unchanged", unchanged)):
         if names:
@@ -135,5 +150,8 @@ def upload_report_html(added: Sequence[str], updated: Sequence[str], unchanged: 
     for item in failed:
         items.append(f'<li class="upload-failed">Failed: <b>{html.escape(display_name(item["path"]))}</b>: '
                      f'{html.escape(item["error"])}</li>')
+    if skipped:
+        items.append(f'<li class="upload-skipped">Skipped (type not read): '
+                     f'{html.escape(", ".join(display_name(n) for n in skipped))}</li>')
     summary = f"<b>The index now holds {documents} documents, {chunks} chunks.</b>"
     return f'<div class="upload-report">{summary}<ul>{"".join(items)}</ul></div>'

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"[bold green]{escape(answer.answer)}[/]")
     console.print(f"confidence {answer.score:.2f} · reader {answer.reader} · {answer.seconds:.2f}s")
     for c in answer.citations:
-        where = c.source + (f", page {c.page}" if c.page is not None else "")
+        where = ", ".join(x for x in (c.source, c.location, "text from OCR" if c.ocr else "") if x)
         text = c.text
         if c.passage_start is not None:
             a, b = c.start - c.passage_start, c.end - c.passage_start

@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if not passages:
         console.print("[yellow]no passages: the index is empty[/]")
     for rank, p in enumerate(passages, 1):
-        where = p.source + (f", page {p.page}" if p.page is not None else "") + f" [{p.start}:{p.end}]"
+        where = ", ".join(x for x in (p.source, p.location, "text from OCR" if p.ocr else "") if x)
+        where += f" [{p.start}:{p.end}]"
         console.print(Panel(escape(p.text), title=f"{rank}. {escape(where)} · score {p.score:.3f}",
                             title_align="left"))
     return 0

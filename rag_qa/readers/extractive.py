@@ -199,14 +199,7 @@ class ExtractiveReader(Reader):
         confidence = self.confidence(best, rank)
         if confidence < self.config.no_answer_threshold:
             return Answer("", confidence, self.name, no_answer=True, alternatives=alternatives)
-        citation = Citation(
-            source=passage.source,
-            page=passage.page,
-            start=passage.start + best.start,
-            end=passage.start + best.end,
-            text=passage.text,
-            passage_start=passage.start,
-        )
+        citation = Citation.of(passage, passage.start + best.start, passage.start + best.end)
         return Answer(
             passage.text[best.start : best.end],
             confidence,

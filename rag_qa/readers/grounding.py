@@ -111,7 +111,7 @@ def to_citations(numbers: Sequence[int], passages: Sequence[Passage]) -> list[Ci
     out = []
     for number in numbers:
         p = passages[number - 1]
-        out.append(Citation(p.source, p.page, p.start, p.end, p.text, passage_start=p.start))
+        out.append(Citation.of(p))
     return out
 
 

@@ -63,8 +63,12 @@ class Prompt:
 
 
 def format_passage(number: int, passage: Passage, text: str | None = None) -> str:
-    """One passage block: ``<passage id="n" source="..." page="p">text</passage>``."""
-    page = f' page="{passage.page}"' if passage.page is not None else ""
+    """One passage block: ``<passage id="n" source="..." page="p">text</passage>``; a slide, a
+    spreadsheet row or a chapter says so (``location="sheet Sales, row 14"``) instead of ``page``."""
+    if passage.unit in (None, "page") and not passage.section:
+        page = f' page="{passage.page}"' if passage.page is not None else ""
+    else:
+        page = f' location="{_attr(passage.location)}"' if passage.location else ""
     body = neutralise(passage.text if text is None else text)
     return f'<passage id="{number}" source="{_attr(passage.source)}"{page}>\n{body}\n</passage>'
 

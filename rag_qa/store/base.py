@@ -48,7 +48,12 @@ class IndexLockedError(IndexStoreError):
 
 @dataclass(frozen=True)
 class ChunkRow:
-    """One chunk as stored: ``text == document_text[start:end]``."""
+    """One chunk as stored: ``text == document_text[start:end]``.
+
+    ``page`` is the number of the part it lies in and ``unit`` what that number counts (page,
+    slide, row, chapter); ``section`` names the sheet or chapter; ``ocr`` says the text was read
+    from a picture.  Indexes written before these three existed read back as None/None/False.
+    """
 
     id: str
     source: str
@@ -56,10 +61,14 @@ class ChunkRow:
     start: int
     end: int
     text: str
+    unit: str | None = None
+    section: str | None = None
+    ocr: bool = False
 
     def to_passage(self, score: float = 0.0) -> Passage:
         return Passage(text=self.text, source=self.source, page=self.page, start=self.start,
-                       end=self.end, score=score, chunk_id=self.id)
+                       end=self.end, score=score, chunk_id=self.id, unit=self.unit, section=self.section,
+                       ocr=self.ocr)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@
 articles and github/opensource.guide, CC BY-SA 4.0 / CC BY 4.0, see docs/SOURCES.md);
 ``bad/`` holds files ingestion must refuse, each for a different reason; ``encodings/`` holds
 valid text in other encodings (UTF-16, cp1252, Shift-JIS, UTF-8 with two damaged bytes) that must
-be read, decoded.  ``--new-only`` writes just the issue #9 additions.  Large or odd hostile files
+be read, decoded.  ``--new-only`` writes just the issue #9 additions; ``--formats`` writes the one
+committed issue #16 fixture, ``formats/super_bowl_table.pdf`` (needs matplotlib; the other issue #16
+files are made at test time by ``tests/formats.py``).  Large or odd hostile files
 (deep HTML, a 30 MB line, names with newlines, symlinks) are made at test time by ``tests/hostile.py``.
 """
 
@@ -223,8 +225,45 @@ def main() -> None:
         print(f"{path.relative_to(HERE)}: {path.stat().st_size} bytes")
 
 
+def table_pdf(out: Path) -> None:
+    """A one-page PDF with a paragraph and a ruled table of the Super Bowl 50 teams (facts from the SQuAD
+    "Super_Bowl_50" article), drawn by matplotlib with real (TrueType) text so that a PDF reader can
+    extract it: the kind of table pdfplumber must keep row by row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["pdf.fonttype"] = 42
+    import matplotlib.pyplot as plt
+
+    intro = paragraphs(SHARED / "wikipedia-squad/Super_Bowl_50.txt")[1].split(". ")[0] + "."
+    rows = [["Denver Broncos", "AFC", "12–4", "Gary Kubiak", "24"],
+            ["Carolina Panthers", "NFC", "15–1", "Ron Rivera", "10"]]
+    fig = plt.figure(figsize=(8.27, 11.69))
+    fig.text(0.08, 0.93, "Super Bowl 50", fontsize=18, weight="bold")
+    words, lines, line = intro.split(), [], ""
+    for word in words:
+        if len(line) + len(word) > 85:
+            lines.append(line)
+            line = ""
+        line = f"{line} {word}".strip()
+    fig.text(0.08, 0.9, "\n".join([*lines, line]), fontsize=10, va="top")
+    ax = fig.add_axes((0.08, 0.62, 0.84, 0.12))
+    ax.axis("off")
+    table = ax.table(cellText=rows, colLabels=["Team", "Conference", "Record", "Head coach", "Points"],
+                     loc="center", cellLoc="left")
+    table.auto_set_font_size(False)
+    table.set_fontsize(10)
+    table.scale(1, 1.6)
+    fig.text(0.08, 0.55, "The Broncos took an early lead in Super Bowl 50 and never trailed.", fontsize=10)
+    fig.savefig(out, format="pdf")
+    plt.close(fig)
+
+
 if __name__ == "__main__":
-    if "--new-only" in sys.argv:
+    if "--formats" in sys.argv:
+        (HERE / "formats").mkdir(exist_ok=True)
+        table_pdf(HERE / "formats" / "super_bowl_table.pdf")
+    elif "--new-only" in sys.argv:
         new_hostile_fixtures()
     else:
         main()

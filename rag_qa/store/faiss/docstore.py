@@ -2,6 +2,11 @@
 
 Plain SQL rows (no pickled objects).  ``chunks.faiss_id`` is the int64 id of the chunk's vector
 in ``faiss.index`` and its row number in the BM25 index.
+
+Format 2 (issue 16) added ``unit``, ``section`` and ``ocr`` to ``chunks``.  A version written in
+format 1 has no such columns; it is read as it is (NULL, NULL, 0 in their place), and the next
+ingest writes its new version in format 2, carrying the old chunks over.  Versions are never
+changed in place, so there is no migration step that a crash could interrupt.
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ CREATE TABLE chunks (
     page INTEGER,
     "start" INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    unit TEXT,
+    section TEXT,
+    ocr INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX chunks_source ON chunks(source);
 CREATE TABLE documents (
@@ -35,7 +43,14 @@ CREATE TABLE documents (
 );
 """
 
-_CHUNK_COLUMNS = 'id, faiss_id, source, page, "start", "end", text'
+_CHUNK_COLUMNS = 'id, faiss_id, source, page, "start", "end", text, unit, section, ocr'
+_V1_CHUNK_COLUMNS = 'id, faiss_id, source, page, "start", "end", text, NULL, NULL, 0'  # format 1 had no metadata
+
+
+def _columns(con: sqlite3.Connection) -> str:
+    """The SELECT list for this docstore's chunks: format 1 lacks unit/section/ocr (see the module docstring)."""
+    names = {row[1] for row in con.execute("PRAGMA table_info(chunks)")}
+    return _CHUNK_COLUMNS if "ocr" in names else _V1_CHUNK_COLUMNS
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
@@ -52,8 +67,9 @@ def write_docstore(path: Path, chunks: Sequence[ChunkRow], documents: Iterable[D
     try:
         con.executescript(SCHEMA)
         con.executemany(
-            f"INSERT INTO chunks ({_CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            ((c.id, i, c.source, c.page, c.start, c.end, c.text) for i, c in enumerate(chunks)),
+            f"INSERT INTO chunks ({_CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ((c.id, i, c.source, c.page, c.start, c.end, c.text, c.unit, c.section, int(c.ocr))
+             for i, c in enumerate(chunks)),
         )
         con.executemany(
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -72,16 +88,18 @@ def read_documents(con: sqlite3.Connection) -> dict[str, DocumentRow]:
 
 
 def _row(r: tuple) -> tuple[int, ChunkRow]:
-    return r[1], ChunkRow(id=r[0], source=r[2], page=r[3], start=r[4], end=r[5], text=r[6])
+    return r[1], ChunkRow(id=r[0], source=r[2], page=r[3], start=r[4], end=r[5], text=r[6], unit=r[7],
+                          section=r[8], ocr=bool(r[9]))
 
 
 def chunks_by_faiss_ids(con: sqlite3.Connection, ids: Sequence[int]) -> dict[int, ChunkRow]:
     """Chunks keyed by faiss id (missing ids are simply absent)."""
     out: dict[int, ChunkRow] = {}
+    columns = _columns(con)
     for i in range(0, len(ids), 500):
         part = [int(x) for x in ids[i:i + 500]]
         marks = ",".join("?" * len(part))
-        for r in con.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE faiss_id IN ({marks})", part):
+        for r in con.execute(f"SELECT {columns} FROM chunks WHERE faiss_id IN ({marks})", part):
             fid, row = _row(r)
             out[fid] = row
     return out
@@ -89,10 +107,11 @@ def chunks_by_faiss_ids(con: sqlite3.Connection, ids: Sequence[int]) -> dict[int
 
 def chunks_by_ids(con: sqlite3.Connection, chunk_ids: Sequence[str]) -> dict[str, ChunkRow]:
     out: dict[str, ChunkRow] = {}
+    columns = _columns(con)
     for i in range(0, len(chunk_ids), 500):
         part = list(chunk_ids[i:i + 500])
         marks = ",".join("?" * len(part))
-        for r in con.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", part):
+        for r in con.execute(f"SELECT {columns} FROM chunks WHERE id IN ({marks})", part):
             out[r[0]] = _row(r)[1]
     return out
 
@@ -100,8 +119,9 @@ def chunks_by_ids(con: sqlite3.Connection, chunk_ids: Sequence[str]) -> dict[str
 def chunks_of_sources(con: sqlite3.Connection, sources: Iterable[str]) -> list[tuple[int, ChunkRow]]:
     """(faiss id, chunk) of every chunk of ``sources``, in document order."""
     out: list[tuple[int, ChunkRow]] = []
+    columns = _columns(con)
     for source in sources:
-        rows = con.execute(f'SELECT {_CHUNK_COLUMNS} FROM chunks WHERE source = ? ORDER BY "start"',
+        rows = con.execute(f'SELECT {columns} FROM chunks WHERE source = ? ORDER BY "start"',
                            (source,))
         out.extend(_row(r) for r in rows)
     return out

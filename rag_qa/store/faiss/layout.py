@@ -26,7 +26,8 @@ from typing import Any
 
 from rag_qa.store.base import IndexCorruptError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: chunks carry unit, section and ocr (docstore.py); format 1 versions are still read
+READABLE_FORMATS = (1, 2)
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = "write.lock"
 VERSIONS_DIR = "versions"
@@ -60,7 +61,7 @@ class Manifest:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise IndexCorruptError(f"cannot read index manifest {path}: {exc}") from exc
-        if data.get("format_version") != FORMAT_VERSION:
+        if data.get("format_version") not in READABLE_FORMATS:
             raise IndexCorruptError(
                 f"index {path.parent} has format {data.get('format_version')}, this code reads "
                 f"{FORMAT_VERSION}; rebuild it with `python -m ingest --rebuild PATH...`"

@@ -28,6 +28,7 @@ import numpy as np
 
 from rag_qa.store.base import ChunkRow, DocumentInfo, IndexNotFoundError, query_vector, require_embedding_model
 from rag_qa.store.pg.schema import (
+    chunk_columns,
     connect,
     describe_dsn,
     read_meta,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
     from rag_qa.config import Settings
 
-_CHUNK_COLUMNS = 'id, source, page, "start", "end", text'
 MAX_EF_SEARCH = 1000  # pgvector's upper limit for hnsw.ef_search
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults, so both stores rank the lexical leg alike
 # Okapi BM25 (Lucene's idf) in SQL.  w: the query's English lexemes with their idf from the terms
@@ -61,7 +61,7 @@ WITH w AS (
            array_agg(lexeme) AS lexemes
     FROM w
 )
-SELECT c.id, c.source, c.page, c."start", c."end", c.text,
+SELECT {columns},
        sum(w.idf * u.tf * (%(k1)s + 1) / (u.tf + %(k1)s * (1 - %(b)s + %(b)s * c.n_tokens / (
            SELECT greatest(tokens::float8 / greatest(chunks, 1), 1) FROM {schema}.meta)))) AS score
 FROM {schema}.chunks AS c
@@ -76,7 +76,8 @@ LIMIT %(k)s
 
 
 def _passage(row: Sequence[Any], score: float = 0.0) -> Passage:
-    return ChunkRow(id=row[0], source=row[1], page=row[2], start=row[3], end=row[4], text=row[5]).to_passage(score)
+    return ChunkRow(id=row[0], source=row[1], page=row[2], start=row[3], end=row[4], text=row[5], unit=row[6],
+                    section=row[7], ocr=bool(row[8])).to_passage(score)
 
 
 class PgVectorStore:
@@ -90,6 +91,8 @@ class PgVectorStore:
         self.meta = meta
         self.ef_search = ef_search
         self._pool = pool
+        self._format = int(meta["format_version"])
+        self._columns = chunk_columns(self._format)
 
     @classmethod
     def open(cls, path: str | Path, settings: Settings, embedding_model: str | None = None) -> PgVectorStore:
@@ -165,10 +168,10 @@ class PgVectorStore:
         with self._pool.connection() as conn, conn.transaction():
             conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
             rows = conn.execute(
-                f"SELECT {_CHUNK_COLUMNS}, -(embedding <#> %s) AS score FROM {self.schema}.chunks "
+                f"SELECT {self._columns}, -(embedding <#> %s) AS score FROM {self.schema}.chunks "
                 "ORDER BY embedding <#> %s LIMIT %s", [query, query, k],
             ).fetchall()
-        return [_passage(r, float(r[6])) for r in rows]
+        return [_passage(r, float(r[9])) for r in rows]
 
     def search_bm25(self, query: str, k: int) -> list[Passage]:
         """The ``k`` chunks with the highest BM25 score for ``query`` (only chunks sharing a lexeme)."""
@@ -176,14 +179,15 @@ class PgVectorStore:
             return []
         params = {"query": query, "k": k, "k1": BM25_K1, "b": BM25_B}
         with self._pool.connection() as conn:
-            rows = conn.execute(_BM25_QUERY.format(schema=self.schema), params).fetchall()
-        return [_passage(r, float(r[6])) for r in rows]
+            query = _BM25_QUERY.format(schema=self.schema, columns=chunk_columns(self._format, "c"))
+            rows = conn.execute(query, params).fetchall()
+        return [_passage(r, float(r[9])) for r in rows]
 
     # -- reading ------------------------------------------------------------------------
     def get_passages(self, chunk_ids: Sequence[str]) -> list[Passage]:
         """Passages for ``chunk_ids`` in the order given (unknown ids are skipped)."""
         with self._pool.connection() as conn:
-            rows = conn.execute(f"SELECT {_CHUNK_COLUMNS} FROM {self.schema}.chunks WHERE id = ANY(%s)",
+            rows = conn.execute(f"SELECT {self._columns} FROM {self.schema}.chunks WHERE id = ANY(%s)",
                                 [list(chunk_ids)]).fetchall()
         found = {r[0]: _passage(r) for r in rows}
         return [found[c] for c in chunk_ids if c in found]

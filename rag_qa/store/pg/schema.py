@@ -6,7 +6,8 @@ and several app instances, share one server::
     ragqa_<name>.meta        one row: embedding model + dimension, version (bumped by each ingest), counts
                              (chunks, and their total token count for BM25's average length)
     ragqa_<name>.documents   one row per source file (sha256 decides re-embedding), as in the SQLite docstore
-    ragqa_<name>.chunks      chunk text + offsets, vector(dim) with an HNSW index (vector_ip_ops),
+    ragqa_<name>.chunks      chunk text + offsets, unit/section/ocr (what page counts, sheet or chapter
+                             name, read by OCR; added in format 2), vector(dim) with an HNSW index (vector_ip_ops),
                              tsv = to_tsvector('english', text) with a GIN index, n_tokens (its length)
     ragqa_<name>.terms       document frequency of every lexeme (BM25's idf), kept current by each ingest
     ragqa_<name>.failures    one row: files that could not be read, with their sha256 (skipped while unchanged)
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
     from rag_qa.config import Settings
 
 SCHEMA_PREFIX = "ragqa_"
-FORMAT_VERSION = 1  # of the tables below; an index in another format is refused with "rebuild it"
+FORMAT_VERSION = 2  # of the tables below; an index in an unknown format is refused with "rebuild it"
+#: formats this code reads; a writer brings a format-1 schema up to 2 in its transaction (migrate_chunks)
+READABLE_FORMATS = (1, 2)
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64  # pgvector's defaults, spelled out so the README can quote them
 CONNECT_TIMEOUT_S = 10
 
@@ -67,6 +70,9 @@ CREATE TABLE {schema}.chunks (
     "start" INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
     text TEXT NOT NULL,
+    unit TEXT,
+    section TEXT,
+    ocr BOOLEAN NOT NULL DEFAULT false,
     embedding vector({dimension}) NOT NULL,
     tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
     n_tokens INTEGER GENERATED ALWAYS AS ({schema}.token_count(to_tsvector('english', text))) STORED
@@ -198,7 +204,7 @@ def read_meta(conn: psycopg.Connection, schema: str) -> dict[str, Any] | None:
         row = cur.execute(f"SELECT * FROM {schema}.meta").fetchone()
     if row is None:
         return None
-    if row["format_version"] != FORMAT_VERSION:
+    if row["format_version"] not in READABLE_FORMATS:
         raise IndexStoreError(f"index schema {schema} has format {row['format_version']}, this code reads "
                               f"{FORMAT_VERSION}; rebuild it with `python -m ingest --rebuild PATH...`")
     return dict(row)
@@ -215,6 +221,28 @@ def create_tables(conn: psycopg.Connection, schema: str, dimension: int) -> None
     conn.execute(f"CREATE SCHEMA {schema}")
     for ddl in (META_DDL, DOCUMENTS_DDL, TOKEN_COUNT_DDL, CHUNKS_DDL, TERMS_DDL):
         conn.execute(ddl.format(schema=schema, dimension=int(dimension)))
+
+
+# format 1 -> 2: columns with a constant default are added without rewriting the table (PostgreSQL 11+)
+MIGRATE_CHUNKS_DDL = """
+ALTER TABLE {schema}.chunks ADD COLUMN IF NOT EXISTS unit TEXT, ADD COLUMN IF NOT EXISTS section TEXT,
+    ADD COLUMN IF NOT EXISTS ocr BOOLEAN NOT NULL DEFAULT false"""
+
+
+def chunk_columns(format_version: int, table: str = "") -> str:
+    """The SELECT list of a chunk row in a schema of ``format_version`` (format 1 has no unit/section/ocr);
+    ``table`` qualifies the column names (``c`` gives ``c.id, c.source, ...``)."""
+    prefix = f"{table}." if table else ""
+    names = ["id", "source", "page", '"start"', '"end"', "text"] + (["unit", "section", "ocr"] if format_version >= 2
+                                                                  else [])
+    extra = "" if format_version >= 2 else ", NULL, NULL, false"
+    return ", ".join(prefix + n for n in names) + extra
+
+
+def migrate_chunks(conn: psycopg.Connection, schema: str, format_version: int) -> None:
+    """Bring the chunks table of a format-1 schema up to the current format (inside the writer's transaction)."""
+    if format_version < 2:
+        conn.execute(MIGRATE_CHUNKS_DDL.format(schema=schema))
 
 
 def create_chunk_indexes(conn: psycopg.Connection, schema: str) -> None:

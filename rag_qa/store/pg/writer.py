@@ -38,6 +38,7 @@ from rag_qa.store.pg.schema import (
     create_tables,
     describe_dsn,
     ensure_extension,
+    migrate_chunks,
     read_meta,
     register_vector_type,
     require_dsn,
@@ -138,6 +139,8 @@ class PgIndexWriter:
             meta = read_meta(conn, self.schema)
             version = (meta["version"] if meta else 0) + 1
             fresh = meta is None or not kept_sources
+            if not fresh:
+                migrate_chunks(conn, self.schema, meta["format_version"])
             if not fresh and meta is not None:
                 require_dimension(self.path, meta["dimension"], dimension)
             if fresh or meta is None:  # built beside the live schema, which readers use until the switch at the end
@@ -159,7 +162,8 @@ class PgIndexWriter:
             conn.execute(
                 f"INSERT INTO {target}.meta (format_version, embedding_model, dimension, version, documents, "
                 "chunks, tokens, created_at, chunking) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (singleton) DO UPDATE SET embedding_model = EXCLUDED.embedding_model, "
+                "ON CONFLICT (singleton) DO UPDATE SET format_version = EXCLUDED.format_version, "
+                "embedding_model = EXCLUDED.embedding_model, "
                 "version = EXCLUDED.version, documents = EXCLUDED.documents, chunks = EXCLUDED.chunks, "
                 "tokens = EXCLUDED.tokens, created_at = EXCLUDED.created_at, chunking = EXCLUDED.chunking",
                 [FORMAT_VERSION, embedding_model, dimension, version, *counts, n_tokens + new_tokens,
@@ -219,11 +223,12 @@ class PgIndexWriter:
             )
             if not chunks:
                 return 0, 0
-            with cur.copy(f'COPY {schema}.chunks (id, source, page, "start", "end", text, embedding) '
-                          "FROM STDIN WITH (FORMAT BINARY)") as copy:
-                copy.set_types(["text", "text", "int4", "int4", "int4", "text", "vector"])
+            with cur.copy(f'COPY {schema}.chunks (id, source, page, "start", "end", text, unit, section, ocr, '
+                          "embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["text", "text", "int4", "int4", "int4", "text", "text", "text", "bool", "vector"])
                 for row, vector in zip(chunks, vectors, strict=True):
-                    copy.write_row((row.id, row.source, row.page, row.start, row.end, row.text, vector))
+                    copy.write_row((row.id, row.source, row.page, row.start, row.end, row.text, row.unit,
+                                    row.section, row.ocr, vector))
         since = last[0] if last else 0
         conn.execute(
             f"INSERT INTO {schema}.terms AS t (lexeme, df) SELECT lexeme, count(*) FROM {schema}.chunks AS c, "
