@@ -189,6 +189,7 @@ class Handlers:
         updated: list[str] = []
         unchanged: list[str] = []
         skipped: list[str] = []
+        notes: list[dict[str, str]] = []
         try:
             if saved.saved:
                 def report_progress(done: int, total: int, desc: str) -> None:
@@ -197,6 +198,7 @@ class Handlers:
                 report = ingest_paths(saved.saved, index, settings=self.settings, progress=report_progress)
                 failed += report.failed
                 added, updated, unchanged, skipped = report.added, report.updated, report.unchanged, report.skipped
+                notes = report.file_notes
                 for item in report.failed:  # a stored upload that could not be indexed is not kept
                     copy = uploaded_copy(item["path"], index)
                     if copy is not None:
@@ -212,7 +214,7 @@ class Handlers:
                     detail="; ".join(f"{render.display_name(f['path'])}: {f['error']}" for f in failed))
         rows, _ = self.documents(index)
         return render.upload_report_html(added, updated, unchanged, failed, len(rows), sum(int(r[3]) for r in rows),
-                                         skipped)
+                                         skipped, notes)
 
     def remove(self, source: str | None, index_value: str, request: gr.Request | None = None,
                progress: gr.Progress = gr.Progress()) -> tuple[str, list[list[Any]], dict[str, Any]]:  # noqa: B008
