@@ -210,8 +210,10 @@ class Handlers:
                         detail=_user_error(exc))
             return render.notice_message(_user_error(exc), "error")
         names = [render.display_name(str(p)) for p in added + updated + unchanged]
+        # skipped: mail attachments of types that are not read, named in the trail as on the page
         self._audit(index, user, Action.UPLOAD, "failed" if failed and not names else "ok", files=names,
-                    detail="; ".join(f"{render.display_name(f['path'])}: {f['error']}" for f in failed))
+                    detail="; ".join(f"{render.display_name(f['path'])}: {f['error']}" for f in failed),
+                    skipped=[render.display_name(p) for p in skipped] or None)
         rows, _ = self.documents(index)
         return render.upload_report_html(added, updated, unchanged, failed, len(rows), sum(int(r[3]) for r in rows),
                                          skipped, notes)
