@@ -1,6 +1,7 @@
 """The web app's handlers called directly, with a users file but no server: where issue 15's audit trail
 meets issue 16's formats.  An upload of a mail reports and records its skipped attachments and what
-the file had to say (attachments over the limit).
+the file had to say (attachments over the limit); a removal takes one document of the index (a
+mail with its attachments), never everything under a folder, and the trail names what went.
 
 The app itself, signed in through ``gradio_client`` and Chromium, is ``test_ui_signin.py``."""
 
@@ -74,3 +75,20 @@ def test_an_uploaded_mail_reports_and_records_what_was_skipped_and_left_out(team
     assert (record["user"], record["action"], record["outcome"]) == ("ed", "upload", "ok")
     assert record["files"] == [MAIL, f"{MAIL}/note-1.txt"] and record["skipped"] == [f"{MAIL}/tool.exe"]
     assert f"skipped: {MAIL}/tool.exe" in audit.format_record(record)
+
+
+def test_remove_takes_one_document_with_its_attachments_never_a_folder(team: tuple[Handlers, Path],
+                                                                      tmp_path: Path) -> None:
+    handlers, index = team
+    upload_mail(handlers, index, tmp_path)
+    stored = index / "uploads" / MAIL
+    for folder in (index / "uploads", index, Path("/")):  # each holds every document of the index
+        status, rows, _ = handlers.remove(str(folder), str(index), EDITOR, no_progress)
+        assert "was not in the index" in status and len(rows) == 2, (folder, status)
+    assert stored.exists()
+
+    status, rows, _ = handlers.remove(str(stored), str(index), EDITOR, no_progress)
+    assert f"Removed {MAIL}, {MAIL}/note-1.txt." in status and rows == [] and not stored.exists()
+    events = [(e["action"], e["outcome"], e["files"]) for e in audit.read(audit.index_log(index))]
+    assert events[1:] == [("remove", "not-found", ["uploads"]), ("remove", "not-found", ["team"]),
+                          ("remove", "not-found", ["/"]), ("remove", "ok", [MAIL, f"{MAIL}/note-1.txt"])]
