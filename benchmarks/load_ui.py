@@ -101,10 +101,13 @@ class Sampler(threading.Thread):
         self.join()
 
 
-def start_app(index: Path, port: int, log: Path, **env: str) -> subprocess.Popen:
-    """``python -m ui`` over ``index`` on 127.0.0.1:``port`` (``env``: extra variables), waited for until it answers."""
+def start_app(index: Path, port: int, log: Path, cwd: Path = REPO, **env: str) -> subprocess.Popen:
+    """``python -m ui`` over ``index`` on 127.0.0.1:``port`` (``env``: extra variables), waited for until it answers.
+
+    The app offers ``index`` and the folders in ``cwd/indexes`` (its catalogue's root).
+    """
     proc = subprocess.Popen([sys.executable, "-m", "ui", "--index", str(index), "--port", str(port)],
-                            cwd=REPO, env=child_env(**env), stdout=log.open("w"), stderr=subprocess.STDOUT)
+                            cwd=cwd, env=child_env(**env), stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 300
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -177,11 +180,12 @@ def run_round(url: str, index: Path, questions: list[str], users: int, results: 
     }
 
 
-def make_accounts(folder: Path, users: int) -> tuple[Path, list[tuple[str, str, Path]]]:
+def make_accounts(folder: Path, users: int, source: Path = DOCS) -> tuple[Path, list[tuple[str, str, Path]]]:
     """A users file in ``folder`` with ``users`` accounts, each a reader of its own index only.
 
-    Each index is built from the account's own copy of examples/docs, so its sources (file paths)
-    are its own.  Returns the users file and (name, password, index) per account.
+    Each index (``folder/indexes/NAME``) is built from the account's own copy of ``source``
+    (examples/docs), so its sources (file paths) are its own.  Returns the users file and (name,
+    password, index) per account.
     """
     from ingest.pipeline import ingest_paths
     from ui.permissions import Role
@@ -191,7 +195,7 @@ def make_accounts(folder: Path, users: int) -> tuple[Path, list[tuple[str, str, 
     for i in range(1, users + 1):
         name, password = f"user{i}", secrets.token_urlsafe(12)
         docs, index = folder / "docs" / name, folder / "indexes" / name
-        shutil.copytree(DOCS, docs)
+        shutil.copytree(source, docs)
         ingest_paths([docs], index)
         accounts.append((name, password, index))
         entries[name] = User(name, hash_password(password), {name: Role.READER})
@@ -253,11 +257,14 @@ def signed_in(args: argparse.Namespace, questions: list[str]) -> dict:
     """The ``--signed-in`` benchmark: its own app with a users file, one account and index per user."""
     with tempfile.TemporaryDirectory(prefix="rag-qa-load-team-") as tmp:
         folder = Path(tmp)
-        users_file, accounts = make_accounts(folder, args.users + (1 if args.greedy else 0))
+        users_file, accounts = make_accounts(folder, args.users + (1 if args.greedy else 0), args.docs)
         greedy = (*accounts.pop(), args.greedy) if args.greedy else None
         port = free_port()
-        proc = start_app(accounts[0][2], port, folder / "app.log", RAGQA_USERS_FILE=str(users_file),
-                         RAGQA_SIGNIN_LOG=str(folder / "sign-ins.jsonl"))
+        # run in `folder`, so that every account's index (folder/indexes/NAME) is on offer, not only the first;
+        # the settings file stays the one a run from the repository reads
+        proc = start_app(accounts[0][2], port, folder / "app.log", cwd=folder, RAGQA_USERS_FILE=str(users_file),
+                         RAGQA_SIGNIN_LOG=str(folder / "sign-ins.jsonl"),
+                         RAGQA_CONFIG=os.environ.get("RAGQA_CONFIG", str(REPO / "rag-qa.toml")))
         try:
             url = f"http://127.0.0.1:{port}/"
             run_signed_in_round(url, accounts[:1], questions[:1])  # warm-up: models load on the first question
@@ -284,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3, help="repeat the full load (soak)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--docs", type=Path, default=DOCS,
+                        help="with --signed-in: the documents each account's index is built from (default "
+                             "examples/docs)")
     parser.add_argument("--out", type=Path, default=None,
                         help="results file (default benchmarks/results/load_ui.json, or load_ui_signed_in.json)")
     parser.add_argument("--signed-in", action="store_true",

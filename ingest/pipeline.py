@@ -131,6 +131,7 @@ class _Run:
                     self.new_docs.append(DocumentRow(doc.source, sha, stat.st_mtime, stat.st_size, doc.type,
                                                      doc.pages, len(rows), now))
                     for note in doc.notes:
+                        self.report.file_notes.append({"path": doc.source, "note": note})
                         self.note(f"{doc.source}: {note}")
                     for source, error in doc.failed:
                         self.fail(source, error)

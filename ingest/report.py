@@ -28,7 +28,10 @@ class IngestReport:
     seconds: float = 0.0
     version: int | None = None  # the live index version after the run
     embedded_chunks: int = 0  # chunks embedded in this run (0 when nothing changed)
-    notes: list[str] = field(default_factory=list)  # housekeeping messages (stale versions removed...)
+    notes: list[str] = field(default_factory=list)  # every message of the run (as the CLI prints them)
+    # what the files themselves had to say ({"path", "note"}): pages read with OCR, scanned pages left
+    # unread, attachments over the limit; the UI's upload report shows them (they are also in ``notes``)
+    file_notes: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:

@@ -101,3 +101,20 @@ def test_run_all_smoke(tmp_path: Path) -> None:
     assert head == README.split("<!-- results:start -->")[0] and tail == README.split("<!-- results:end -->")[1]
     assert "| open-domain EM / F1 |" in block and "| hybrid |" in block and "out/chart_latency.png" in block
     assert "**OCR** (1 scanned page read as ingest reads them" in block
+
+
+@pytest.mark.slow
+def test_load_ui_signed_in_smoke(tmp_path: Path) -> None:
+    """`load_ui.py --signed-in` end to end, small: every account reaches its own index.  The app used to be
+    started in the repository, whose indexes/ holds none of the accounts' indexes, so every question but
+    the first account's was refused as an index that user may not use."""
+    load_ui = load_benchmark("load_ui")
+    out = tmp_path / "signed_in.json"
+    code = load_ui.main(["--signed-in", "--users", "2", "--greedy", "2", "--questions", "2", "--rounds", "1",
+                         "--docs", str(REPO / "tests" / "data" / "docs"), "--data", str(tmp_path / "none.json"),
+                         "--out", str(out)])
+    summary = json.loads(out.read_text())
+    (first,) = summary["rounds"]
+    assert code == 0 and summary["errors"] == 0 and summary["crosstalk"] == 0, first["first_errors"]
+    assert first["requests"] == 2 * 2 + 2 * 2 and first["refused_normal_users"] == 0
+    assert all(first["per_user_p50_ms"].values()) and first["greedy"]["requests"] == 4

@@ -102,6 +102,7 @@ QUESTIONS = [
     ("Normandy is a region in which country?", "France", "normans.epub", 1, "chapter", "Origins", False),
     ("Who developed the concept of Distributed Adaptive Message Block Switching?", "Baran",
      f"{MAIL}/packet_switching.pdf", 1, "page", None, False),
+    ("For which day is the chapter on packet switching attached?", "Thursday", MAIL, None, None, None, False),
     ("In what kind of memory is packet header information looked up?", "content-addressable memory",
      "scan.pdf", 1, "page", None, True),
     ("Who was the head coach of the Carolina Panthers?", "Ron Rivera", "super_bowl_table.pdf", 1, "page", None, False),

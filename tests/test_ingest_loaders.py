@@ -64,6 +64,23 @@ def test_docx_paragraphs_and_tables(settings: Settings) -> None:
     assert "Team: Denver Broncos; Score: 24" in doc.text  # the table row keeps its headers
 
 
+def test_docx_merged_cells_keep_the_later_cells_under_their_own_headers(settings: Settings, tmp_path: Path) -> None:
+    """A cell merged across two columns must not shift the cells after it onto the wrong headers."""
+    import docx
+
+    document = docx.Document()
+    table = document.add_table(rows=3, cols=3)
+    for r, row in enumerate([("Team", "Points", "Record"), ("Denver Broncos", "24", "12-4"),
+                             ("Carolina Panthers", "", "15-1")]):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    table.cell(2, 0).merge(table.cell(2, 1)).text = "Carolina Panthers"  # spans Team and Points
+    path = tmp_path / "merged.docx"
+    document.save(str(path))
+    lines = load_document(path, settings).text.splitlines()
+    assert lines == ["Team: Denver Broncos; Points: 24; Record: 12-4", "Team: Carolina Panthers; Record: 15-1"]
+
+
 @pytest.mark.parametrize(("name", "reason"), [
     ("corrupt.pdf", "corrupt or unreadable PDF"),
     ("encrypted.pdf", "password-protected PDF"),

@@ -60,6 +60,22 @@ def test_users_command_stores_only_salted_argon2id_hashes_with_mode_0600(tmp_pat
     assert "argon2" not in listed.stdout
 
 
+def test_users_options_work_after_the_subcommand_too(tmp_path: Path) -> None:
+    """`users list --json` (as the README writes it) and `users add NAME --file F` are the same commands as
+    `users --json list` and `users --file F add NAME`; an option after the subcommand wins."""
+    users_file = tmp_path / "users.json"
+    added = ui_command("users", "add", "hana", "--file", str(users_file), "--role", "team=editor", "--json",
+                       stdin=PASSWORD + "\n")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["user"] == {"name": "hana", "roles": {"team": "editor"}}
+    listed = ui_command("users", "--file", str(tmp_path / "elsewhere.json"), "list", "--file", str(users_file),
+                        "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["users"] == [{"name": "hana", "roles": {"team": "editor"}}]
+    before = ui_command("users", "--json", "--file", str(users_file), "list")
+    assert json.loads(before.stdout) == json.loads(listed.stdout)
+
+
 def test_users_command_never_takes_a_password_from_argv_and_fails_in_one_line(tmp_path: Path) -> None:
     users_file = tmp_path / "users.json"
     cases = [

@@ -154,3 +154,13 @@ def test_attachments_are_named_with_their_mail_and_skipped_files_are_listed() ->
     assert render.display_name("/d/uploads/report.pdf") == "report.pdf"
     out = render.upload_report_html(["/i/mail.eml"], [], [], [], 2, 5, skipped=["/i/mail.eml/setup.exe"])
     assert "Skipped (type not read): mail.eml/setup.exe" in out
+
+
+def test_upload_report_shows_what_the_files_had_to_say() -> None:
+    """A scan left unread (OCR off) or attachments over the limit are said in the upload report, escaped,
+    not only in the server's log."""
+    notes = [{"path": "/i/uploads/scan.pdf", "note": "2 scanned page(s) not read: OCR is switched off"},
+             {"path": "/i/uploads/mail.eml", "note": "300 attachments; only the first 100 were read <sic>"}]
+    out = render.upload_report_html(["/i/uploads/scan.pdf"], [], [], [], 1, 1, notes=notes)
+    assert '<li class="upload-note">scan.pdf: 2 scanned page(s) not read: OCR is switched off</li>' in out
+    assert "mail.eml: 300 attachments; only the first 100 were read &lt;sic&gt;</li>" in out

@@ -52,7 +52,8 @@ def event(user: str | None, action: str, outcome: str, *, files: Iterable[str] =
     }
     if detail:
         record["detail"] = _clip(detail)
-    record.update({k: _clip(v) for k, v in extra.items() if v is not None})
+    record.update({k: [_clip(x) for x in v] if isinstance(v, list) else _clip(v)
+                   for k, v in extra.items() if v is not None})
     return record
 
 
@@ -97,14 +98,15 @@ def merged(*paths: Path) -> list[dict[str, Any]]:
 
 
 def format_record(record: dict[str, Any]) -> str:
-    """One readable line: time, user, action, outcome, files and detail."""
+    """One readable line: time, user, action, outcome, files, then detail, skipped, question and address."""
     when = str(record.get("time", "?")).replace("T", " ")[:19]
     files = ", ".join(str(f) for f in record.get("files") or [])
     parts = [when, f"{record.get('user') or '-':<16}", f"{record.get('action', '?'):<13}",
              f"{record.get('outcome', '?'):<8}"]
     if files:
         parts.append(files)
-    for key in ("detail", "question", "address"):
-        if record.get(key):
-            parts.append(f"{key}: {record[key]}")
+    for key in ("detail", "skipped", "question", "address"):
+        value = record.get(key)
+        if value:
+            parts.append(f"{key}: {', '.join(map(str, value)) if isinstance(value, list) else value}")
     return "  ".join(parts)

@@ -162,6 +162,12 @@ class Handlers:
         choices = [(f"{r[0]}  ({r[5]})", r[5]) for r in rows]
         return rows, gr.update(choices=choices, value=None)
 
+    def _sources(self, index: Path) -> set[str]:
+        """The sources of the documents ``index`` holds (none before its first version)."""
+        if not is_built(index, self.settings):
+            return set()
+        return {d.source for d in self.catalog.service(index).store.documents()}
+
     def upload(self, files: list[str] | None, index_value: str, request: gr.Request | None = None,
                progress: gr.Progress = gr.Progress()) -> tuple[str, list[list[Any]], dict[str, Any]]:  # noqa: B008
         """Store the uploads under sanitised names in ``<index>/uploads/`` and ingest them with progress."""
@@ -189,6 +195,7 @@ class Handlers:
         updated: list[str] = []
         unchanged: list[str] = []
         skipped: list[str] = []
+        notes: list[dict[str, str]] = []
         try:
             if saved.saved:
                 def report_progress(done: int, total: int, desc: str) -> None:
@@ -197,6 +204,7 @@ class Handlers:
                 report = ingest_paths(saved.saved, index, settings=self.settings, progress=report_progress)
                 failed += report.failed
                 added, updated, unchanged, skipped = report.added, report.updated, report.unchanged, report.skipped
+                notes = report.file_notes
                 for item in report.failed:  # a stored upload that could not be indexed is not kept
                     copy = uploaded_copy(item["path"], index)
                     if copy is not None:
@@ -208,11 +216,13 @@ class Handlers:
                         detail=_user_error(exc))
             return render.notice_message(_user_error(exc), "error")
         names = [render.display_name(str(p)) for p in added + updated + unchanged]
+        # skipped: mail attachments of types that are not read, named in the trail as on the page
         self._audit(index, user, Action.UPLOAD, "failed" if failed and not names else "ok", files=names,
-                    detail="; ".join(f"{render.display_name(f['path'])}: {f['error']}" for f in failed))
+                    detail="; ".join(f"{render.display_name(f['path'])}: {f['error']}" for f in failed),
+                    skipped=[render.display_name(p) for p in skipped] or None)
         rows, _ = self.documents(index)
         return render.upload_report_html(added, updated, unchanged, failed, len(rows), sum(int(r[3]) for r in rows),
-                                         skipped)
+                                         skipped, notes)
 
     def remove(self, source: str | None, index_value: str, request: gr.Request | None = None,
                progress: gr.Progress = gr.Progress()) -> tuple[str, list[list[Any]], dict[str, Any]]:  # noqa: B008
@@ -229,13 +239,21 @@ class Handlers:
         name = render.display_name(source)
         try:
             with self.slots.slot(user):
+                held = self._sources(index)
+                target = source if source in held else str(Path(source).expanduser().resolve())
+                if target not in held:
+                    # one document of this index, never a folder: remove_sources would take everything under
+                    # a path such as the index's uploads folder or "/", in one request the trail names as one
+                    self._audit(index, user, Action.REMOVE, "not-found", files=[name])
+                    return render.hint_html(html.escape(f"{name} was not in the index.")), *self.documents(index)
                 progress(0.0, desc="removing")
-                report = remove_sources([source], index, settings=self.settings)
-                copy = uploaded_copy(source, index)
+                report = remove_sources([target], index, settings=self.settings)
+                copy = uploaded_copy(target, index)
                 if copy is not None:
                     copy.unlink(missing_ok=True)
-            message = f"Removed {name}." if report.removed else f"{name} was not in the index."
-            self._audit(index, user, Action.REMOVE, "ok" if report.removed else "not-found", files=[name])
+            removed = [render.display_name(s) for s in report.removed]  # a mail goes with its attachments
+            message = f"Removed {', '.join(removed)}." if removed else f"{name} was not in the index."
+            self._audit(index, user, Action.REMOVE, "ok" if removed else "not-found", files=removed or [name])
             status = render.hint_html(html.escape(message))
         except TooManyRequests as exc:
             status = render.notice_message(str(exc), "error")

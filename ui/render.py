@@ -141,8 +141,9 @@ def passages_html(passages: Sequence[Passage], query: str) -> str:
 
 def upload_report_html(added: Sequence[str], updated: Sequence[str], unchanged: Sequence[str],
                        failed: Sequence[dict[str, str]], documents: int, chunks: int,
-                       skipped: Sequence[str] = ()) -> str:
-    """An upload's summary: what went in, each failed file with its reason, what was skipped (all escaped)."""
+                       skipped: Sequence[str] = (), notes: Sequence[dict[str, str]] = ()) -> str:
+    """An upload's summary: what went in, each failed file with its reason, what was skipped, and what the
+    files had to say (``{"path", "note"}``: pages read with OCR, attachments left out...), all escaped."""
     items = []
     for label, names in (("Added", added), ("Updated", updated), ("Unchanged", unchanged)):
         if names:
@@ -153,5 +154,8 @@ def upload_report_html(added: Sequence[str], updated: Sequence[str], unchanged: 
     if skipped:
         items.append(f'<li class="upload-skipped">Skipped (type not read): '
                      f'{html.escape(", ".join(display_name(n) for n in skipped))}</li>')
+    for item in notes:
+        items.append(f'<li class="upload-note">{html.escape(display_name(item["path"]))}: '
+                     f'{html.escape(item["note"])}</li>')
     summary = f"<b>The index now holds {documents} documents, {chunks} chunks.</b>"
     return f'<div class="upload-report">{summary}<ul>{"".join(items)}</ul></div>'

@@ -12,7 +12,7 @@ mark { background: #ffe066; color: inherit; padding: 0 .1em; border-radius: 2px;
 .rag-hint { padding: .5em .8em; border-left: 4px solid #4c8bf5; background: var(--background-fill-secondary); }
 .rag-error { padding: .5em .8em; border-left: 4px solid #d93025; background: var(--background-fill-secondary); }
 .upload-report .upload-failed { color: #d93025; }
-.upload-report .upload-skipped { color: var(--body-text-color-subdued); }
+.upload-report .upload-skipped, .upload-report .upload-note { color: var(--body-text-color-subdued); }
 .ocr-badge { font-weight: 400; font-size: .85em; padding: 0 .35em; border-radius: 3px; border: 1px solid #b08800;
              color: #7a5d00; background: #fff8dc; }
 """

@@ -34,23 +34,34 @@ class UsageError(ValueError):
     """A bad command line or input; printed as one line, exit 2."""
 
 
+def _common_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    """``--file`` and ``--json``, on the command and again on each subcommand, so that both
+    ``users --json list`` and ``users list --json`` work; a subcommand's copies default to
+    ``SUPPRESS``, so they never overwrite a value given before the subcommand."""
+    file_default, json_default = (argparse.SUPPRESS, argparse.SUPPRESS) if suppress else (None, False)
+    parser.add_argument("--file", type=Path, default=file_default, help="users file (default: RAGQA_USERS_FILE)")
+    parser.add_argument("--json", action="store_true", default=json_default, help="print one JSON object on stdout")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ui users", description="Manage the accounts in the users file (RAGQA_USERS_FILE).",
         epilog="Passwords are read from a prompt, or from the first line of stdin when it is not a terminal.")
-    p.add_argument("--file", type=Path, default=None, help="users file (default: RAGQA_USERS_FILE)")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _common_options(p)
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, suppress=True)
     sub = p.add_subparsers(dest="command", required=True)
-    add = sub.add_parser("add", help="add a user (asks for the password)")
+    add = sub.add_parser("add", parents=[common], help="add a user (asks for the password)")
     add.add_argument("name")
     add.add_argument("--role", action="append", default=[], metavar="INDEX=ROLE", help=ROLE_HELP + "; repeatable")
-    sub.add_parser("passwd", help="set a user's password (asks for it)").add_argument("name")
-    sub.add_parser("remove", help="remove a user (their sessions end at their next request)").add_argument("name")
-    sub.add_parser("list", help="list users and their roles (never the hashes)")
-    grant = sub.add_parser("grant", help="give a user roles on indexes (replacing their role there)")
+    sub.add_parser("passwd", parents=[common], help="set a user's password (asks for it)").add_argument("name")
+    sub.add_parser("remove", parents=[common],
+                   help="remove a user (their sessions end at their next request)").add_argument("name")
+    sub.add_parser("list", parents=[common], help="list users and their roles (never the hashes)")
+    grant = sub.add_parser("grant", parents=[common], help="give a user roles on indexes (replacing their role there)")
     grant.add_argument("name")
     grant.add_argument("roles", nargs="+", metavar="INDEX=ROLE", help=ROLE_HELP)
-    revoke = sub.add_parser("revoke", help="take away a user's role on indexes")
+    revoke = sub.add_parser("revoke", parents=[common], help="take away a user's role on indexes")
     revoke.add_argument("name")
     revoke.add_argument("indexes", nargs="+", metavar="INDEX", help=f"index names, or {ANY_INDEX!r}")
     return p

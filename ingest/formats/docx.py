@@ -15,14 +15,19 @@ from rag_qa.config import Settings
 
 
 def _table_rows(table) -> list[list[str]]:  # noqa: ANN001 - python-docx's Table
-    """Cell texts row by row; a merged cell (python-docx repeats it in each column it spans) counts once."""
+    """Cell texts row by row, one per grid column.
+
+    python-docx repeats a horizontally merged cell in each column it spans: its text is kept in
+    the first of them and the others are left empty, so every later cell stays under its own
+    header (dropping the repeats instead shifted them left, and a total spanning two columns
+    was read as the value of the wrong one).
+    """
     rows = []
     for row in table.rows:
         seen, cells = set(), []
         for cell in row.cells:
-            if id(cell._tc) not in seen:
-                seen.add(id(cell._tc))
-                cells.append(cell.text.strip())
+            cells.append("" if id(cell._tc) in seen else cell.text.strip())
+            seen.add(id(cell._tc))
         rows.append(cells)
     return rows
 

@@ -1,0 +1,94 @@
+"""The web app's handlers called directly, with a users file but no server: where issue 15's audit trail
+meets issue 16's formats.  An upload of a mail reports and records its skipped attachments and what
+the file had to say (attachments over the limit); a removal takes one document of the index (a
+mail with its attachments), never everything under a folder, and the trail names what went.
+
+The app itself, signed in through ``gradio_client`` and Chromium, is ``test_ui_signin.py``."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from rag_qa.config import Settings
+from ui import audit
+from ui.access import Access
+from ui.handlers import Handlers
+from ui.indexes import IndexCatalog
+from ui.users_file import User, UsersStore, parse_roles, save_users
+
+pytestmark = pytest.mark.slow  # each test ingests a small mail (the embedding model loads)
+
+# never checked here (no one signs in: the handlers get the user name as Gradio would attach it)
+NOT_A_REAL_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+EDITOR = SimpleNamespace(username="ed")  # what Handlers reads from gr.Request
+MAIL = "notes.eml"
+
+
+def no_progress(*_: Any, **__: Any) -> None:
+    """Stands in for gr.Progress outside a Gradio event."""
+
+
+@pytest.fixture
+def team(tmp_path: Path) -> tuple[Handlers, Path]:
+    """Handlers over ``indexes/team``, where ``ed`` is an editor; mails are read for 2 attachments at most."""
+    root = (tmp_path / "indexes").resolve()
+    index = root / "team"
+    index.mkdir(parents=True)
+    users_file = tmp_path / "users.json"
+    save_users(users_file, {"ed": User("ed", NOT_A_REAL_HASH, parse_roles(["team=editor"]))})
+    settings = Settings(max_attachments=2)
+    catalog = IndexCatalog(root, index, settings)
+    return Handlers(catalog, settings.max_upload_mb, Access(catalog, UsersStore(users_file).load())), index
+
+
+def write_mail(path: Path) -> Path:
+    """A mail with a program (not read) and two notes: with a limit of 2, the second note is left out."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.org", "b@example.org", "Room change"
+    message.set_content("The reading group meets in room R7 from now on.")
+    message.add_attachment(b"MZ\x90\x00" + bytes(64), maintype="application", subtype="octet-stream",
+                           filename="tool.exe")
+    for i in (1, 2):
+        message.add_attachment(f"Note {i}: bring the chapter on packet switching.\n", filename=f"note-{i}.txt")
+    path.write_bytes(message.as_bytes())
+    return path
+
+
+def upload_mail(handlers: Handlers, index: Path, tmp_path: Path) -> str:
+    status, rows, _ = handlers.upload([str(write_mail(tmp_path / MAIL))], str(index), EDITOR, no_progress)
+    assert sorted(row[0] for row in rows) == [MAIL, f"{MAIL}/note-1.txt"], status
+    return status
+
+
+def test_an_uploaded_mail_reports_and_records_what_was_skipped_and_left_out(team: tuple[Handlers, Path],
+                                                                              tmp_path: Path) -> None:
+    handlers, index = team
+    status = upload_mail(handlers, index, tmp_path)
+    assert f"Skipped (type not read): {MAIL}/tool.exe" in status
+    assert f'<li class="upload-note">{MAIL}: 3 attachments; only the first 2 were read' in status
+    (record,) = list(audit.read(audit.index_log(index)))
+    assert (record["user"], record["action"], record["outcome"]) == ("ed", "upload", "ok")
+    assert record["files"] == [MAIL, f"{MAIL}/note-1.txt"] and record["skipped"] == [f"{MAIL}/tool.exe"]
+    assert f"skipped: {MAIL}/tool.exe" in audit.format_record(record)
+
+
+def test_remove_takes_one_document_with_its_attachments_never_a_folder(team: tuple[Handlers, Path],
+                                                                      tmp_path: Path) -> None:
+    handlers, index = team
+    upload_mail(handlers, index, tmp_path)
+    stored = index / "uploads" / MAIL
+    for folder in (index / "uploads", index, Path("/")):  # each holds every document of the index
+        status, rows, _ = handlers.remove(str(folder), str(index), EDITOR, no_progress)
+        assert "was not in the index" in status and len(rows) == 2, (folder, status)
+    assert stored.exists()
+
+    status, rows, _ = handlers.remove(str(stored), str(index), EDITOR, no_progress)
+    assert f"Removed {MAIL}, {MAIL}/note-1.txt." in status and rows == [] and not stored.exists()
+    events = [(e["action"], e["outcome"], e["files"]) for e in audit.read(audit.index_log(index))]
+    assert events[1:] == [("remove", "not-found", ["uploads"]), ("remove", "not-found", ["team"]),
+                          ("remove", "not-found", ["/"]), ("remove", "ok", [MAIL, f"{MAIL}/note-1.txt"])]
