@@ -87,6 +87,21 @@ def choose(table, rank_weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return np.array(score), np.array(exact, dtype=float), np.array(right, dtype=float)
 
 
+def _previous_fit(path: Path, hold_t, threshold: float) -> dict | None:
+    """ECE and abstentions of the calibration already beside the weights, on this run's holdout."""
+    try:
+        old = json.loads(path.read_text())
+        a, b, weight = float(old["a"]), float(old["b"]), float(old.get("rank_weight", 0.0))
+    except (OSError, ValueError, KeyError):
+        return None
+    hx, h_exact, hy = choose(hold_t, weight)
+    p = 1 / (1 + np.exp(-(a * hx + b)))
+    return {"a": a, "b": b, "rank_weight": weight, "ece": round(expected_calibration_error(p, hy), 4),
+            "exact_match": round(100 * float(h_exact.mean()), 2),
+            "false_abstentions": round(float(((p < threshold) & (hy == 1)).mean()), 4),
+            "abstentions": round(float((p < threshold).mean()), 4)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "squad" / "dev-v1.1-public.json"))
@@ -118,6 +133,7 @@ def main() -> None:
     hx, h_exact, hy = choose(hold_t, rank_weight)
     p_hold = 1 / (1 + np.exp(-(a * hx + b)))
     _, h_exact0, _ = choose(hold_t, 0.0)
+    previous = _previous_fit(Path(args.model, "calibration.json"), hold_t, args.threshold)
     pairs = REPO / "benchmarks" / "results" / "calibration_pairs.json"
     pairs.parent.mkdir(parents=True, exist_ok=True)
     pairs.write_text(json.dumps({"score": x.round(4).tolist(), "right": y.tolist(), "rank_weight": rank_weight}))
@@ -135,6 +151,8 @@ def main() -> None:
         "threshold": args.threshold,
         "data": Path(args.data).name, "retrieval": f"hybrid top-{args.top_k}", "right_if": "F1 >= 0.5",
     }
+    if previous:  # the fit this one replaces, on the same holdout: did ECE or false abstentions get worse?
+        out["previous_fit_on_holdout"] = previous
     Path(args.model, "calibration.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out))
 
