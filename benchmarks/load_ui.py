@@ -157,6 +157,16 @@ def user(url: str, index: Path, questions: list[str], results: list[dict],
                         "refused": refused})
 
 
+def _run_together(threads: list[threading.Thread]) -> float:
+    """Start every user thread at once and wait for all; the wall time in seconds."""
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
 def run_round(url: str, index: Path, questions: list[str], users: int, results: list[dict] | None = None) -> dict:
     """All users at once, each asking every question (rotated so they do not move in lockstep).
 
@@ -165,12 +175,7 @@ def run_round(url: str, index: Path, questions: list[str], users: int, results: 
     results = [] if results is None else results
     threads = [threading.Thread(target=user, args=(url, index, questions[i:] + questions[:i], results))
                for i in range(users)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - started
+    wall = _run_together(threads)
     stats = latency_stats([r["ms"] for r in results if r["error"] is None])
     errors = [r["error"] for r in results if r["error"]]
     return {
@@ -222,12 +227,7 @@ def run_signed_in_round(url: str, accounts: list[tuple[str, str, Path]], questio
         name, password, index, k = greedy
         threads += [threading.Thread(target=user, args=(url, index, questions, results),
                                      kwargs={"auth": (name, password)}) for _ in range(k)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - started
+    wall = _run_together(threads)
     own = {name: index for name, _, index in accounts} | ({greedy[0]: greedy[2]} if greedy is not None else {})
     allowed = {name: {d.source for d in open_store(index, Settings()).documents()} for name, index in own.items()}
     crosstalk = [r for r in results if any(s not in allowed[r["user"]] for s in r["sources"])]
