@@ -55,7 +55,7 @@ def test_pptx_slides_in_reading_order_with_notes_and_tables(settings: Settings, 
     assert slides[0].startswith("Oxygen\n\nOxygen is a chemical element with symbol O")
     assert slides[1].startswith("Oxygen in living organisms\n\nProteins, nucleic acids")
     assert "\n\nNotes: Many major classes of organic molecules" in slides[1]  # speaker notes, after the body
-    assert slides[2] == "Light elements\n\nElement: Hydrogen; Symbol: H\nElement: Helium; Symbol: He"
+    assert slides[2] == "Light elements\n\nElement: Hydrogen, Symbol: H.\nElement: Helium, Symbol: He."
 
 
 def test_xlsx_rows_keep_headers_sheet_names_and_row_numbers(settings: Settings, tmp_path: Path) -> None:
@@ -63,8 +63,8 @@ def test_xlsx_rows_keep_headers_sheet_names_and_row_numbers(settings: Settings, 
     assert doc.type == "xlsx" and doc.unit == "row"
     rows = {(p.section, p.page): text for p, text in doc.segments()}
     assert rows[("About", 1)] == "Chemical elements, with the year each was discovered"
-    assert rows[("Elements", 7)] == "Element: Sodium; Symbol: Na; Atomic number: 11; Discovered: 1807"
-    assert rows[("Elements", 4)] == "Element: Carbon; Symbol: C; Atomic number: 6"  # empty cells are left out
+    assert rows[("Elements", 7)] == "Element: Sodium, Symbol: Na, Atomic number: 11, Discovered: 1807."
+    assert rows[("Elements", 4)] == "Element: Carbon, Symbol: C, Atomic number: 6."  # empty cells are left out
     assert ("Elements", 1) not in rows  # the header row is in every row instead
     assert "=C3" not in doc.text  # values, never formulas
 
@@ -74,8 +74,8 @@ def test_delimited_files_are_sniffed(settings: Settings, tmp_path: Path, delimit
     doc = load_document(make_csv(tmp_path / f"rivers{suffix}", delimiter), settings)
     assert doc.type == suffix[1:] and doc.unit == "row"
     assert [(p.page, text) for p, text in doc.segments()] == [
-        (2, "City: Warsaw; Country: Poland; River: Vistula"), (3, "City: Rouen; Country: France; River: Seine"),
-        (4, "City: London; Country: United Kingdom; River: Thames")]
+        (2, "City: Warsaw, Country: Poland, River: Vistula."), (3, "City: Rouen, Country: France, River: Seine."),
+        (4, "City: London, Country: United Kingdom, River: Thames.")]
 
 
 def test_epub_chapters_follow_the_spine(settings: Settings, tmp_path: Path) -> None:
@@ -107,8 +107,8 @@ def test_pdf_tables_are_kept_row_by_row_with_headers(settings: Settings) -> None
         "Super Bowl 50",
         "Super Bowl 50 was an American football game to determine the champion of the National",
         "Football League (NFL) for the 2015 season.",
-        "Team: Denver Broncos; Conference: AFC; Record: 12–4; Head coach: Gary Kubiak; Points: 24",
-        "Team: Carolina Panthers; Conference: NFC; Record: 15–1; Head coach: Ron Rivera; Points: 10",
+        "Team: Denver Broncos, Conference: AFC, Record: 12–4, Head coach: Gary Kubiak, Points: 24.",
+        "Team: Carolina Panthers, Conference: NFC, Record: 15–1, Head coach: Ron Rivera, Points: 10.",
         "The Broncos took an early lead in Super Bowl 50 and never trailed.",
     ]
 

@@ -61,7 +61,7 @@ def test_docx_paragraphs_and_tables(settings: Settings) -> None:
     doc = load_document(DOCS / "super_bowl.docx", settings)
     assert doc.type == "docx"
     assert doc.text.startswith("Super Bowl 50\n\nSuper Bowl 50 was an American football game")
-    assert "Team: Denver Broncos; Score: 24" in doc.text  # the table row keeps its headers
+    assert "Team: Denver Broncos, Score: 24" in doc.text  # the table row keeps its headers
 
 
 def test_docx_merged_cells_keep_the_later_cells_under_their_own_headers(settings: Settings, tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_docx_merged_cells_keep_the_later_cells_under_their_own_headers(settings
     path = tmp_path / "merged.docx"
     document.save(str(path))
     lines = load_document(path, settings).text.splitlines()
-    assert lines == ["Team: Denver Broncos; Points: 24; Record: 12-4", "Team: Carolina Panthers; Record: 15-1"]
+    assert lines == ["Team: Denver Broncos, Points: 24, Record: 12-4.", "Team: Carolina Panthers, Record: 15-1."]
 
 
 @pytest.mark.parametrize(("name", "reason"), [

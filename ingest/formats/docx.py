@@ -1,6 +1,6 @@
 """Word documents (.docx) via python-docx: paragraphs and tables in document order.
 
-Each table row keeps its column headers (``Team: Denver Broncos; Score: 24``) instead of a stream
+Each table row keeps its column headers (``Team: Denver Broncos, Score: 24.``) instead of a stream
 of cell words; the archive is checked for zip bombs before python-docx opens it.
 """
 

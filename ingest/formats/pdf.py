@@ -3,7 +3,7 @@
 - **Text layer**: pypdf extracts each page's text (fast, and what every page starts with).
 - **Tables**: a page that draws lines or boxes (counted with pypdfium2, which costs almost nothing)
   is handed to pdfplumber, whose table finder locates ruled tables; such a page's text becomes
-  the text around the tables plus one ``Header: value; Header: value`` line per table row, in
+  the text around the tables plus one ``Header: value, Header: value.`` line per table row, in
   the order they stand on the page.  pypdf and pypdfium2 have no table support; pdfplumber
   (MIT, on pdfminer.six) does, at about 0.3 s a page, which is why only pages with drawings pay
   for it.  Tables without ruling lines stay as pypdf reads them.

@@ -1,6 +1,6 @@
 """Spreadsheets (.xlsx via openpyxl) and delimited text (.csv, .tsv via the standard library).
 
-Every data row is one part whose text keeps the column headers (``Region: North; Revenue: 1.2M``),
+Every data row is one part whose text keeps the column headers (``Region: North, Revenue: 1.2M.``),
 numbered with the row number a spreadsheet program shows (the header is row 1 of a plain CSV);
 for a workbook the part's section is the sheet's name, so a citation reads "sheet Sales, row 14".
 The header is the first row with at least two filled cells; single-cell rows above it (a title)
