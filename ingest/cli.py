@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ingest.errors import IngestUsageError
 from ingest.loaders import SUPPORTED_SUFFIXES
@@ -45,59 +45,68 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Progress:
-    """tqdm bars on stderr, one per phase, plus a plain line when a phase starts (for logs).
+    """tqdm bars on stderr, one per phase and several at once, plus a plain line when a phase first
+    starts (for logs and for tests that wait for a phase).
 
-    OCR (``ocr <file>``) gets a bar of its own under the reading bar, one step per page, so a
-    long scan shows its pages moving while the file count waits.
+    Files are read while the chunks already made are embedded, so "reading" (files) and "embedding"
+    (chunks embedded of those made so far) move together; OCR (``ocr <file>``) gets a bar of its
+    own, one step per page, so a long scan shows its pages moving while the file count waits.
+    "writing" closes the others.
     """
 
+    POSITIONS = {"reading": 0, "embedding": 1, "ocr": 2}
+
     def __init__(self) -> None:
-        self._phase = ""
-        self._bar = None
-        self._pages = None
+        self._bars: dict[str, Any] = {}
+        self._seen: set[str] = set()
         self._pages_of = ""
 
     def __call__(self, done: int, total: int, desc: str) -> None:
-        from tqdm import tqdm
-
         phase, _, detail = desc.partition(" ")
         if phase == "ocr":
             self._ocr(done, total, detail)
             return
-        if phase != self._phase:
+        if phase not in self.POSITIONS:  # writing and the like: the other phases are over
             self.close()
-            self._phase = phase
-            what = {"reading": f"reading {total} files", "embedding": f"embedding {total} chunks"}
+        if phase not in self._seen:
+            self._seen.add(phase)
+            what = {"reading": f"reading {total} files", "embedding": "embedding chunks as files are read"}
             print(what.get(phase, desc), file=sys.stderr, flush=True)
-            self._bar = tqdm(total=total, desc=phase, unit="", file=sys.stderr, disable=None, leave=False)
-        if self._bar is not None:
-            self._bar.update(done - self._bar.n)
-            if detail:
-                self._bar.set_postfix_str(detail, refresh=False)
+        bar = self._bar(phase, total)
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+        if detail:
+            bar.set_postfix_str(one_line(detail), refresh=False)
 
-    def _ocr(self, done: int, total: int, name: str) -> None:
+    def _bar(self, phase: str, total: int, unit: str = "") -> Any:
         from tqdm import tqdm
 
-        if self._pages is None or self._pages_of != name or self._pages.total != total:
-            self._close_pages()
-            print(f"OCR of {one_line(name)}: {total} page{'s' if total != 1 else ''}", file=sys.stderr, flush=True)
-            self._pages = tqdm(total=total, desc="ocr", unit="page", file=sys.stderr, disable=None, leave=False,
-                               position=1)
-            self._pages_of = name
-        self._pages.update(done - self._pages.n)
-        if done >= total:
-            self._close_pages()
+        bar = self._bars.get(phase)
+        if bar is None:
+            bar = self._bars[phase] = tqdm(total=total, desc=phase, unit=unit, file=sys.stderr, disable=None,
+                                           leave=False, position=self.POSITIONS.get(phase, 0))
+        return bar
 
-    def _close_pages(self) -> None:
-        if self._pages is not None:
-            self._pages.close()
-            self._pages = None
+    def _ocr(self, done: int, total: int, name: str) -> None:
+        bar = self._bars.get("ocr")
+        if bar is None or self._pages_of != name or bar.total != total:
+            self._close("ocr")
+            print(f"OCR of {one_line(name)}: {total} page{'s' if total != 1 else ''}", file=sys.stderr, flush=True)
+            bar = self._bar("ocr", total, unit="page")
+            self._pages_of = name
+        bar.update(done - bar.n)
+        if done >= total:
+            self._close("ocr")
+
+    def _close(self, phase: str) -> None:
+        bar = self._bars.pop(phase, None)
+        if bar is not None:
+            bar.close()
 
     def close(self) -> None:
-        self._close_pages()
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        for phase in list(self._bars):
+            self._close(phase)
 
 
 def one_line(text: str) -> str:

@@ -29,6 +29,7 @@ class IngestReport:
     version: int | None = None  # the live index version after the run
     embedded_chunks: int = 0  # chunks embedded in this run (0 when nothing changed)
     notes: list[str] = field(default_factory=list)  # housekeeping messages (stale versions removed...)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (benchmarks; not in --json)
 
     @property
     def exit_code(self) -> int:
