@@ -1,4 +1,8 @@
-"""`python -m ingest PATH... [--index DIR] [--rebuild] [--remove PATH...] [--json]`.
+"""`python -m ingest PATH... [--index DIR] [--rebuild] [--remove PATH...] [--ray ADDRESS] [--json]`.
+
+``--ray ADDRESS`` (or ``RAGQA_RAY_ADDRESS``; ``local`` starts a cluster in this process) runs the
+same ingest on a Ray cluster into the PostgreSQL store (:mod:`ingest.ray_pipeline`); Ray is
+imported only then.
 
 Files of types that are not read, found in the folders given, are listed in one line
 (``skipped: 2 files of unsupported types: .exe, .zip``) and in the JSON's ``skipped``.
@@ -40,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="start a fresh index from PATH... only")
     p.add_argument("--remove", nargs="+", metavar="PATH", default=[],
                    help="remove these files (or everything under these folders) from the index")
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run on a Ray cluster (local, auto, host:port or ray://host:10001; default RAGQA_RAY_ADDRESS) "
+                   "into the PostgreSQL store; needs pip install -e '.[cluster]'")
+    p.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                   help="embedding actors on the cluster (default RAGQA_RAY_WORKERS, 0 = as many as fit)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     return p
 
@@ -121,13 +130,32 @@ def _fail(code: int, message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from ingest.pipeline import ingest_paths
+    from rag_qa.config import get_settings
     from rag_qa.models import ModelNotFoundError
     from rag_qa.store.base import EmbeddingMismatchError, IndexStoreError
 
     progress = Progress()
+    log = lambda m: print(f"ingest: {one_line(m)}", file=sys.stderr)  # noqa: E731
     try:
-        report = ingest_paths(args.paths, args.index, rebuild=args.rebuild, remove=args.remove,
-                              progress=progress, log=lambda m: print(f"ingest: {one_line(m)}", file=sys.stderr))
+        settings = get_settings()
+        address = args.ray if args.ray is not None else settings.ray_address
+        if address:
+            from ingest.ray_pipeline import ClusterError, ingest_paths_ray, require_cluster_store
+
+            require_cluster_store(settings)  # before Ray starts: one line
+            if args.ray_workers is not None:
+                settings = settings.model_copy(update={"ray_workers": args.ray_workers})
+            try:
+                report = ingest_paths_ray(args.paths, args.index, address=address, rebuild=args.rebuild,
+                                          remove=args.remove, settings=settings, progress=progress, log=log)
+            except ClusterError as exc:
+                return _fail(EXIT_ERROR, str(exc))
+            except KeyboardInterrupt:
+                return _fail(130, "interrupted; the documents written so far are in the index, run again to "
+                             "finish (unchanged files are skipped)")
+        else:
+            report = ingest_paths(args.paths, args.index, rebuild=args.rebuild, remove=args.remove,
+                                  progress=progress, log=log)
     except (IngestUsageError, EmbeddingMismatchError) as exc:
         return _fail(EXIT_USAGE, str(exc))
     except (IndexStoreError, ModelNotFoundError) as exc:

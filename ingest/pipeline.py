@@ -3,7 +3,10 @@
 A file whose sha256 is already in the index is left alone (the store carries its chunks and
 vectors over, and the embedding model is not even loaded when nothing changed).  New or changed
 files are loaded, chunked and embedded; files gone from a folder being re-ingested, and ``remove``
-paths, are dropped.  A file that could not be read is remembered by its sha256
+paths, are dropped.  Reading overlaps embedding: a small pool of parser workers
+(``RAGQA_PARSE_PROCESSES``) parses and chunks files while this process embeds the chunks already
+made, longest first, with the model loaded once, beside the first parse.  A file that could not
+be read is remembered by its sha256
 (:mod:`ingest.failures`): while it is unchanged it is reported again with the same error without
 being parsed.  Everything goes through the store's writer protocol
 (:class:`~rag_qa.store.base.StoreWriter`): under the index's write lock, one ``commit_changes``
@@ -124,6 +127,8 @@ class _Run:
                         embedder.add([row.text for row in rows])
                         row_count += len(rows)
                 if embedder.full_batch() or (not pool.running and embedder.waiting):
+                    if not embedder.embedded:  # the phase starts (the CLI prints its line now, not after a batch)
+                        self.progress(0, embedder.added, "embedding")
                     embedder.embed_next()
                     self.progress(embedder.embedded, embedder.added, "embedding")
             timings["embed_s"] = embedder.seconds
