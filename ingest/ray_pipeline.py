@@ -171,8 +171,10 @@ class _Writer:
         self.ready: list[_File] = []
         self.ready_chunks = 0
         self.finished: list[_File] = []  # every complete file, for the report
+        self.replaced: set[str] = set()  # old sources deleted with their files' new versions
         self.expected = 0  # chunks announced by the file rows so far
-        self.dimension: int | None = None
+        self.dimension: int | None = None  # of the vectors that came back
+        self.dimension_hint: int | None = None  # the index's, for a group of documents without chunks
         self.committed = 0  # groups written
         self.write_s = 0.0
 
@@ -222,6 +224,7 @@ class _Writer:
         for entry in sorted(self.ready, key=lambda e: int(e.info["position"]) if e.info else 0):
             info = entry.info or {}
             removed.extend(self.old_of.get(entry.path, []))
+            self.replaced.update(self.old_of.get(entry.path, []))
             order = {doc["source"]: i for i, doc in enumerate(info["documents"])}
             for data, text, vector in sorted(entry.chunks.values(),
                                              key=lambda c: (order.get(c[0]["source"], 0), c[0]["start"], c[0]["id"])):
@@ -232,7 +235,7 @@ class _Writer:
             for doc in info["documents"]:
                 documents.append(DocumentRow(doc["source"], info["sha"], info["mtime"], info["size"], doc["type"],
                                              doc["pages"], doc["n_chunks"], now))
-        dimension = self.dimension or 0
+        dimension = self.dimension or self.dimension_hint or _model_dimension(self.settings)
         matrix = np.stack(vectors) if vectors else np.zeros((0, dimension), dtype="float32")
         started = time.perf_counter()
         committed = self.writer.replace_documents(removed, rows, matrix, documents, self.model, dimension,
@@ -323,6 +326,7 @@ def ingest_paths_ray(paths: Sequence[str | Path], index_dir: str | Path | None =
         if rebuild:
             writer.drop_staging()
         out = _Writer(writer, report, known, {str(p) for p, _ in todo}, model, settings, staging=rebuild)
+        out.dimension_hint = previous.info.dimension if previous is not None and not rebuild else None
         if todo:
             _run_cluster(todo, settings, address, out, report, progress, note, embed_class)
         loaded = {f.path for f in out.finished if f.info is not None and f.info["error"] is None}
@@ -343,11 +347,10 @@ def ingest_paths_ray(paths: Sequence[str | Path], index_dir: str | Path | None =
                 for source, error in doc["failed"]:
                     fail(source, error)
                 report.skipped.extend(doc["skipped"])
-        gone = [s for s in removed if s in known]
+        gone = sorted(s for s in removed if s in known and s not in out.replaced)
         if gone or (out.committed == 0 and (previous is None or rebuild)):
             # removals, or an index that must exist although nothing went in
-            dimension = out.dimension or (previous.info.dimension if previous is not None and not rebuild
-                                          else _model_dimension(settings))
+            dimension = out.dimension or out.dimension_hint or _model_dimension(settings)
             committed = writer.replace_documents(gone, [], np.zeros((0, dimension), dtype="float32"), [], model,
                                                  dimension, out.chunking, staging=rebuild)
             report.version, report.documents, report.chunks = committed.version, committed.documents, committed.chunks
@@ -382,7 +385,11 @@ def _run_cluster(todo: list[tuple[Path, str]], settings: Settings, address: str,
         began = time.perf_counter()
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                if "first_output_s" not in report.timings:  # actors up, model loaded: the steady state starts
+                    report.timings["first_output_s"] = time.perf_counter() - began
                 done, received = out.add(batch)
+                if "first_output_chunks" not in report.timings:
+                    report.timings["first_output_chunks"] = received
                 if done:
                     files += done
                     progress(files, len(todo), "reading")
