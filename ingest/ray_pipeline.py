@@ -121,7 +121,7 @@ def plan_workers(settings: Settings, cpus: float) -> int:
 
 
 def build_dataset(todo: Sequence[tuple[Path, str]], settings: Settings, workers: int,
-                  embed_class: type = EmbedChunks) -> Dataset:
+                  embed_class: type = EmbedChunks, read_fn: Callable[..., dict[str, Any]] = read_file) -> Dataset:
     """The Ray Data pipeline for ``todo`` (nothing runs until it is iterated)."""
     import ray
     from ray.data import ActorPoolStrategy, DataContext
@@ -132,7 +132,7 @@ def build_dataset(todo: Sequence[tuple[Path, str]], settings: Settings, workers:
     data = settings.model_dump(mode="json", exclude={"pg_dsn", "llm_api_key"})  # no secrets to the cluster
     items = [{"position": i, "path": str(path), "sha": sha} for i, (path, sha) in enumerate(todo)]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), MAX_BLOCKS)))
-    ds = ds.map(read_file, fn_kwargs={"settings": data}, num_cpus=settings.ray_parse_cpus)
+    ds = ds.map(read_fn, fn_kwargs={"settings": data}, num_cpus=settings.ray_parse_cpus)
     ds = ds.flat_map(explode, num_cpus=settings.ray_parse_cpus)
     return ds.map_batches(embed_class, batch_size=4 * settings.embed_batch_size, batch_format="numpy",
                           fn_constructor_kwargs={"settings": data,
@@ -270,12 +270,14 @@ def _model_dimension(settings: Settings) -> int:
 def ingest_paths_ray(paths: Sequence[str | Path], index_dir: str | Path | None = None, *, address: str = LOCAL,
                      rebuild: bool = False, remove: Iterable[str | Path] = (), settings: Settings | None = None,
                      progress: ProgressFn | None = None, log: Callable[[str], None] | None = None,
-                     embed_class: type = EmbedChunks) -> IngestReport:
+                     embed_class: type = EmbedChunks,
+                     read_fn: Callable[..., dict[str, Any]] = read_file) -> IngestReport:
     """:func:`ingest.pipeline.ingest_paths` on a Ray cluster, into a PostgreSQL index (module docstring).
 
     ``address`` is ``local`` (a cluster started in this process), ``auto``, ``host:port`` or
     ``ray://host:10001``; when this process is already connected to Ray, that connection is used.
-    ``embed_class`` replaces :class:`~ingest.ray_stages.EmbedChunks` (the tests' fault injection).
+    ``embed_class`` and ``read_fn`` replace :class:`~ingest.ray_stages.EmbedChunks` and
+    :func:`~ingest.ray_stages.read_file` (the tests' fault injection).
     """
     started = time.perf_counter()
     settings = settings or get_settings()
@@ -328,7 +330,7 @@ def ingest_paths_ray(paths: Sequence[str | Path], index_dir: str | Path | None =
         out = _Writer(writer, report, known, {str(p) for p, _ in todo}, model, settings, staging=rebuild)
         out.dimension_hint = previous.info.dimension if previous is not None and not rebuild else None
         if todo:
-            _run_cluster(todo, settings, address, out, report, progress, note, embed_class)
+            _run_cluster(todo, settings, address, out, report, progress, note, embed_class, read_fn)
         loaded = {f.path for f in out.finished if f.info is not None and f.info["error"] is None}
         new_sources = {doc["source"] for f in out.finished if f.info for doc in f.info["documents"]}
         removed |= {s for s in known if _belongs(s, loaded) and s not in new_sources}
@@ -368,7 +370,8 @@ def ingest_paths_ray(paths: Sequence[str | Path], index_dir: str | Path | None =
 
 
 def _run_cluster(todo: list[tuple[Path, str]], settings: Settings, address: str, out: _Writer,
-                 report: IngestReport, progress: ProgressFn, note: Callable[[str], None], embed_class: type) -> None:
+                 report: IngestReport, progress: ProgressFn, note: Callable[[str], None], embed_class: type,
+                 read_fn: Callable[..., dict[str, Any]]) -> None:
     """Run the pipeline over ``todo`` on the cluster, writing complete files as they come."""
     import ray
 
@@ -379,7 +382,7 @@ def _run_cluster(todo: list[tuple[Path, str]], settings: Settings, address: str,
         cpus = float(ray.cluster_resources().get("CPU", 0))
         workers = plan_workers(settings, cpus)
         report.timings["ray_workers"] = workers
-        dataset = build_dataset(todo, settings, workers, embed_class)
+        dataset = build_dataset(todo, settings, workers, embed_class, read_fn)
         files = chunks = 0
         progress(0, len(todo), "reading")
         began = time.perf_counter()
