@@ -52,7 +52,7 @@ from ingest.pipeline import ProgressFn, _belongs, _removals, _sha256
 from ingest.ray_stages import CHUNK, EmbedChunks, explode, read_file
 from ingest.report import IngestReport
 from rag_qa.config import Settings, get_settings
-from rag_qa.env import CHECKOUT, OFFLINE_DEFAULTS
+from rag_qa.env import CHECKOUT, OFFLINE_DEFAULTS, set_offline_defaults
 from rag_qa.store import open_writer
 from rag_qa.store.base import (
     ChunkRow,
@@ -95,10 +95,11 @@ def connect(address: str) -> tuple[bool, str | None]:
         raise IngestUsageError("--ray needs Ray: pip install -e \".[cluster]\"") from exc
     if ray.is_initialized():
         return False, None
-    env_vars = {key: os.environ.get(key, value) for key, value in OFFLINE_DEFAULTS.items()}
-    runtime_env: dict[str, Any] = {"env_vars": env_vars}
-    if address != LOCAL:  # this checkout's code runs on every node (the nodes provide the dependencies)
-        runtime_env["py_modules"] = [str(CHECKOUT / "ingest"), str(CHECKOUT / "rag_qa")]
+    set_offline_defaults()  # a local cluster's workers inherit this process's environment
+    runtime_env: dict[str, Any] | None = None
+    if address != LOCAL:  # other machines: this checkout's code and the offline settings go with the job
+        runtime_env = {"env_vars": {key: os.environ[key] for key in OFFLINE_DEFAULTS},
+                       "py_modules": [str(CHECKOUT / "ingest"), str(CHECKOUT / "rag_qa")]}
     try:
         context = ray.init(address=None if address == LOCAL else address, runtime_env=runtime_env,
                            logging_level="ERROR", log_to_driver=False)

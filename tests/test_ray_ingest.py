@@ -29,7 +29,6 @@ from ingest.pipeline import ingest_paths
 from ingest.ray_pipeline import ingest_paths_ray
 from ingest.ray_stages import EmbedChunks, read_file
 from rag_qa.config import Settings
-from rag_qa.env import OFFLINE_DEFAULTS
 from rag_qa.store.pg.reader import drop_index
 from rag_qa.store.pg.schema import connect, register_vector_type, schema_name
 
@@ -42,8 +41,7 @@ COLUMNS = 'id, source, page, "start", "end", text, unit, section, ocr, embedding
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
     """A local Ray cluster of 2 CPUs for this module (the pipeline uses the connection it finds)."""
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
-             runtime_env={"env_vars": dict(OFFLINE_DEFAULTS)})
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")  # workers inherit the offline env
     yield
     ray.shutdown()
 
