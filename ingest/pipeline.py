@@ -3,7 +3,10 @@
 A file whose sha256 is already in the index is left alone (the store carries its chunks and
 vectors over, and the embedding model is not even loaded when nothing changed).  New or changed
 files are loaded, chunked and embedded; files gone from a folder being re-ingested, and ``remove``
-paths, are dropped.  A file that could not be read is remembered by its sha256
+paths, are dropped.  Reading overlaps embedding: a small pool of parser workers
+(``RAGQA_PARSE_PROCESSES``) parses and chunks files while this process embeds the chunks already
+made, longest first, with the model loaded once, beside the first parse.  A file that could not
+be read is remembered by its sha256
 (:mod:`ingest.failures`): while it is unchanged it is reported again with the same error without
 being parsed.  Everything goes through the store's writer protocol
 (:class:`~rag_qa.store.base.StoreWriter`): under the index's write lock, one ``commit_changes``
@@ -14,6 +17,7 @@ being parsed.  Everything goes through the store's writer protocol
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -23,9 +27,10 @@ import numpy as np
 
 from ingest.chunking import chunk_document, load_tokenizer, make_splitter
 from ingest.discovery import discover
-from ingest.document import LoadedDocument
-from ingest.errors import IngestUsageError, LoadError, WorkerStartError, unexpected_error
+from ingest.embed_batches import LengthSortedEmbedder
+from ingest.errors import IngestUsageError
 from ingest.failures import FailureMemory
+from ingest.parse_pool import Pages, Parsed, ParsePool, default_processes
 from ingest.report import IngestReport
 from ingest.worker import ParserWorker
 from rag_qa.config import Settings, get_settings
@@ -41,7 +46,6 @@ from rag_qa.store.base import (
 )
 
 ProgressFn = Callable[[int, int, str], None]
-EMBED_GROUP = 256  # chunks per progress update while embedding
 
 
 def make_embeddings(settings: Settings) -> SentenceTransformerEmbeddings:
@@ -56,14 +60,6 @@ def _sha256(path: Path) -> str:
 
 def _under(source: str, folder: Path) -> bool:
     return Path(source).is_relative_to(folder)
-
-
-def _family(document: LoadedDocument) -> list[LoadedDocument]:
-    """``document`` and its attachments, theirs too, in order."""
-    out = [document]
-    for attachment in document.attachments:
-        out.extend(_family(attachment))
-    return out
 
 
 def _belongs(source: str, files: set[str]) -> bool:
@@ -82,75 +78,109 @@ class _Run:
         self.note = note
         self.new_rows: list[ChunkRow] = []
         self.new_docs: list[DocumentRow] = []
+        self.vectors: np.ndarray | None = None  # the new rows' vectors, once embedded
+        self.embeddings: SentenceTransformerEmbeddings | None = None
         self.unreadable: list[tuple[Path, str, str]] = []  # (path, sha256, error) of files the parser refused
         self.loaded: set[str] = set()  # the files read in this run (their attachments are not in it)
 
     def fail(self, path: Path | str, error: str) -> None:
         self.report.failed.append({"path": str(path), "error": error})
 
-    def load_and_chunk(self, todo: list[tuple[Path, str]], previous: dict[str, DocumentRow]) -> None:
-        """Load and chunk each new or changed file; a bad file is recorded and skipped.
+    def read_and_embed(self, todo: list[tuple[Path, str]], previous: dict[str, DocumentRow]) -> None:
+        """Read, chunk and embed each new or changed file; a bad file is recorded and skipped.
 
-        A mail's readable attachments come back as documents of their own (``mail.eml/name``),
-        stored with the mail's hash; its unreadable ones are failed lines and its unsupported
-        ones are listed as skipped.
+        Files are parsed (and chunked) by a small pool of parser workers while this thread embeds
+        the chunks already made, longest first (:mod:`ingest.parse_pool`, :mod:`ingest.embed_batches`).
+        The embedding model starts loading beside the first parse, and only when some file needs
+        reading.  A mail's readable attachments come back as documents of their own
+        (``mail.eml/name``), stored with the mail's hash; its unreadable ones are failed lines and
+        its unsupported ones are listed as skipped.  Rows come out in the order of ``todo``
+        whichever worker finished first.
         """
         if not todo:
             return
+        timings = self.report.timings
+        started = time.perf_counter()
         splitter = make_splitter(load_tokenizer(self.settings.embedding_model),
                                  self.settings.chunk_tokens, self.settings.chunk_overlap)
+        timings["tokenizer_s"] = time.perf_counter() - started
+        embeddings = self.embeddings = make_embeddings(self.settings)
+        embedder = LengthSortedEmbedder(embeddings)
+        loading = threading.Thread(target=_load_model, args=(embeddings, timings), name="load-model", daemon=True)
+        loading.start()  # beside the parser workers' start: neither waits for the other
+        workers = [ParserWorker(self.settings)
+                   for _ in range(default_processes(self.settings.parse_processes, len(todo)))]
+        timings["parse_processes"] = len(workers)
+        results: list[Parsed] = []
+        files_done, row_count = 0, 0
+        self.progress(0, len(todo), "reading")
+        with ParsePool(workers, todo, lambda doc: chunk_document(doc, splitter)) as pool:
+            while pool.running or embedder.waiting:
+                for event in pool.events(block=pool.running and not embedder.full_batch()):
+                    if isinstance(event, Pages):
+                        self.progress(event.done, event.total, f"ocr {event.path.name}")
+                        continue
+                    files_done += 1
+                    self.progress(files_done, len(todo), f"reading {event.path.name}")
+                    results.append(event)
+                    for _, rows in event.loaded:
+                        embedder.add([row.text for row in rows])
+                        row_count += len(rows)
+                if embedder.full_batch() or (not pool.running and embedder.waiting):
+                    if not embedder.embedded:  # the phase starts (the CLI prints its line now, not after a batch)
+                        self.progress(0, embedder.added, "embedding")
+                    embedder.embed_next()
+                    self.progress(embedder.embedded, embedder.added, "embedding")
+            timings["embed_s"] = embedder.seconds
+            arrival = embedder.vectors()
+        self._collect(sorted(results, key=lambda r: r.position), previous, arrival, results)
+        timings["parse_s"] = sum(r.parse_s for r in results)
+        timings["chunk_s"] = sum(r.chunk_s for r in results)
+        timings["read_and_embed_s"] = time.perf_counter() - started
+
+    def _collect(self, ordered: list[Parsed], previous: dict[str, DocumentRow], arrival: np.ndarray,
+                 arrived: list[Parsed]) -> None:
+        """Record each file's outcome in ``todo`` order, with its rows' vectors in the same order."""
+        first_row: dict[int, int] = {}  # a file's position -> the index of its first row in ``arrival``
+        n = 0
+        for result in arrived:
+            first_row[result.position] = n
+            n += sum(len(rows) for _, rows in result.loaded)
+        order: list[int] = []
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        with ParserWorker(self.settings) as parser:  # parsers run with a time limit and a memory cap
-            for i, (path, sha) in enumerate(todo):
-                self.progress(i, len(todo), f"reading {path.name}")
+        for result in ordered:
+            if result.error is not None:
+                self.fail(result.path, result.error)
+                if result.remember:
+                    self.unreadable.append((result.path, result.sha, result.error))
+                continue
+            self.loaded.add(str(result.path))
+            index = first_row[result.position]
+            for doc, rows in result.loaded:
+                (self.report.updated if doc.source in previous else self.report.added).append(doc.source)
+                self.new_rows.extend(rows)
+                order.extend(range(index, index + len(rows)))
+                index += len(rows)
+                self.new_docs.append(DocumentRow(doc.source, result.sha, result.mtime, result.size, doc.type,
+                                                 doc.pages, len(rows), now))
+                for note in doc.notes:
+                    self.report.file_notes.append({"path": doc.source, "note": note})
+                    self.note(f"{doc.source}: {note}")
+                for source, error in doc.failed:
+                    self.fail(source, error)
+                self.report.skipped.extend(doc.skipped)
+        self.vectors = arrival[order] if order else arrival[:0]
+        self.report.embedded_chunks = len(self.new_rows)
 
-                def pages(done: int, total: int, name: str = path.name) -> None:
-                    self.progress(done, total, f"ocr {name}")
 
-                try:
-                    stat = path.stat()
-                    document = parser.load(path, pages)
-                    loaded = [(doc, chunk_document(doc, splitter)) for doc in _family(document)]
-                except WorkerStartError as exc:  # not the file's fault: not remembered
-                    self.fail(path, str(exc))
-                    continue
-                except LoadError as exc:
-                    self.fail(path, str(exc))
-                    self.unreadable.append((path, sha, str(exc)))
-                    continue
-                except OSError as exc:
-                    self.fail(path, f"cannot read: {exc.strerror or exc}")
-                    continue
-                except Exception as exc:  # one odd file must not stop the others
-                    self.fail(path, unexpected_error(exc))
-                    continue
-                self.loaded.add(str(path))
-                for doc, rows in loaded:
-                    (self.report.updated if doc.source in previous else self.report.added).append(doc.source)
-                    self.new_rows.extend(rows)
-                    self.new_docs.append(DocumentRow(doc.source, sha, stat.st_mtime, stat.st_size, doc.type,
-                                                     doc.pages, len(rows), now))
-                    for note in doc.notes:
-                        self.report.file_notes.append({"path": doc.source, "note": note})
-                        self.note(f"{doc.source}: {note}")
-                    for source, error in doc.failed:
-                        self.fail(source, error)
-                    self.report.skipped.extend(doc.skipped)
-        self.progress(len(todo), len(todo), "reading")
-
-    def embed(self, embeddings: SentenceTransformerEmbeddings) -> np.ndarray:
-        """Embed the new chunks in groups (for progress), longest-first across all groups so
-        every batch pads to similar lengths, and return the vectors in chunk order."""
-        texts = [row.text for row in self.new_rows]
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        vectors = np.zeros((len(texts), embeddings.dimension), dtype="float32")
-        for start in range(0, len(texts), EMBED_GROUP):
-            self.progress(start, len(texts), "embedding")
-            group = order[start:start + EMBED_GROUP]
-            vectors[group] = embeddings.embed_array([texts[i] for i in group])
-        self.progress(len(texts), len(texts), "embedding")
-        self.report.embedded_chunks = len(texts)
-        return vectors
+def _load_model(embeddings: SentenceTransformerEmbeddings, timings: dict[str, float]) -> None:
+    """Load the embedding model (in a thread; a failure is raised again where the model is used)."""
+    started = time.perf_counter()
+    try:
+        embeddings.model  # noqa: B018 - the property loads and caches it
+    except Exception:  # noqa: S110 - the embedding thread meets it again and reports it
+        return
+    timings["model_load_s"] = time.perf_counter() - started
 
 
 def _removals(previous: dict[str, DocumentRow], folders: Sequence[Path], present: set[str],
@@ -220,7 +250,7 @@ def ingest_paths(paths: Sequence[str | Path], index_dir: str | Path | None = Non
                 else:
                     todo.append((path, sha))
             removed = _removals(known, found.folders, {str(f) for f in found.files}, remove, note)
-            run.load_and_chunk(todo, known)
+            run.read_and_embed(todo, known)
             # attachments that a re-read mail no longer has
             new_sources = {d.source for d in run.new_docs}
             removed |= {s for s in known if _belongs(s, run.loaded) and s not in new_sources}
@@ -248,10 +278,8 @@ def _write(writer: StoreWriter, run: _Run, previous: PreviousIndex | None, known
     report, settings = run.report, run.settings
     # a file read again replaces its old version and old attachments; one that failed keeps them
     kept_sources = [s for s in known if s not in removed and not _belongs(s, run.loaded)]
-    if run.new_rows:
-        embeddings = make_embeddings(settings)
-        vectors = run.embed(embeddings)
-        dimension = embeddings.dimension
+    if run.new_rows and run.embeddings is not None and run.vectors is not None:
+        vectors, dimension = run.vectors, run.embeddings.dimension
     elif previous is not None and previous.info.embedding_model == model:
         dimension = previous.info.dimension
         vectors = np.zeros((0, dimension), dtype="float32")
@@ -260,7 +288,9 @@ def _write(writer: StoreWriter, run: _Run, previous: PreviousIndex | None, known
         vectors = np.zeros((0, dimension), dtype="float32")
     chunking = {"chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap}
     run.progress(0, 1, "writing index")
+    started = time.perf_counter()
     committed = writer.commit_changes(kept_sources, run.new_rows, vectors, run.new_docs, model, dimension, chunking)
+    report.timings["write_s"] = time.perf_counter() - started
     run.progress(1, 1, "writing index")
     report.version, report.documents, report.chunks = committed.version, committed.documents, committed.chunks
 

@@ -32,6 +32,7 @@ class IngestReport:
     # what the files themselves had to say ({"path", "note"}): pages read with OCR, scanned pages left
     # unread, attachments over the limit; the UI's upload report shows them (they are also in ``notes``)
     file_notes: list[dict[str, str]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (benchmarks; not in --json)
 
     @property
     def exit_code(self) -> int:

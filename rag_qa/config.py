@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     max_text_chars: int = 10_000_000  # extracted text longer than this is refused: bounds chunking/embedding
     parse_timeout_s: float = 120.0  # a file whose parser runs longer is skipped (parsing runs in a worker)
     parse_memory_mb: int = 2048  # address-space cap of that worker: a parser bomb fails alone
+    parse_processes: int = 0  # parser workers reading files at once while the embedder runs; 0 = half the cores, 1-4
+    # ingest on a Ray cluster (python -m ingest --ray ADDRESS; pip install -e ".[cluster]"; see ingest.ray_pipeline)
+    ray_address: str | None = None  # "local" starts a cluster in-process; "auto" or "ray://host:10001" joins one
+    ray_workers: int = 0  # embedding actors (each holds the model once); 0 = as many as the cluster's CPUs allow
+    ray_worker_cpus: float = 1.0  # CPUs each embedding actor reserves (and torch threads it runs, at least 1)
+    ray_parse_cpus: float = 0.25  # CPUs each parse/chunk task reserves (parsing is a small share of the work)
+    ray_commit_chunks: int = 1024  # chunks per PostgreSQL transaction in a Ray ingest (whole documents each)
     # OCR of scanned PDF pages and pictures (Tesseract; see ingest.formats.ocr)
     ocr: bool = True  # false: scanned pages and pictures are not read
     ocr_lang: str = "eng"  # Tesseract languages, e.g. "deu" or "eng+fra" (each needs tesseract-ocr-LANG)

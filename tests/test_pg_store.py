@@ -15,6 +15,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,6 +142,7 @@ def test_bm25_statistics_stay_exact_through_incremental_ingests(tmp_path: Path, 
 # ingests argv[1] into index argv[2] on server argv[3] (a rebuild if argv[4]), stalling inside the transaction
 STALL_INSIDE_TRANSACTION = """import sys, time
 from pathlib import Path
+from typing import Any
 import rag_qa.store.pg.writer as pg_writer
 from ingest.pipeline import ingest_paths
 from rag_qa.config import Settings
@@ -242,3 +244,64 @@ def test_benchmark_runs_small(tmp_path: Path, pg_dsn: str) -> None:
     for leg in ("dense", "lexical", "hybrid"):
         assert result[leg]["pgvector"]["recall@5"] > 0.5 and result[leg]["latency_ratio_p50"] > 0
     assert result["dense"]["hnsw_recall_of_exact_top5"] >= 0.9
+
+
+def _piece(source: str, texts: list[str], rng: np.random.Generator) -> tuple[list, np.ndarray, list]:
+    """Chunk rows, unit vectors and the document row of a made-up document (no model needed)."""
+    from rag_qa.store.base import ChunkRow, DocumentRow
+
+    rows, start = [], 0
+    for text in texts:
+        rows.append(ChunkRow(f"{source}:{start}", source, None, start, start + len(text), text))
+        start += len(text) + 2
+    vectors = rng.normal(size=(len(rows), 384)).astype("float32")
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return rows, vectors, [DocumentRow(source, source * 2, 0.0, start, "txt", None, len(rows), "now")]
+
+
+@pytest.mark.pgvector
+def test_replace_documents_is_one_transaction_per_piece_and_keeps_statistics_exact(
+        pg_index: tuple[Path, Settings], pg_dsn: str) -> None:
+    """What a Ray ingest writes through: each call atomic, counts and BM25 statistics exact, and a
+    staged rebuild invisible until it is published."""
+    from rag_qa.store.pg.writer import PgIndexWriter
+
+    index, settings = pg_index
+    rng = np.random.default_rng(0)
+    schema = schema_name(index)
+
+    def state() -> tuple[Any, ...]:
+        with connect(pg_dsn) as conn:
+            kept = dict(conn.execute(f"SELECT lexeme, df FROM {schema}.terms").fetchall())
+            recomputed = dict(conn.execute(f"SELECT lexeme, count(*) FROM {schema}.chunks, "
+                                           "unnest(tsvector_to_array(tsv)) AS lexeme GROUP BY lexeme").fetchall())
+            meta = conn.execute(f"SELECT documents, chunks, tokens, version FROM {schema}.meta").fetchone()
+            actual = conn.execute(f"SELECT (SELECT count(*) FROM {schema}.documents), count(*), sum(n_tokens) "
+                                  f"FROM {schema}.chunks").fetchone()
+        assert kept == recomputed and meta is not None and meta[:3] == actual
+        return meta
+
+    with PgIndexWriter(index, settings) as writer:
+        a = _piece("a", ["quokkas live on Rottnest island", "the quokka smiles"], rng)
+        b = _piece("b", ["wombats dig burrows", "a wombat is a marsupial", "wombat cubes"], rng)
+        writer.replace_documents([], *a[:2], a[2], "minilm", 384)  # creates the index
+        writer.replace_documents([], *b[:2], b[2], "minilm", 384)
+        assert state() == (2, 5, state()[2], 2)
+        a2 = _piece("a", ["the quokka is a small wallaby"], rng)
+        writer.replace_documents([], *a2[:2], a2[2], "minilm", 384)  # a replaced: its old chunks go
+        writer.replace_documents(["b"], [], np.zeros((0, 384), dtype="float32"), [], "minilm", 384)  # b removed
+        assert state()[:2] == (1, 1)
+        with open_store(index, settings) as store:
+            assert [p.text for p in store.search_bm25("quokka", 5)] == ["the quokka is a small wallaby"]
+            live = store.all_chunk_ids()
+
+        c = _piece("c", ["echidnas lay eggs"], rng)
+        writer.replace_documents([], *c[:2], c[2], "minilm", 384, staging=True)
+        with open_store(index, settings) as store:  # staged: the live index is untouched
+            assert store.all_chunk_ids() == live
+        committed = writer.publish_staging()
+        assert (committed.documents, committed.chunks) == (1, 1)
+        assert state()[:2] == (1, 1)
+        with open_store(index, settings) as store:
+            assert [p.text for p in store.search_bm25("echidna", 5)] == ["echidnas lay eggs"]
+            assert store.version > 4

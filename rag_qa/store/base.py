@@ -198,6 +198,27 @@ class StoreWriter(Protocol):
     def write_failures(self, data: dict[str, Any]) -> None: ...
 
 
+@runtime_checkable
+class PieceWriter(Protocol):
+    """A :class:`StoreWriter` that also takes one ingest as many small transactions (a cluster ingest
+    streams documents in as they are embedded; see :meth:`rag_qa.store.pg.writer.PgIndexWriter.replace_documents`).
+
+    Each ``replace_documents`` call is atomic: readers see a document's old chunks or its new ones,
+    never a mix, and a crashed run can simply be repeated.  ``staging=True`` calls build a
+    separate copy that ``publish_staging`` switches in at once (a rebuild that leaves the live
+    index untouched until it is complete).  The FAISS store does not have this: one machine, one
+    version folder per ingest.
+    """
+
+    def replace_documents(self, removed_sources: Sequence[str], chunks: Sequence[ChunkRow], vectors: np.ndarray,
+                          new_documents: Sequence[DocumentRow], embedding_model: str, dimension: int,
+                          chunking: dict[str, Any] | None = None, *, staging: bool = False) -> Committed: ...
+
+    def publish_staging(self) -> Committed: ...
+
+    def drop_staging(self) -> None: ...
+
+
 # ---------------------------------------------------------------------------- shared checks
 
 

@@ -26,6 +26,7 @@ from rag_qa.store.base import (
     DocumentRow,
     IndexInfo,
     IndexLockedError,
+    IndexStoreError,
     as_matrix,
     require_dimension,
 )
@@ -150,29 +151,84 @@ class PgIndexWriter:
                 n_chunks, n_tokens = 0, 0
             else:  # row changes only: readers see the previous rows (MVCC) until the commit
                 target = self.schema
-                gone_chunks, gone_tokens = self._delete_sources(conn, kept_sources)
+                kept = set(kept_sources)
+                gone = [r[0] for r in conn.execute(f"SELECT source FROM {target}.documents") if r[0] not in kept]
+                gone_chunks, gone_tokens = _delete(conn, target, gone)
                 n_chunks, n_tokens = meta["chunks"] - gone_chunks, meta["tokens"] - gone_tokens
                 if not chunks:
                     embedding_model = meta["embedding_model"]  # nothing embedded: the recorded model stands
             new_chunks, new_tokens = self._insert(conn, target, chunks, vectors, new_documents)
             if fresh:
                 create_chunk_indexes(conn, target)
-            documents = conn.execute(f"SELECT count(*) FROM {target}.documents").fetchone()
-            counts = (int(documents[0]) if documents else 0, n_chunks + new_chunks)
-            conn.execute(
-                f"INSERT INTO {target}.meta (format_version, embedding_model, dimension, version, documents, "
-                "chunks, tokens, created_at, chunking) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (singleton) DO UPDATE SET format_version = EXCLUDED.format_version, "
-                "embedding_model = EXCLUDED.embedding_model, "
-                "version = EXCLUDED.version, documents = EXCLUDED.documents, chunks = EXCLUDED.chunks, "
-                "tokens = EXCLUDED.tokens, created_at = EXCLUDED.created_at, chunking = EXCLUDED.chunking",
-                [FORMAT_VERSION, embedding_model, dimension, version, *counts, n_tokens + new_tokens,
-                 datetime.now(UTC).isoformat(timespec="seconds"), json.dumps(chunking or {})],
-            )
+            counts = _write_meta(conn, target, embedding_model, dimension, version, n_chunks + new_chunks,
+                                 n_tokens + new_tokens, chunking)
             if fresh:  # the switch: locks the old tables only for the moment before the commit
                 conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
                 conn.execute(f"ALTER SCHEMA {target} RENAME TO {self.schema}")
         return Committed(version, *counts)
+
+    # ------------------------------------------------------------ an ingest in pieces (python -m ingest --ray)
+
+    @property
+    def staging_schema(self) -> str:
+        return self.schema + STAGING_SUFFIX
+
+    def replace_documents(self, removed_sources: Sequence[str], chunks: Sequence[ChunkRow], vectors: np.ndarray,
+                          new_documents: Sequence[DocumentRow], embedding_model: str, dimension: int,
+                          chunking: dict[str, Any] | None = None, *, staging: bool = False) -> Committed:
+        """One transaction: drop ``removed_sources`` and the old rows of every source in ``new_documents``,
+        then add ``new_documents`` with their ``chunks``; the version is bumped.
+
+        Each call is atomic on its own, so an ingest made of many calls replaces every document
+        atomically and can be repeated after a crash (what is committed stays; unchanged files
+        are skipped by their sha256).  The first call on an index without a committed version
+        creates it (with its HNSW and GIN indexes, grown row by row).  With ``staging`` the calls
+        build ``<schema>__next`` instead, without indexes, and :meth:`publish_staging` switches it
+        in: the live index is untouched until then.
+        """
+        conn = self._connection()
+        vectors = as_matrix(vectors, len(chunks), dimension)
+        target = self.staging_schema if staging else self.schema
+        with conn.transaction():
+            meta = read_meta(conn, target)
+            if meta is None:  # a schema without a meta row is an earlier run's leftover
+                live = read_meta(conn, self.schema) if staging else None
+                conn.execute(f"DROP SCHEMA IF EXISTS {target} CASCADE")
+                create_tables(conn, target, dimension)
+                if not staging:
+                    create_chunk_indexes(conn, target)
+                version, n_chunks, n_tokens = (live["version"] if live else 0) + 1, 0, 0
+            else:
+                migrate_chunks(conn, target, meta["format_version"])
+                require_dimension(self.path, meta["dimension"], dimension)
+                gone = sorted(set(removed_sources) | {d.source for d in new_documents})
+                present = [r[0] for r in conn.execute(f"SELECT source FROM {target}.documents WHERE source = ANY(%s)",
+                                                      [gone])]
+                gone_chunks, gone_tokens = _delete(conn, target, present)
+                version = meta["version"] + 1
+                n_chunks, n_tokens = meta["chunks"] - gone_chunks, meta["tokens"] - gone_tokens
+                if not chunks:
+                    embedding_model = meta["embedding_model"]  # nothing embedded: the recorded model stands
+            new_chunks, new_tokens = self._insert(conn, target, chunks, vectors, new_documents)
+            counts = _write_meta(conn, target, embedding_model, dimension, version, n_chunks + new_chunks,
+                                 n_tokens + new_tokens, chunking)
+        return Committed(version, *counts)
+
+    def publish_staging(self) -> Committed:
+        """Build the staged index's HNSW and GIN indexes and switch it in for the live one (one transaction)."""
+        conn = self._connection()
+        with conn.transaction():
+            meta = read_meta(conn, self.staging_schema)
+            if meta is None:
+                raise IndexStoreError(f"index {self.path} has nothing staged to publish ({self.location})")
+            create_chunk_indexes(conn, self.staging_schema)
+            conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+            conn.execute(f"ALTER SCHEMA {self.staging_schema} RENAME TO {self.schema}")
+        return Committed(int(meta["version"]), int(meta["documents"]), int(meta["chunks"]))
+
+    def drop_staging(self) -> None:
+        """Forget a staged index (an interrupted ``--rebuild``'s leftover)."""
+        self._connection().execute(f"DROP SCHEMA IF EXISTS {self.staging_schema} CASCADE")
 
     def read_failures(self) -> dict[str, Any]:
         """The failure memory kept in the index's schema (``{}`` when there is none)."""
@@ -192,23 +248,6 @@ class PgIndexWriter:
             conn.execute(FAILURES_DDL.format(schema=self.schema))
             conn.execute(f"INSERT INTO {self.schema}.failures (data) VALUES (%s) "
                          "ON CONFLICT (singleton) DO UPDATE SET data = EXCLUDED.data", [json.dumps(data)])
-
-    def _delete_sources(self, conn: psycopg.Connection, kept_sources: Sequence[str]) -> tuple[int, int]:
-        """Delete every document not in ``kept_sources`` (chunks cascade), keeping the lexeme statistics
-        right; returns the (chunks, tokens) that went."""
-        kept = set(kept_sources)
-        gone = [r[0] for r in conn.execute(f"SELECT source FROM {self.schema}.documents") if r[0] not in kept]
-        if not gone:
-            return 0, 0
-        stats = conn.execute(f"SELECT count(*), coalesce(sum(n_tokens), 0) FROM {self.schema}.chunks "
-                             "WHERE source = ANY(%s)", [gone]).fetchone()
-        conn.execute(
-            f"UPDATE {self.schema}.terms AS t SET df = t.df - d.n FROM ("
-            f"SELECT lexeme, count(*) AS n FROM {self.schema}.chunks AS c, unnest(tsvector_to_array(c.tsv)) AS lexeme "
-            "WHERE c.source = ANY(%s) GROUP BY lexeme) AS d WHERE t.lexeme = d.lexeme", [gone])
-        conn.execute(f"DELETE FROM {self.schema}.terms WHERE df <= 0")
-        conn.execute(f"DELETE FROM {self.schema}.documents WHERE source = ANY(%s)", [gone])
-        return (int(stats[0]), int(stats[1])) if stats else (0, 0)
 
     @staticmethod
     def _insert(conn: psycopg.Connection, schema: str, chunks: Sequence[ChunkRow], vectors: np.ndarray,
@@ -237,3 +276,38 @@ class PgIndexWriter:
         stats = conn.execute(f"SELECT count(*), coalesce(sum(n_tokens), 0) FROM {schema}.chunks WHERE seq > %s",
                              [since]).fetchone()
         return (int(stats[0]), int(stats[1])) if stats else (0, 0)
+
+
+def _write_meta(conn: psycopg.Connection, schema: str, embedding_model: str, dimension: int, version: int,
+                chunks: int, tokens: int, chunking: dict[str, Any] | None) -> tuple[int, int]:
+    """Upsert the ``meta`` row of ``schema``; returns its (documents, chunks)."""
+    documents = conn.execute(f"SELECT count(*) FROM {schema}.documents").fetchone()
+    counts = (int(documents[0]) if documents else 0, chunks)
+    conn.execute(
+        f"INSERT INTO {schema}.meta (format_version, embedding_model, dimension, version, documents, "
+        "chunks, tokens, created_at, chunking) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (singleton) DO UPDATE SET format_version = EXCLUDED.format_version, "
+        "embedding_model = EXCLUDED.embedding_model, "
+        "version = EXCLUDED.version, documents = EXCLUDED.documents, chunks = EXCLUDED.chunks, "
+        "tokens = EXCLUDED.tokens, created_at = EXCLUDED.created_at, chunking = EXCLUDED.chunking",
+        [FORMAT_VERSION, embedding_model, dimension, version, *counts, tokens,
+         datetime.now(UTC).isoformat(timespec="seconds"), json.dumps(chunking or {})],
+    )
+    return counts
+
+
+def _delete(conn: psycopg.Connection, schema: str, gone: Sequence[str]) -> tuple[int, int]:
+    """Delete the documents ``gone`` (chunks cascade), keeping the lexeme statistics right; returns the
+    (chunks, tokens) that went."""
+    if not gone:
+        return 0, 0
+    gone = list(gone)
+    stats = conn.execute(f"SELECT count(*), coalesce(sum(n_tokens), 0) FROM {schema}.chunks "
+                         "WHERE source = ANY(%s)", [gone]).fetchone()
+    conn.execute(
+        f"UPDATE {schema}.terms AS t SET df = t.df - d.n FROM ("
+        f"SELECT lexeme, count(*) AS n FROM {schema}.chunks AS c, unnest(tsvector_to_array(c.tsv)) AS lexeme "
+        "WHERE c.source = ANY(%s) GROUP BY lexeme) AS d WHERE t.lexeme = d.lexeme", [gone])
+    conn.execute(f"DELETE FROM {schema}.terms WHERE df <= 0")
+    conn.execute(f"DELETE FROM {schema}.documents WHERE source = ANY(%s)", [gone])
+    return (int(stats[0]), int(stats[1])) if stats else (0, 0)

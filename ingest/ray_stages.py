@@ -1,0 +1,119 @@
+"""What runs on the Ray workers of ``python -m ingest --ray``: parse, chunk and embed.
+
+The driver (:mod:`ingest.ray_pipeline`) builds the Ray Data pipeline from these:
+
+- :func:`read_file` (Ray tasks, one file at a time): parses with the same
+  :class:`~ingest.worker.ParserWorker` as on one machine, so every file keeps its time limit and
+  memory cap and a bad one is one line (the worker process is kept for the next file that Ray
+  worker reads), then chunks with the same :func:`~ingest.chunking.chunk_document`, so chunk ids
+  and offsets are the single-machine ones;
+- :func:`explode` (fused into the same task by Ray Data): one row per chunk, then one ``file``
+  row that says what happened to the file and how many chunks each of its documents has;
+- :class:`EmbedChunks` (``map_batches`` on an actor pool): loads the embedding model once per
+  actor and adds an ``embedding`` column (zeros on ``file`` rows).
+
+Rows carry only strings and numbers (``kind``, ``text``, ``info`` as JSON, ``embedding``): no
+pickled objects travel between our code and the driver beyond what Ray itself moves.
+Nothing here imports Ray: the module is as plain as the rest of ``ingest``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ingest.document import LoadedDocument
+from ingest.parse_pool import read_one
+from rag_qa.config import Settings
+
+if TYPE_CHECKING:
+    from langchain_text_splitters import TextSplitter
+
+    from ingest.worker import ParserWorker
+    from rag_qa.embeddings import SentenceTransformerEmbeddings
+    from rag_qa.store.base import ChunkRow
+
+CHUNK, FILE = "chunk", "file"
+
+_PARSERS: dict[str, ParserWorker] = {}  # settings JSON -> this process's parser worker
+
+
+def settings_from(data: dict[str, Any]) -> Settings:
+    """The driver's settings, as sent to the workers (JSON-ready dict)."""
+    return Settings(**data)
+
+
+def _parser(settings: Settings) -> ParserWorker:
+    from ingest.worker import ParserWorker
+
+    key = settings.model_dump_json()
+    parser = _PARSERS.get(key)
+    if parser is None:
+        parser = _PARSERS[key] = ParserWorker(settings)
+    return parser
+
+
+@lru_cache(maxsize=4)
+def _splitter(model: str, chunk_tokens: int, overlap: int) -> TextSplitter:
+    from ingest.chunking import load_tokenizer, make_splitter
+
+    return make_splitter(load_tokenizer(model), chunk_tokens, overlap)
+
+
+def _chunk(settings: Settings, document: LoadedDocument) -> list[ChunkRow]:
+    from ingest.chunking import chunk_document
+
+    return chunk_document(document, _splitter(settings.embedding_model, settings.chunk_tokens,
+                                              settings.chunk_overlap))
+
+
+def read_file(row: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Read and chunk one file (``row``: position, path, sha); the outcome as a JSON string in ``result``."""
+    config = settings_from(settings)
+    parsed = read_one(_parser(config), int(row["position"]), Path(str(row["path"])), str(row["sha"]),
+                      lambda doc: _chunk(config, doc))
+    documents, chunks = [], []
+    for doc, rows in parsed.loaded:
+        documents.append({"source": doc.source, "type": doc.type, "pages": doc.pages, "n_chunks": len(rows),
+                          "notes": doc.notes, "failed": [list(f) for f in doc.failed], "skipped": doc.skipped})
+        chunks.extend({"file": str(parsed.path), "id": r.id, "source": r.source, "page": r.page, "start": r.start,
+                       "end": r.end, "text": r.text, "unit": r.unit, "section": r.section, "ocr": r.ocr} for r in rows)
+    info = {"position": parsed.position, "path": str(parsed.path), "sha": parsed.sha, "mtime": parsed.mtime,
+            "size": parsed.size, "error": parsed.error, "remember": parsed.remember, "documents": documents,
+            "chunks": len(chunks), "parse_s": parsed.parse_s, "chunk_s": parsed.chunk_s}
+    return {"info": json.dumps(info, ensure_ascii=False), "chunks": json.dumps(chunks, ensure_ascii=False)}
+
+
+def explode(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per chunk (``text`` to embed, ``info`` its place), then the file's own row."""
+    out = []
+    for chunk in json.loads(row["chunks"]):
+        text = chunk.pop("text")
+        out.append({"kind": CHUNK, "text": text, "info": json.dumps(chunk, ensure_ascii=False)})
+    out.append({"kind": FILE, "text": "", "info": row["info"]})
+    return out
+
+
+class EmbedChunks:
+    """An actor's embedder: the model is loaded once, in ``__init__``; each call embeds a batch's chunks."""
+
+    def __init__(self, settings: dict[str, Any], threads: int) -> None:
+        import torch
+
+        from rag_qa.embeddings import SentenceTransformerEmbeddings
+
+        torch.set_num_threads(max(1, threads))
+        self.embeddings: SentenceTransformerEmbeddings = SentenceTransformerEmbeddings(settings=settings_from(settings))
+        self.dimension = self.embeddings.dimension  # loads the model
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        kinds = batch["kind"]
+        chunks = [i for i, kind in enumerate(kinds) if kind == CHUNK]
+        vectors = np.zeros((len(kinds), self.dimension), dtype="float32")
+        if chunks:  # sentence-transformers sorts them by length into batches of embed_batch_size
+            vectors[chunks] = self.embeddings.embed_array([str(batch["text"][i]) for i in chunks])
+        return {"kind": kinds, "text": batch["text"], "info": batch["info"], "embedding": vectors}
