@@ -35,27 +35,19 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ingest_speed import machine, run_child, squad_corpus
 
+from rag_qa.store.pg.local import server_or_local  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 MACHINES = (1, 2, 4, 8, 16, 32, 64)
 
 
-@contextmanager
-def server(dsn: str | None) -> Iterator[str]:
-    if dsn:
-        yield dsn
-        return
-    from rag_qa.store.pg.local import local_server
-
-    with local_server() as local:
-        yield local
+server = server_or_local  # the given DSN, or a throwaway local server
 
 
 def ray_child(args: argparse.Namespace) -> int:

@@ -23,8 +23,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from rag_qa.eval.retrieval_eval import is_hit
 from rag_qa.retrieval import make_retriever, passages
 from rag_qa.store.faiss.reader import IndexStore
 from rag_qa.store.faiss.writer import PreviousVersion
+from rag_qa.store.pg.local import server_or_local  # noqa: E402
 from rag_qa.store.pg.reader import PgVectorStore, drop_index
 from rag_qa.store.pg.writer import PgIndexWriter
 from rag_qa.types import Passage
@@ -49,16 +49,7 @@ K = 5
 DATA = HERE.parents[1] / "shared" / "data" / "squad" / "dev-v1.1-public.json"
 
 
-@contextmanager
-def server(dsn: str | None) -> Iterator[str]:
-    """The given server, or a throwaway local one for the length of the run."""
-    if dsn:
-        yield dsn
-        return
-    from rag_qa.store.pg.local import local_server
-
-    with local_server() as local:
-        yield local
+server = server_or_local  # the given DSN, or a throwaway local server
 
 
 def timed(search: Callable[[Any], list[Passage]], inputs: list[Any]) -> tuple[list[list[Passage]], list[float]]:

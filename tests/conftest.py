@@ -170,3 +170,16 @@ def built_store(request: pytest.FixtureRequest, backend_settings: Settings) -> t
     if backend_settings.store == "pgvector":
         return request.getfixturevalue("built_pg_index"), backend_settings
     return request.getfixturevalue("built_index"), backend_settings
+
+
+CHEAP = ("normans_latin1.txt", "code-of-conduct.md", "oxygen.html")  # three formats, few chunks: quick to embed
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A folder holding copies of three small test documents (ingest tests change and remove them)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in CHEAP:
+        shutil.copy(DOCS / name, docs / name)
+    return docs

@@ -18,17 +18,6 @@ from rag_qa.config import Settings
 from rag_qa.models import resolve_model
 from rag_qa.store import EmbeddingMismatchError, open_store
 
-CHEAP = ("normans_latin1.txt", "code-of-conduct.md", "oxygen.html")  # few chunks: quick to embed
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name in CHEAP:
-        shutil.copy(DOCS / name, docs / name)
-    return docs
-
 
 def _no_embedding(settings: Settings):
     raise AssertionError("the embedding model was asked for although nothing needed embedding")

@@ -34,7 +34,6 @@ from rag_qa.store.pg.schema import connect, register_vector_type, schema_name
 
 pytestmark = [pytest.mark.ray, pytest.mark.pgvector]
 
-CHEAP = ("normans_latin1.txt", "code-of-conduct.md", "oxygen.html")  # three formats, few chunks
 COLUMNS = 'id, source, page, "start", "end", text, unit, section, ocr, embedding'
 
 
@@ -61,13 +60,6 @@ def indexes(tmp_path: Path, pg_dsn: str) -> Iterator[tuple[Path, Path]]:
         drop_index(index, pg_settings(pg_dsn))
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name in CHEAP:
-        shutil.copy(DOCS / name, docs / name)
-    return docs
 
 
 def chunks_of(dsn: str, index: Path) -> dict[str, tuple[Any, ...]]:

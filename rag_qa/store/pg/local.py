@@ -33,3 +33,13 @@ def local_server() -> Iterator[str]:
             server.cleanup()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def server_or_local(dsn: str | None) -> Iterator[str]:
+    """The given server's DSN, or a throwaway local server's for the length of the block."""
+    if dsn:
+        yield dsn
+        return
+    with local_server() as local:
+        yield local
