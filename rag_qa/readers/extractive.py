@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rag_qa.hardware import native_bf16
 from rag_qa.models import DEFAULT_READER, resolve_model
 from rag_qa.readers.base import Reader
 from rag_qa.spans import Span, Window, decode_example, encode_windows, model_inputs
@@ -60,15 +61,6 @@ def load_calibration(model_dir: str) -> tuple[tuple[float, float], float]:
         return DEFAULT_CALIBRATION, 0.0
 
 
-def _cpu_has_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 class ExtractiveReader(Reader):
     """Batched span extraction over all passages; one model instance serves every question."""
 
@@ -99,7 +91,7 @@ class ExtractiveReader(Reader):
             device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
             precision = self.config.precision
             if precision == "auto":
-                precision = "bf16" if device == "cuda" or _cpu_has_bf16() else "fp32"
+                precision = "bf16" if native_bf16(device) else "fp32"
             if precision == "int8" and device == "cpu":
                 model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
             self._dtype = torch.bfloat16 if precision == "bf16" else None

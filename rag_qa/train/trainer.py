@@ -40,9 +40,11 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
+from rag_qa.hardware import native_bf16
 from rag_qa.qa_data import QAExample, load_examples
 from rag_qa.spans import decode_example, model_inputs
 from rag_qa.squad_metrics import best_null_threshold, squad_scores
+from rag_qa.train.callbacks import Budget, WallClock
 from rag_qa.train.distill import MASKED
 from rag_qa.train.features import TrainFeatures, build_train_features, eval_windows, features_key, file_digest
 
@@ -108,12 +110,8 @@ def pick_precision(requested: str) -> str:
     if requested != "auto":
         return requested
     if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        flags = ""
-    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
+        return "bf16" if native_bf16("cuda") else "fp16"
+    return "bf16" if native_bf16("cpu") else "fp32"
 
 
 class QuestionGroupSampler(Sampler):
@@ -314,51 +312,6 @@ class _EvalPrinter(TrainerCallback):
             )
 
 
-class _Budget(TrainerCallback):
-    """Ends this run early -- checkpoint saved -- after ``steps`` steps or ``minutes`` of training,
-    so a long CPU job fits the time a machine is lent and the next run resumes where it stopped."""
-
-    def __init__(self, steps: int | None, minutes: float | None) -> None:
-        self.steps, self.minutes = steps, minutes
-        self.first: int | None = None
-        self.t0 = time.time()
-        self.stopped = False
-
-    def on_step_end(self, args, state, control, **kw):
-        self.first = state.global_step - 1 if self.first is None else self.first
-        done = state.global_step - self.first
-        spent = (self.steps and done >= self.steps) or (self.minutes and time.time() - self.t0 >= 60 * self.minutes)
-        if spent and state.global_step < state.max_steps:
-            control.should_save = control.should_training_stop = True
-            self.stopped = True
-        return control
-
-
-class _WallClock(TrainerCallback):
-    """Wall time summed over every run that trained this output (resumes included): each
-    checkpoint stores the total so far, and a resumed run starts from its checkpoint's total."""
-
-    def __init__(self, before: float = 0.0) -> None:
-        self.before, self.t0 = before, time.time()
-
-    def total(self) -> float:
-        return self.before + time.time() - self.t0
-
-    def on_save(self, args, state, control, **kw):
-        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if ckpt.is_dir():
-            (ckpt / "wallclock.json").write_text(json.dumps({"seconds": round(self.total(), 1),
-                                                             "step": state.global_step}))
-
-    @staticmethod
-    def resumed(checkpoints: Path) -> float:
-        last = max(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]), default=None)
-        try:
-            return float(json.loads((last / "wallclock.json").read_text())["seconds"]) if last else 0.0
-        except (OSError, ValueError, KeyError):
-            return 0.0
-
-
 def _subsample(examples: list[QAExample], n: int | None, seed: int) -> list[QAExample]:
     if n is None or n >= len(examples):
         return examples
@@ -464,7 +417,7 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: Sequence[TrainerCa
     groups_per_batch = max(1, round(cfg.batch_size * len(feats) / max(feats.n_windows, 1)))
     checkpoints = out / "checkpoints"
     resume = cfg.resume and any(checkpoints.glob("checkpoint-*"))
-    clock = _WallClock(_WallClock.resumed(checkpoints) if resume else 0.0)
+    clock = WallClock(WallClock.resumed(checkpoints) if resume else 0.0)
     args = TrainingArguments(
         output_dir=str(checkpoints),
         learning_rate=cfg.learning_rate,
@@ -507,7 +460,7 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: Sequence[TrainerCa
         eval_wins=wins,
         qa_config=cfg,
         group_lengths=feats.group_lengths() if cfg.length_grouping else None,
-        callbacks=[*callbacks, _EvalPrinter(), clock, budget := _Budget(cfg.stop_after_steps, cfg.stop_after_minutes)],
+        callbacks=[*callbacks, _EvalPrinter(), clock, budget := Budget(cfg.stop_after_steps, cfg.stop_after_minutes)],
     )
     trainer.train(resume_from_checkpoint=True if resume else None)
     final = {} if budget.stopped else trainer.evaluate()
