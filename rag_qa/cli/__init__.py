@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from rag_qa.cli import ask, readers, search, train
 from rag_qa.cli import eval as eval_command
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     set_offline_defaults()  # offline first: never phone home unless the user asked for it
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(train.default_kind(list(sys.argv[1:] if argv is None else argv)))
     if args.command != "train":  # weight-loading bars are noise for ask/search; training keeps its own
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         from transformers.utils import logging as hf_logging

@@ -1,16 +1,35 @@
-"""`python -m rag_qa train`: command-line front of :func:`rag_qa.train.trainer.train`.
+"""`python -m rag_qa train [extractive|generative]`: fine-tune a reader.
 
-The parser imports nothing but argparse (``rag_qa train --help`` is instant, and this module
-loads where LangChain, FAISS and Gradio are not installed); the trainer loads when it runs.
+``extractive`` (the default when no kind is named: ``rag_qa train --train ...``) fronts
+:func:`rag_qa.train.trainer.train`; ``generative`` fronts
+:func:`rag_qa.train.gen_trainer.train_generative`, its flags made from
+:class:`rag_qa.train.gen_config.GenConfig`.  The parser imports nothing heavy (``rag_qa train
+--help`` is instant, and this module loads where LangChain, FAISS and Gradio are not installed);
+the trainers load when they run.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from rag_qa.cli.config_flags import add_config_flags
+from rag_qa.train.gen_config import GenConfig
+
+KINDS = ("extractive", "generative")
+
+
+def default_kind(argv: list[str]) -> list[str]:
+    """``train --train ...`` (no kind named) means ``train extractive --train ...``."""
+    if argv and argv[0] == "train" and len(argv) > 1 and argv[1] not in (*KINDS, "-h", "--help"):
+        return ["train", "extractive", *argv[1:]]
+    return argv
+
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="fine-tune an extractive reader on SQuAD-style data")
+    train = sub.add_parser("train", help="fine-tune a reader on SQuAD-style data (extractive or generative)",
+                           description="Fine-tune a reader. Without a KIND, the flags are the extractive reader's.")
+    kinds = train.add_subparsers(dest="kind", required=True, metavar="KIND")
+    p = kinds.add_parser("extractive", help="a span-extraction reader (start/end logits), e.g. from MiniLM")
     p.add_argument("--train", required=True,
                    help="SQuAD .json/.json.gz, or .jsonl/.csv rows of question,context,answer")
     p.add_argument("--eval", required=True, help="dev data in the same formats")
@@ -64,6 +83,45 @@ def add_parser(sub) -> None:
     p.add_argument("--save-dtype", choices=["float16", "bfloat16", "float32"], default="float16")
     p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     p.set_defaults(func=run)
+    _add_generative(kinds)
+
+
+def _add_generative(kinds) -> None:
+    p = kinds.add_parser("generative", help="a small LLM with a LoRA adapter that answers from numbered "
+                         "passages, cites them and refuses", description="LoRA fine-tuning of a causal LM on "
+                         "SQuAD prompts (gold passage + same-article distractors); writes the adapter, its card, "
+                         "metrics and training curve to OUTPUT.")
+    add_config_flags(p, GenConfig)
+    p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
+    p.set_defaults(func=run_generative)
+
+
+def run_generative(args: argparse.Namespace) -> int:
+    import contextlib
+    import json
+    import sys
+
+    from rag_qa.cli.config_flags import config_from_args
+    from rag_qa.train.gen_trainer import train_generative
+
+    cfg = config_from_args(GenConfig, args)
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        summary = train_generative(cfg, progress=not args.json)
+    final = summary.get("final_eval") or {}
+    result = {"output": cfg.output, "global_steps": summary["global_steps"], "seconds": summary["seconds"],
+              **{k: final.get(k) for k in ("exact_match", "f1", "citation_accuracy", "refusals_gold_removed",
+                                           "false_refusals")}}
+    if summary.get("stopped"):
+        result.update(stopped=True, max_steps=summary["max_steps"])
+    if args.json:
+        print(json.dumps(result))
+    elif summary.get("stopped"):
+        print(f"stopped at step {result['global_steps']} of {result['max_steps']}: continue with --resume",
+              file=sys.stderr)
+    else:
+        print(f"saved the adapter in {cfg.output}" + (f": dev EM {final['exact_match']:.1f} F1 {final['f1']:.1f}"
+                                                      if final else ""), file=sys.stderr)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -112,6 +112,37 @@ def _llama_cpp_installed() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
+def _adapter_dir(spec: str) -> Path | None:
+    """The LoRA adapter folder ``spec`` names (in models/ or a local path), if it is one."""
+    from rag_qa.models import MODELS_DIR
+
+    for folder in (MODELS_DIR / spec, Path(spec).expanduser()):
+        if (folder / "adapter_config.json").is_file():
+            return folder.resolve()
+    return None
+
+
+def _adapter_backend(folder: Path, settings: Any) -> ChatBackend:
+    """The adapter's base (named by alias in its config) through transformers, the adapter merged in."""
+    import json
+
+    from rag_qa.hardware import native_bf16
+    from rag_qa.models import ModelNotFoundError, require_safetensors, resolve_model
+
+    require_safetensors(folder, folder.name, "adapter")
+    base = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
+    if not base:
+        raise ModelNotFoundError(f"adapter {folder}: adapter_config.json names no base model")
+    model = resolve_model(base, kind="generative base model")
+    dtype = "bfloat16" if native_bf16("cpu") else "float32"
+    source = f"{model.source} + LoRA adapter {folder.name}"
+    if model.path.endswith(".gguf"):
+        file = Path(model.path)
+        return TransformersChat(str(file.parent), gguf_file=file.name, source=source, adapter=str(folder),
+                                dtype=dtype)
+    return TransformersChat(model.path, source=source, adapter=str(folder), dtype=dtype)
+
+
 def _gguf_backend(path: str, source: str, settings: Any) -> ChatBackend:
     """llama.cpp when installed (or asked for), else transformers' GGUF loading."""
     engine = settings.llm_backend
@@ -161,6 +192,9 @@ def make_backend(spec: str, settings: Any) -> ChatBackend:
         return _openai(arg, settings)
     if kind == "ollama" and arg:
         return _ollama(arg, settings)
+    adapter = _adapter_dir(spec)
+    if adapter is not None:
+        return _adapter_backend(adapter, settings)
     path = Path(spec).expanduser()
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
@@ -175,7 +209,7 @@ def make_backend(spec: str, settings: Any) -> ChatBackend:
 
 
 def make_generative_reader(spec: str | None = None, settings: Any = None) -> Reader:
-    """A :class:`GenerativeReader` for ``spec`` (None: the configured default, ``smollm2``).
+    """A :class:`GenerativeReader` for ``spec`` (None: the configured default, the fine-tuned adapter).
 
     Nothing is loaded here; weights load on first use (``warm_up``).
     """

@@ -33,28 +33,62 @@ class ChatBackend(Protocol):
         """Engine and where the weights come from."""
 
 
-class TransformersChat:
-    """A causal LM run by transformers; ``gguf_file`` loads (and dequantises) a GGUF file."""
+def encode_prompt(tokenizer: Any, messages: Messages) -> list[int]:
+    """Token ids of the prompt a model answers after: its chat template with the assistant turn opened,
+    or, for a base model without one, the turns as plain text ending in ``Answer:``.  Training
+    (:mod:`rag_qa.train.gen_trainer`) builds its inputs with this same function."""
+    if tokenizer.chat_template:
+        return list(tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
+                    ["input_ids"])
+    text = "\n\n".join(m["content"] for m in messages) + "\n\nAnswer:"
+    return list(tokenizer(text)["input_ids"])
 
-    def __init__(self, model: str, gguf_file: str | None = None, source: str = "") -> None:
+
+def encode_reply(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of a reply as the model should produce it after :func:`encode_prompt`: the text, then
+    the token that ends the turn (``<|im_end|>`` in ChatML, ``<eos>`` for a base model)."""
+    spaced = text if tokenizer.chat_template else " " + text  # a base model's reply follows "Answer:"
+    return list(tokenizer(spaced, add_special_tokens=False)["input_ids"]) + [tokenizer.eos_token_id]
+
+
+class TransformersChat:
+    """A causal LM run by transformers; ``gguf_file`` loads (and dequantises) a GGUF file.
+
+    ``adapter``: a LoRA adapter folder (PEFT, safetensors) merged into the weights at load time, so
+    generation runs at the base model's speed.  ``dtype``: ``bfloat16`` where the CPU does it natively.
+    """
+
+    def __init__(self, model: str, gguf_file: str | None = None, source: str = "", adapter: str | None = None,
+                 dtype: str = "float32") -> None:
         self.model_name, self.gguf_file, self.source = model, gguf_file, source
+        self.adapter, self.dtype = adapter, dtype
         self._model: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def loaded(cls, model: Any, tokenizer: Any, source: str = "") -> TransformersChat:
+        """A backend over a model already in memory (a training run's final evaluation)."""
+        chat = cls(getattr(model, "name_or_path", "in-memory model"), source=source or "in memory")
+        chat._model, chat._tokenizer = model.eval(), tokenizer
+        return chat
 
     def load(self) -> None:
         with self._lock:
             if self._model is not None:
                 return
+            import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            kwargs = {"gguf_file": self.gguf_file} if self.gguf_file else {}
+            kwargs = {"gguf_file": self.gguf_file} if self.gguf_file else {"use_safetensors": True}
             self._tokenizer = AutoTokenizer.from_pretrained(self.model_name, **kwargs)
-            if self.gguf_file:  # weights from a GGUF file or safetensors, never from a pickle
-                model = AutoModelForCausalLM.from_pretrained(self.model_name, gguf_file=self.gguf_file)
-            else:
-                model = AutoModelForCausalLM.from_pretrained(self.model_name, use_safetensors=True)
-            self._model = model.eval()
+            # weights from a GGUF file or safetensors, never from a pickle
+            model = AutoModelForCausalLM.from_pretrained(self.model_name, dtype=torch.float32, **kwargs)
+            if self.adapter:
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, self.adapter).merge_and_unload()
+            self._model = model.to(getattr(torch, self.dtype)).eval()
 
     @property
     def tokenizer(self) -> Any:
@@ -65,15 +99,11 @@ class TransformersChat:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _inputs(self, messages: Messages) -> Any:
-        tok = self._tokenizer
-        if tok.chat_template:
-            return tok.apply_chat_template(
-                list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
-            )
-        # a base model with no chat template: plain text turns, answer after "Answer:"
-        text = "\n\n".join(m["content"] for m in messages) + "\n\nAnswer:"
-        return tok(text, return_tensors="pt")
+    def _inputs(self, messages: Messages) -> dict[str, Any]:
+        import torch
+
+        ids = torch.tensor([encode_prompt(self._tokenizer, messages)])
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
     def stream(self, messages: Messages, max_new_tokens: int, temperature: float) -> Iterator[str]:
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
@@ -121,7 +151,7 @@ class TransformersChat:
 
     def describe(self) -> dict[str, Any]:
         return {"engine": "transformers", "model": self.model_name, "gguf_file": self.gguf_file,
-                "weights": self.source or self.model_name}
+                "adapter": self.adapter, "dtype": self.dtype, "weights": self.source or self.model_name}
 
 
 class LlamaCppChat:

