@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None  # OpenAI-compatible servers; falls back to OPENAI_API_KEY
     llm_context_tokens: int = 2048  # prompt + answer budget; passages beyond it are dropped
     max_new_tokens: int = 64
+    # transformers LLM arithmetic: auto = bf16 where the CPU/GPU does it natively, else fp32; int8 = dynamic
+    # quantisation of the linear layers (CPU; benchmarks/gen_speed.py measures each)
+    llm_precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
+    # each passage the LLM reads is cut to this many words of whole sentences around the one most like the
+    # question (0: whole passages); fewer prompt tokens, a faster answer
+    llm_passage_words: int = 0
     temperature: float = 0.0  # 0 = greedy (deterministic)
     # UI
     host: str = "127.0.0.1"

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rag_qa.readers.base import Reader
-from rag_qa.readers.grounding import ground_answer
+from rag_qa.readers.grounding import ground_answer, strip_citations
 from rag_qa.readers.llm_backends import ChatBackend, LangChainChat, LlamaCppChat, TransformersChat
-from rag_qa.readers.prompting import INSTRUCTION, SYSTEM_PROMPT, Prompt, build_prompt
+from rag_qa.readers.prompting import PROMPT_STYLES, Prompt, PromptStyle, build_prompt
+from rag_qa.sentences import focus
 from rag_qa.types import Answer, Passage
 
 #: built-in ``generative:<name>`` forms, for ``rag_qa readers``
@@ -41,13 +44,13 @@ class GenerativeReader(Reader):
         temperature: float = 0.0,
         context_tokens: int = 2048,
         name: str = "generative",
-        system_prompt: str = SYSTEM_PROMPT,
-        instruction: str = INSTRUCTION,
+        style: PromptStyle = PROMPT_STYLES["terse"],
+        passage_words: int = 0,
     ) -> None:
         self.backend, self.name = backend, name
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
-        self.context_tokens, self.system_prompt = context_tokens, system_prompt
-        self.instruction = instruction
+        self.context_tokens, self.style = context_tokens, style
+        self.passage_words = passage_words
         self._ready = False
         self._lock = threading.Lock()
 
@@ -60,9 +63,15 @@ class GenerativeReader(Reader):
     def prompt(self, question: str, passages: Sequence[Passage]) -> Prompt:
         """The prompt this reader sends: passages that fit the context, best first."""
         self.warm_up()
-        budget = self.context_tokens - self.max_new_tokens
-        return build_prompt(question, passages, self.backend.count_tokens, budget, self.system_prompt,
-                            self.instruction)
+        budget = self.context_tokens - self._new_tokens
+        if self.passage_words:
+            passages = [_focused(question, p, self.passage_words) for p in passages]
+        return build_prompt(question, passages, self.backend.count_tokens, budget, self.style.system,
+                            self.style.instruction)
+
+    @property
+    def _new_tokens(self) -> int:
+        return self.style.max_new_tokens or self.max_new_tokens
 
     def answer_batch(self, questions: Sequence[str], passages: Sequence[Sequence[Passage]]) -> list[Answer]:
         """One generation per question (the final Answer of :meth:`answer_stream`)."""
@@ -80,9 +89,13 @@ class GenerativeReader(Reader):
             yield ground_answer("", (), self.name)
             return
         pieces: list[str] = []
-        tokens = self.backend.stream(prompt.messages(), self.max_new_tokens, self.temperature)
+        tokens = self.backend.stream(prompt.messages(), self._new_tokens, self.temperature)
         try:
             for piece in tokens:
+                if self.style.multiline:  # reasoning first: the answer comes at the end
+                    pieces.append(piece)
+                    yield piece
+                    continue
                 # answers are one line: stop at the first line break after some text (saves
                 # decoding the rambling a small model adds; closing the stream ends generation)
                 head, newline, _ = piece.partition("\n")
@@ -93,6 +106,8 @@ class GenerativeReader(Reader):
                     break
                 pieces.append(piece)
                 yield piece
+                if _answer_complete("".join(pieces)):  # "Paul Baran [2]": the answer and its citation
+                    break
         finally:
             close = getattr(tokens, "close", None)
             if close:
@@ -101,11 +116,32 @@ class GenerativeReader(Reader):
 
     def finish(self, raw: str, passages: Sequence[Passage]) -> Answer:
         """The model's raw reply as an Answer with checked citations (see ``ground_answer``)."""
-        return ground_answer(raw, passages, self.name)
+        answer = ground_answer(self.style.extract(raw), passages, self.name)
+        if answer.alternatives:
+            answer.alternatives[0]["raw"] = raw  # the whole reply, reasoning included
+        return answer
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, **self.backend.describe(), "max_new_tokens": self.max_new_tokens,
-                "temperature": self.temperature}
+        return {"name": self.name, **self.backend.describe(), "max_new_tokens": self._new_tokens,
+                "temperature": self.temperature, "prompt_style": self.style.name}
+
+
+_CITATION_AT_END = re.compile(r"\[\s*\d{1,3}\s*\]\s*$")
+
+
+def _answer_complete(text: str) -> bool:
+    """A one-line answer is done once it ends with a citation after some answer text: decoding the
+    end-of-turn token the model would write next costs a step and adds nothing."""
+    return bool(_CITATION_AT_END.search(text)) and bool(strip_citations(text).strip())
+
+
+def _focused(question: str, passage: Passage, words: int) -> Passage:
+    """``passage`` cut to the whole sentences around its most question-like one (offsets kept exact, so a
+    citation still points at the right characters of the document)."""
+    start, end = focus(question, passage.text, words)
+    if (start, end) == (0, len(passage.text)):
+        return passage
+    return replace(passage, text=passage.text[start:end], start=passage.start + start, end=passage.start + end)
 
 
 def _llama_cpp_installed() -> bool:
@@ -126,7 +162,6 @@ def _adapter_backend(folder: Path, settings: Any) -> ChatBackend:
     """The adapter's base (named by alias in its config) through transformers, the adapter merged in."""
     import json
 
-    from rag_qa.hardware import native_bf16
     from rag_qa.models import ModelNotFoundError, require_safetensors, resolve_model
 
     require_safetensors(folder, folder.name, "adapter")
@@ -134,13 +169,12 @@ def _adapter_backend(folder: Path, settings: Any) -> ChatBackend:
     if not base:
         raise ModelNotFoundError(f"adapter {folder}: adapter_config.json names no base model")
     model = resolve_model(base, kind="generative base model")
-    dtype = "bfloat16" if native_bf16("cpu") else "float32"
     source = f"{model.source} + LoRA adapter {folder.name}"
     if model.path.endswith(".gguf"):
         file = Path(model.path)
         return TransformersChat(str(file.parent), gguf_file=file.name, source=source, adapter=str(folder),
-                                dtype=dtype)
-    return TransformersChat(model.path, source=source, adapter=str(folder), dtype=dtype)
+                                precision=settings.llm_precision)
+    return TransformersChat(model.path, source=source, adapter=str(folder), precision=settings.llm_precision)
 
 
 def _gguf_backend(path: str, source: str, settings: Any) -> ChatBackend:
@@ -151,7 +185,7 @@ def _gguf_backend(path: str, source: str, settings: Any) -> ChatBackend:
     if importlib.util.find_spec("gguf") is None:
         raise ImportError("loading a GGUF model with transformers needs the `gguf` package: pip install gguf")
     file = Path(path)
-    return TransformersChat(str(file.parent), gguf_file=file.name, source=source)
+    return TransformersChat(str(file.parent), gguf_file=file.name, source=source, precision=settings.llm_precision)
 
 
 def _openai(arg: str, settings: Any) -> ChatBackend:
@@ -205,7 +239,7 @@ def make_backend(spec: str, settings: Any) -> ChatBackend:
     model = resolve_model(spec, kind="generative model")
     if model.path.endswith(".gguf"):
         return _gguf_backend(model.path, model.source, settings)
-    return TransformersChat(model.path, source=model.source)
+    return TransformersChat(model.path, source=model.source, precision=settings.llm_precision)
 
 
 def make_generative_reader(spec: str | None = None, settings: Any = None) -> Reader:
@@ -224,4 +258,5 @@ def make_generative_reader(spec: str | None = None, settings: Any = None) -> Rea
         temperature=settings.temperature,
         context_tokens=settings.llm_context_tokens,
         name=f"generative:{spec}" if spec != settings.llm_model else "generative",
+        passage_words=settings.llm_passage_words,
     )

@@ -55,13 +55,19 @@ class TransformersChat:
     """A causal LM run by transformers; ``gguf_file`` loads (and dequantises) a GGUF file.
 
     ``adapter``: a LoRA adapter folder (PEFT, safetensors) merged into the weights at load time, so
-    generation runs at the base model's speed.  ``dtype``: ``bfloat16`` where the CPU does it natively.
+    generation runs at the base model's speed.  ``precision``: ``fp32``, ``bf16``, ``int8`` (dynamic
+    quantisation of the linear layers, CPU) or ``auto`` (bf16 where the hardware does it natively).
     """
 
     def __init__(self, model: str, gguf_file: str | None = None, source: str = "", adapter: str | None = None,
-                 dtype: str = "float32") -> None:
+                 precision: str = "fp32") -> None:
         self.model_name, self.gguf_file, self.source = model, gguf_file, source
-        self.adapter, self.dtype = adapter, dtype
+        self.adapter = adapter
+        if precision == "auto":
+            from rag_qa.hardware import native_bf16
+
+            precision = "bf16" if native_bf16("cpu") else "fp32"
+        self.precision = precision
         self._model: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
@@ -88,7 +94,11 @@ class TransformersChat:
                 from peft import PeftModel
 
                 model = PeftModel.from_pretrained(model, self.adapter).merge_and_unload()
-            self._model = model.to(getattr(torch, self.dtype)).eval()
+            if self.precision == "bf16":
+                model = model.to(torch.bfloat16)
+            elif self.precision == "int8":
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            self._model = model.eval()
 
     @property
     def tokenizer(self) -> Any:
@@ -131,8 +141,11 @@ class TransformersChat:
         errors: list[BaseException] = []
 
         def generate() -> None:
+            import torch
+
             try:
-                self._model.generate(**kwargs)
+                with torch.inference_mode():  # no autograd bookkeeping; the KV cache is on by default
+                    self._model.generate(**kwargs)
             except BaseException as err:  # surfaced in the consumer's thread below
                 errors.append(err)
                 streamer.end()
@@ -151,7 +164,7 @@ class TransformersChat:
 
     def describe(self) -> dict[str, Any]:
         return {"engine": "transformers", "model": self.model_name, "gguf_file": self.gguf_file,
-                "adapter": self.adapter, "dtype": self.dtype, "weights": self.source or self.model_name}
+                "adapter": self.adapter, "precision": self.precision, "weights": self.source or self.model_name}
 
 
 class LlamaCppChat:

@@ -56,7 +56,7 @@ FACTORIES: dict[str, Callable[[str | None, Settings], Reader]] = {
 READER_SETTINGS: dict[str, tuple[str, ...]] = {
     "extractive": ("max_answer_length", "no_answer_threshold", "reader_precision"),
     "generative": ("llm_model", "llm_backend", "llm_base_url", "llm_api_key", "llm_context_tokens",
-                   "max_new_tokens", "temperature"),
+                   "max_new_tokens", "temperature", "llm_precision", "llm_passage_words"),
 }
 
 

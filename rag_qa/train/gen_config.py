@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-#: words per passage at most: ingest's chunks hold ~200 MiniLM tokens, about 150 English words
-MAX_PASSAGE_WORDS = 150
+from rag_qa.sentences import MAX_PASSAGE_WORDS
 
 
 def _flag(help: str, default: Any = MISSING, **extra: Any) -> Any:

@@ -16,18 +16,15 @@ Standard library only: the tokenising half lives in :mod:`rag_qa.train.gen_train
 from __future__ import annotations
 
 import random
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag_qa.qa_data import QAExample
 from rag_qa.readers.prompting import REFUSAL
+from rag_qa.sentences import answer_sentence, trim_passage
 from rag_qa.train.gen_config import MAX_PASSAGE_WORDS
 from rag_qa.types import Passage
-
-# a sentence ends at . ! or ? (optionally closed by a quote or bracket) followed by space
-_SENTENCE_END = re.compile(r"(?<=[.!?])([\"')\]]?)\s+")
 
 
 @dataclass(frozen=True)
@@ -62,51 +59,6 @@ class GenItem:
         """The passages as the reader gets them from retrieval (source named like an ingested file)."""
         source = f"{self.title.replace('_', ' ')}.txt" if self.title else "document.txt"
         return [Passage(text, source, None, 0, len(text)) for text in self.passages]
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of the sentences of ``text`` (a split after . ! ? and whitespace)."""
-    spans, start = [], 0
-    for m in _SENTENCE_END.finditer(text):
-        spans.append((start, m.end(1)))  # the sentence keeps its closing quote or bracket
-        start = m.end()
-    if start < len(text):
-        spans.append((start, len(text)))
-    return [(a, b) for a, b in spans if text[a:b].strip()]
-
-
-def answer_sentence(text: str, start: int, answer: str) -> str:
-    """The sentence(s) of ``text`` that hold the answer at ``start`` (whole sentences, joined)."""
-    end = start + len(answer)
-    parts = [text[a:b].strip() for a, b in sentence_spans(text) if a < end and b > start]
-    return " ".join(parts) or answer
-
-
-def trim_passage(text: str, keep: tuple[int, int] | None = None, max_words: int = MAX_PASSAGE_WORDS) -> str:
-    """``text`` cut to at most ``max_words`` words of whole sentences, always keeping the character span
-    ``keep`` (the answer): sentences are added around the one holding it, nearest first.  A text
-    that fits is returned unchanged; a single sentence longer than the limit is kept whole."""
-    if len(text.split()) <= max_words:
-        return text
-    spans = sentence_spans(text)
-    centre = 0 if keep is None else next((i for i, (a, b) in enumerate(spans) if a <= keep[0] < b), 0)
-
-    def words(i: int) -> int:
-        return len(text[spans[i][0]:spans[i][1]].split())
-
-    lo = hi = centre
-    count = words(centre)
-    while True:
-        for j in (hi + 1, lo - 1):  # the following sentence first: context after the answer
-            if 0 <= j < len(spans) and count + words(j) <= max_words:
-                count += words(j)
-                lo, hi = min(lo, j), max(hi, j)
-                break
-        else:
-            break
-    if keep is not None and not (spans[lo][0] <= keep[0] and keep[1] <= spans[hi][1]):
-        return text  # the answer spans a sentence break the splitter did not expect: keep it all
-    return text[spans[lo][0]:spans[hi][1]]
 
 
 def build_items(examples: Sequence[QAExample], distractors: Sequence[tuple[int, QAExample]], *,
@@ -159,3 +111,13 @@ def eval_items(examples: Sequence[QAExample], distractors: Sequence[tuple[int, Q
                        tuple(p for j, p in enumerate(it.passages, 1) if j != it.gold), it.title, None, ())
                for it in with_gold]
     return with_gold, without
+
+
+def dev_eval_items(path: str, n: int, max_words: int = MAX_PASSAGE_WORDS) -> tuple[list[GenItem], list[GenItem]]:
+    """:func:`eval_items` over a SQuAD dev file with its BM25 distractors: the questions every
+    generative score in this project is measured on (training's final eval, the ablation, the study)."""
+    from rag_qa.qa_data import load_examples
+    from rag_qa.train.distractors import add_distractors
+
+    examples, _ = load_examples(path)
+    return eval_items(examples, add_distractors(examples, 2, 3, seed=0), n, max_words=max_words)

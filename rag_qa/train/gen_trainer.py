@@ -37,7 +37,7 @@ from rag_qa.readers.prompting import INSTRUCTION, SYSTEM_PROMPT, build_prompt
 from rag_qa.train.callbacks import Budget, WallClock
 from rag_qa.train.features import features_key, file_digest
 from rag_qa.train.gen_config import GenConfig, config_defaults
-from rag_qa.train.gen_data import GenItem, build_items, eval_items
+from rag_qa.train.gen_data import GenItem, build_items, dev_eval_items
 from rag_qa.train.trainer import QuestionGroupSampler, pick_precision
 
 #: bump when the cached token layout or the prompt changes, so stale caches are not reused
@@ -254,15 +254,6 @@ def load_features(cfg: GenConfig, tokenizer: Any, progress: bool) -> tuple[GenFe
     return train_f, dev_f
 
 
-def final_eval_items(cfg: GenConfig) -> tuple[list[GenItem], list[GenItem]]:
-    """The generation benchmark's items (``benchmarks/generative.py`` uses the same function)."""
-    from rag_qa.train.distractors import add_distractors
-
-    eval_ex, _ = load_examples(cfg.eval)
-    pairs = add_distractors(eval_ex, 2, 3, seed=0)
-    return eval_items(eval_ex, pairs, cfg.final_eval_examples, max_words=cfg.max_passage_words)
-
-
 # ---------------------------------------------------------------------- the run
 def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[TrainerCallback] = ()) -> dict:
     """One LoRA fine-tuning job end to end; returns the summary written to ``output/metrics.json``."""
@@ -355,7 +346,7 @@ def final_evaluation(model: Any, tokenizer: Any, cfg: GenConfig, progress: bool)
     from rag_qa.eval.generative_eval import evaluate_items
     from rag_qa.readers.generative import GenerativeReader
 
-    with_gold, without = final_eval_items(cfg)
+    with_gold, without = dev_eval_items(cfg.eval, cfg.final_eval_examples, cfg.max_passage_words)
     backend = TransformersChat.loaded(model, tokenizer, source=f"{cfg.base} + adapter in training")
     reader = GenerativeReader(backend, name="generative (training run)")
     with torch.inference_mode():
