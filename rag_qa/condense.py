@@ -403,16 +403,16 @@ def condense(question: str, history: Sequence[Mapping[str, str]] | None, *, rewr
     previous turn's key terms that the (resolved) question lacks.  Both only for a question that
     points back (a pronoun or an ellipsis): a self-contained one comes back unchanged.
     """
-    question = question.strip()
+    typed, question = question, question.strip()
     past = turns(clean_history(history)) if history else []
     if not past:
-        return Condensed.unchanged(question)
+        return Condensed.unchanged(typed)
     previous = past[-1]
     resolved = resolve(question, previous)
     follow_up = resolved != question or (
         _first_anaphor(LEADING_AND.sub("", question)) is not None or bool(ELLIPSIS.match(question)))
     if not follow_up:
-        return Condensed.unchanged(question)
+        return Condensed.unchanged(typed)  # self-contained: exactly as typed
     read = resolved if rewrite else question
     query = read
     if expand:
@@ -420,4 +420,4 @@ def condense(question: str, history: Sequence[Mapping[str, str]] | None, *, rewr
         extra = [t for t in key_terms(previous) if not _words(t) <= have]
         if extra:
             query = f"{query} ({'; '.join(extra)})"
-    return Condensed(question, read, query)
+    return Condensed(typed, read, query)
