@@ -17,7 +17,10 @@ In one run, same machine, same reader weights (``--reader-dir``, default the shi
 4. **ask latency**: ``benchmarks/ask.py`` on the same index and questions (ours, the naive pipeline
    loop, the hardware floor); the baselines' warm per-question latencies come from step 3;
 5. **retrieval** recall@1/5/20 + MRR for dense/bm25/hybrid over every question of ``--data``
-   (``--retrieval-limit`` to cap) on the whole file's articles.
+   (``--retrieval-limit`` to cap) on the whole file's articles;
+6. **follow-ups**: ``benchmarks/followup.py`` (F1 of follow-up questions with the conversation,
+   without it and written out; the condense step's latency), also written to
+   ``benchmarks/results/followup.json`` unless smoke.
 
 Writes ``benchmarks/results/run_all.json`` (``--out``; ``ask.json`` and the charts go beside it) and
 rewrites the README between ``<!-- results:start -->`` and ``<!-- results:end -->`` (``--readme``).
@@ -120,6 +123,14 @@ def ocr_bench(smoke: bool, out_dir: Path, work: Path) -> dict:
     return json.loads(out.read_text(encoding="utf-8"))
 
 
+def followup_bench(data: Path, smoke: bool, out_dir: Path, work: Path) -> dict:
+    """benchmarks/followup.py: follow-up questions with and without the conversation (issue 23)."""
+    out = (work if smoke else out_dir) / "followup.json"
+    run([sys.executable, str(HERE / "followup.py"), "--data", str(data), "--out", str(out),
+         *(["--smoke"] if smoke else [])], "benchmarks/followup.py")
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
 def retrieval(data: Path, limit: int | None, quiet: bool) -> dict[str, dict]:
     from rag_qa.eval.retrieval_eval import evaluate_retrieval
 
@@ -199,6 +210,9 @@ def targets(r: dict) -> dict[str, bool | None]:
                                                         d["ask"]["ours_read_p50_ms"]),
         "ask p50 <= 1.3x the hardware floor": d["ask"]["ours_ask_p50_over_floor"] <= 1.3,
         "first ingest within 1.1x of plain LangChain": ge(1.1 * ing["langchain_s"], ing["ours_s"]),
+        "follow-up F1 with the conversation >= 0.85x written out": ge(r["followup"]["both"],
+                                                                        0.85 * r["followup"]["written_out"]),
+        "condense step p50 <= 20 ms": r["followup"]["condense_p50_ms"] <= 20,
     }
 
 
@@ -312,6 +326,12 @@ def readme_block(r: dict, chart_paths: dict[str, Path], readme: Path, out: Path)
         f"{fmt(r['ocr']['cpu_seconds_per_page'], 1)} CPU seconds a page), "
         f"{fmt(100 * r['ocr']['word_accuracy'], 1)}% of the words right.",
         "",
+        f"**Follow-ups** ({r['followup']['conversations']} two-turn conversations from "
+        "`benchmarks/data/followups.json`, "
+        f"open-domain over all articles of `{cfg['data_name']}`): F1 {fmt(r['followup']['both'])} with the "
+        f"conversation, {fmt(r['followup']['without'])} without it, {fmt(r['followup']['written_out'])} for the "
+        f"written-out questions; the condense step adds {fmt(r['followup']['condense_p50_ms'], 2)} ms p50.",
+        "",
         f"**Retrieval** ({d['retrieval']['questions']} questions over all articles of `{cfg['data_name']}`):",
         "",
         "| mode | R@1 | R@5 | R@20 | MRR |",
@@ -328,7 +348,8 @@ def readme_block(r: dict, chart_paths: dict[str, Path], readme: Path, out: Path)
         f"![quality]({rel['quality']})",
         "",
         f"Raw numbers: `{os.path.relpath(out, readme.parent)}`, "
-        f"`{os.path.relpath(out.parent / ASK_RESULTS, readme.parent)}`.",
+        f"`{os.path.relpath(out.parent / ASK_RESULTS, readme.parent)}`, "
+        f"`{os.path.relpath(out.parent / 'followup.json', readme.parent)}`.",
     ]
     return "\n".join(lines)
 
@@ -394,6 +415,7 @@ class Measured:
     baselines: dict[str, dict | None]
     retrieval: dict[str, dict]
     ocr: dict
+    followup: dict
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -503,9 +525,11 @@ def measure(plan: Plan, skipped: dict[str, str], stages: Stages) -> Measured:
             base[name] = stages.run(name, f"{name} baseline", run_baseline, plan, name, work, gold)
         ret = stages.run("retrieval", "retrieval: dense, bm25, hybrid",
                          retrieval, plan.data, plan.retrieval_limit, plan.quiet)
+        follow = stages.run("followup", "follow-ups: benchmarks/followup.py (with, without the conversation)",
+                            followup_bench, plan.data, plan.smoke, plan.out.parent, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return Measured(corpus, questions, ing, ours_scores, asked, base, ret, ocr)
+    return Measured(corpus, questions, ing, ours_scores, asked, base, ret, ocr, follow)
 
 
 def headline(m: Measured, load_start: float) -> dict[str, Any]:
@@ -542,6 +566,9 @@ def headline(m: Measured, load_start: float) -> dict[str, Any]:
         "retrieval": {mode: {k: v for k, v in m.retrieval[mode].items() if k not in ("n", "seconds")}
                       for mode in MODES},
         "memory": {"ask_peak_rss_mb": m.asked["ours"]["peak_rss_mb"]},
+        "followup": {"conversations": m.followup["followups"],
+                     **{k: m.followup["scores"]["all"][k]["f1"] for k in ("both", "without", "written_out")},
+                     "condense_p50_ms": m.followup["condense_ms"]["runnable"]["p50_ms"]},
     }
 
 

@@ -10,13 +10,14 @@ moves, or the pgvector store's version changes).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable
 
 from rag_qa.chain import build_chain
+from rag_qa.condense import clean_history
 from rag_qa.config import Settings, get_settings
 from rag_qa.readers.base import Reader
 from rag_qa.readers.registry import get_reader
@@ -27,6 +28,10 @@ from rag_qa.types import Answer, Passage
 
 class EmptyQuestionError(ValueError):
     pass
+
+
+#: a conversation as the UI and the API hold it: ``[{"role": "user" | "assistant", "content": str}, ...]``
+History = Sequence[Mapping[str, str]]
 
 
 class QAService:
@@ -82,9 +87,11 @@ class QAService:
         return passages(self.retriever(mode, top_k).invoke(query))
 
     def ask(self, question: str, reader: str | None = None, mode: str | None = None,
-            top_k: int | None = None) -> Answer:
+            top_k: int | None = None, history: History | None = None) -> Answer:
+        """The answer to ``question``; with ``history`` (the conversation so far, oldest first) a follow-up
+        is made standalone first and the answer says what was searched for (``searched_for``)."""
         _check(question)
-        return self.chain(reader, mode, top_k).invoke(question)
+        return self.chain(reader, mode, top_k).invoke(_turn(question, history))
 
     def ask_batch(self, questions: list[str], reader: str | None = None, mode: str | None = None,
                   top_k: int | None = None) -> list[Answer]:
@@ -93,9 +100,18 @@ class QAService:
         return self.chain(reader, mode, top_k).batch(questions)
 
     def stream(self, question: str, reader: str | None = None, mode: str | None = None,
-               top_k: int | None = None) -> Iterator[str | Answer]:
+               top_k: int | None = None, history: History | None = None) -> Iterator[str | Answer]:
+        """Answer text pieces, then the :class:`Answer` (``history`` as in :meth:`ask`)."""
         _check(question)
-        yield from self.chain(reader, mode, top_k).stream(question)
+        turn = _turn(question, history)  # a bad history fails here, before the first piece
+        yield from self.chain(reader, mode, top_k).stream(turn)
+
+
+def _turn(question: str, history: History | None) -> str | dict:
+    """The chain's input: the question alone, or with the (checked, capped) conversation."""
+    if history is None:
+        return question
+    return {"input": question, "chat_history": clean_history(history)}
 
 
 def _check(text: str) -> None:

@@ -110,6 +110,8 @@ class Answer:
     seconds: float = 0.0
     grounded: bool | None = None  # generative readers: did the answer cite a real passage?
     alternatives: list[dict[str, Any]] = field(default_factory=list)  # the n-best, for the UI/debugging
+    # in a conversation: what was searched for, the question made standalone (None: asked alone)
+    searched_for: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -122,4 +124,6 @@ class Answer:
         }
         if self.grounded is not None:
             out["grounded"] = self.grounded
+        if self.searched_for is not None:
+            out["searched_for"] = self.searched_for
         return out

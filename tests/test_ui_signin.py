@@ -348,3 +348,32 @@ def test_sign_in_in_a_real_browser(team: Team, browser: Browser, tmp_path: Path)
         assert submit("nora", ACCOUNTS["nora"][0]) == 200
     page.locator("#account").get_by_text("do not have access to any index yet").wait_for(timeout=120_000)
     context.close()
+
+
+def test_two_users_chatting_at_once_never_see_each_others_conversation(team: Team) -> None:
+    """Issue 23: alice and bob each ask a question and a follow-up with "he" at the same time; each
+    follow-up is read against its own chat only (the server keeps no conversation to mix up)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    chats = {"alice": ("alpha", "Who was the Norse leader?", "Rollo"),
+             "bob": ("beta", "Who developed the concept of Distributed Adaptive Message Block Switching?", "Baran")}
+
+    def converse(name: str) -> dict:
+        index, first, who = chats[name]
+        client = team.client(name)
+        history, details, _ = client.predict(first, [], "extractive", "hybrid", 3, team.index(index), api_name="/ask")
+        assert who in details["answer"], details
+        _, follow, _ = client.predict("What did he do?", history, "extractive", "hybrid", 3, team.index(index),
+                                      api_name="/ask")
+        return follow
+
+    with ThreadPoolExecutor(2) as pool:
+        alice, bob = pool.map(converse, ["alice", "bob"])
+    assert "Rollo" in alice["searched_for"] and "Baran" not in alice["searched_for"], alice
+    assert "Baran" in bob["searched_for"] and "Rollo" not in bob["searched_for"], bob
+    # a plain-text history from a script works too, and it is only ever the caller's own
+    _, plain, _ = team.client("rita").predict(
+        "What did he do?", [{"role": "user", "content": "Who was the Norse leader?"},
+                            {"role": "assistant", "content": "Rollo"}], "extractive", "hybrid", 3,
+        team.index("alpha"), api_name="/ask")
+    assert "Rollo" in plain["searched_for"]

@@ -27,6 +27,7 @@ from rag_qa.store import IndexNotFoundError, IndexStoreError
 from rag_qa.types import Answer
 from ui import audit, render
 from ui.access import NO_INDEX_HINT, Access, AccessDenied
+from ui.conversation import plain_history
 from ui.indexes import IndexCatalog, is_built
 from ui.limits import QuestionTooLong, TooManyRequests, UserSlots, question_too_long
 from ui.permissions import Action
@@ -84,12 +85,16 @@ class Handlers:
     # ------------------------------------------------------------------ Ask
     def ask(self, question: str, history: History | None, reader: str, mode: str, top_k: float,
             index_value: str, request: gr.Request | None = None) -> Iterator[tuple[History, dict[str, Any], str]]:
-        """Stream an answer into the chat: text pieces as they come, then the answer with its source cards."""
+        """Stream an answer into the chat: text pieces as they come, then the answer with its source cards.
+
+        The chat's earlier turns (``history``, the last few) are the conversation a follow-up is read
+        against; the answer shows what was searched for when that changed the question."""
         history = list(history or [])
         if not question or not question.strip():
             yield history, {}, question
             return
         user = user_of(request)
+        conversation = plain_history(history)  # the turns before this question, plain text, capped
         history.append({"role": "user", "content": html.escape(question[:self.settings.max_question_chars])})
         try:
             if (too_long := question_too_long(question, self.settings.max_question_chars)) is not None:
@@ -106,9 +111,10 @@ class Handlers:
                 history.append({"role": "assistant", "content": "…"})
                 yield history, {}, ""
                 text = ""
-                for piece in service.stream(question, reader=reader or None, mode=mode or None, top_k=int(top_k)):
+                for piece in service.stream(question, reader=reader or None, mode=mode or None, top_k=int(top_k),
+                                            history=conversation):
                     if isinstance(piece, Answer):
-                        history[-1] = {"role": "assistant", "content": render.answer_message(piece)}
+                        history[-1] = {"role": "assistant", "content": render.answer_message(piece, question)}
                         yield history, piece.to_dict(), ""
                     else:
                         text += piece

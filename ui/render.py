@@ -104,14 +104,31 @@ def answer_meta(answer: Answer) -> str:
     return html.escape(" · ".join(parts))
 
 
-def answer_message(answer: Answer) -> str:
-    """The chat message for a finished answer: text (or the no-answer notice), meta line, source cards."""
+_ANSWER_ATTR = re.compile(r'^<div class="rag-answer" data-answer="([^"]*)">')
+
+
+def answer_message(answer: Answer, asked: str | None = None) -> str:
+    """The chat message for a finished answer: text (or the no-answer notice), what was searched for when
+    the conversation changed the question ``asked``, meta line, source cards.
+
+    The plain answer also goes in ``data-answer`` (escaped), so a follow-up reads it back with
+    :func:`answer_text` instead of parsing the cards."""
     if answer.no_answer:
         head = f'<div class="answer no-answer"><b>{NO_ANSWER}</b></div>'
     else:
         head = f'<div class="answer"><b>{_escape(answer.answer)}</b></div>'
+    if answer.searched_for and answer.searched_for.strip() != (asked or "").strip():
+        head += f'<div class="searched-for">searched for: <i>{_escape(answer.searched_for)}</i></div>'
     cards = "".join(citation_card(c, i, open_=i == 1) for i, c in enumerate(answer.citations, 1))
-    return f'<div class="rag-answer">{head}<div class="answer-meta">{answer_meta(answer)}</div>{cards}</div>'
+    plain = "" if answer.no_answer else html.escape(answer.answer, quote=True)
+    return (f'<div class="rag-answer" data-answer="{plain}">{head}<div class="answer-meta">{answer_meta(answer)}'
+            f'</div>{cards}</div>')
+
+
+def answer_text(message: str) -> str | None:
+    """The plain answer an :func:`answer_message` carries (``""`` for "no answer"); None for other messages."""
+    found = _ANSWER_ATTR.match(message)
+    return html.unescape(found.group(1)) if found else None
 
 
 def notice_message(text: str, kind: str = "hint") -> str:

@@ -2,6 +2,7 @@
 
 CSS = """
 .rag-answer .answer { font-size: 1.05em; margin-bottom: .25em; }
+.rag-answer .searched-for { color: var(--body-text-color-subdued); font-size: .85em; }
 .rag-answer .answer-meta { color: var(--body-text-color-subdued); font-size: .85em; margin-bottom: .4em; }
 .source-card { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: .3em .6em; margin: .3em 0; }
 .source-card summary { cursor: pointer; font-weight: 600; }

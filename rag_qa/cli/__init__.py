@@ -1,6 +1,6 @@
-"""`python -m rag_qa` (and the ``rag-qa`` script): search, ask, readers, eval and train.
+"""`python -m rag_qa` (and the ``rag-qa`` script): search, ask, chat, readers, eval and train.
 
-One module per command (``ask``, ``readers``, ``search``, ``eval``, ``train``), each with
+One module per command (``ask``, ``chat``, ``readers``, ``search``, ``eval``, ``train``), each with
 ``add_parser(subparsers)`` and its ``run``; the output conventions they share (``--json``, one-line
 errors, exit codes) are in :mod:`rag_qa.cli.output`.  Importing a command module loads no model
 and no LangChain: the work is imported when the command runs.  Contract in DESIGN.md.
@@ -12,13 +12,13 @@ import argparse
 import os
 import sys
 
-from rag_qa.cli import ask, readers, search, train
+from rag_qa.cli import ask, chat, readers, search, train
 from rag_qa.cli import eval as eval_command
 from rag_qa.cli.output import EXIT_ERROR, fail, user_errors
 from rag_qa.env import set_offline_defaults
 
-COMMANDS = (ask, readers, search, eval_command, train)
-DESCRIPTION = "`python -m rag_qa`: search, ask, readers, eval and train (contract in DESIGN.md)."
+COMMANDS = (ask, chat, readers, search, eval_command, train)
+DESCRIPTION = "`python -m rag_qa`: search, ask, chat, readers, eval and train (contract in DESIGN.md)."
 
 
 def build_parser() -> argparse.ArgumentParser:

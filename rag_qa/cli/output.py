@@ -28,6 +28,7 @@ def fail(message: str, code: int = EXIT_USAGE) -> int:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is meant for the user (no traceback)."""
+    from rag_qa.condense import HistoryError
     from rag_qa.eval.corpus import CorpusIndexError
     from rag_qa.models import ModelNotFoundError
     from rag_qa.qa_data import DataError
@@ -35,4 +36,5 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from rag_qa.service import EmptyQuestionError
     from rag_qa.store.base import IndexStoreError
 
-    return (ModelNotFoundError, UnknownReaderError, EmptyQuestionError, IndexStoreError, DataError, CorpusIndexError)
+    return (ModelNotFoundError, UnknownReaderError, EmptyQuestionError, IndexStoreError, DataError, CorpusIndexError,
+            HistoryError)
