@@ -86,13 +86,19 @@ class Settings(BaseSettings):
     user_concurrency: int = 2  # requests one signed-in user may have running at once; more are refused
     # team use (ui.auth): accounts and per-index roles; with it, every page and API call needs sign-in
     users_file: Path | None = None
-    signin_log: Path = Path("indexes/sign-ins.jsonl")  # server-wide audit of sign-ins (they have no index)
+    # the server-wide audit log: sign-ins, account changes (`python -m ui users`), sessions ended, and
+    # refusals that name no index on offer; each index keeps its own log beside it (ui.audit)
+    signin_log: Path = Path("indexes/sign-ins.jsonl")
     audit_questions: bool = False  # also write questions and searches to the index's audit log
     signin_max_failures: int = 5  # failed sign-ins per user name within the window before a lockout
     signin_max_failures_per_address: int = 20  # the same, per client address
     signin_window_s: float = 900.0
     signin_lockout_s: float = 300.0
     signin_failure_delay_s: float = 1.0  # every failed sign-in is answered only after this pause
+    # a signed-in session ends after this long without a request, and this long after sign-in at the
+    # latest (and at once when its user's password changes or the user is removed)
+    session_idle_s: float = 3600.0
+    session_max_s: float = 43200.0
     # single sign-on from an authenticating proxy on this machine (e.g. "X-Forwarded-User" from
     # oauth2-proxy); off unless set; then the app only binds to loopback and passwords are not used
     trusted_user_header: str | None = None
@@ -102,6 +108,13 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         """``RAGQA_USERS_FILE=`` (empty) means no users file, not the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("session_idle_s", "session_max_s")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("a session lifetime must be more than 0 seconds")
+        return value
 
     @classmethod
     def settings_customise_sources(

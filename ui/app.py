@@ -23,6 +23,7 @@ from ui.auth import AUTH_MESSAGE, AuthGate, PasswordSignIn, header_user
 from ui.handlers import DOCUMENT_HEADERS, Handlers
 from ui.indexes import IndexCatalog
 from ui.readers import reader_choices
+from ui.sessions import Sessions
 from ui.signin_limits import SignInLimiter
 from ui.style import CSS
 from ui.users_file import UsersStore
@@ -117,16 +118,19 @@ def build_app(index: Path | None = None, settings: Settings | None = None,
 def _sign_in_options(settings: Settings, users: UsersStore) -> dict:
     """``launch()`` options for sign-in: Gradio's login with our password check, or proxy single sign-on."""
     sso = settings.trusted_user_header
-    options: dict = {"app_kwargs": {"middleware": [Middleware(AuthGate, users=users, sso=bool(sso))]}}
     if sso:
         # uvicorn would otherwise replace the peer address with X-Forwarded-For from a loopback peer;
         # the header check needs the real peer (and no password sign-in uses addresses in this mode)
         os.environ["FORWARDED_ALLOW_IPS"] = ""
-        options["auth_dependency"] = header_user(users, sso)
-        return options
+        # no sessions of ours: the proxy vouches for every request, so its own session rules apply
+        return {"app_kwargs": {"middleware": [Middleware(AuthGate, users=users, sso=True)]}, "auth_dependency":
+                header_user(users, sso)}
+    sessions = Sessions(users, settings.session_idle_s, settings.session_max_s, settings.signin_log)
+    options: dict = {"app_kwargs": {"middleware": [Middleware(AuthGate, users=users, sessions=sessions)]}}
     limiter = SignInLimiter(settings.signin_max_failures, settings.signin_max_failures_per_address,
                             settings.signin_window_s, settings.signin_lockout_s)
-    options["auth"] = PasswordSignIn(users, limiter, settings.signin_log, settings.signin_failure_delay_s).check
+    options["auth"] = PasswordSignIn(users, limiter, settings.signin_log, settings.signin_failure_delay_s,
+                                     sessions=sessions).check
     options["auth_message"] = AUTH_MESSAGE.format(n=settings.signin_max_failures,
                                                   m=settings.signin_max_failures_per_address,
                                                   minutes=max(1, round(settings.signin_lockout_s / 60)))
