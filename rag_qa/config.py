@@ -7,6 +7,7 @@ Precedence: command-line flag > environment > config file > default.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
 #: the retrieval modes, for command-line choices, the UI and the retriever factory
 MODES: tuple[str, ...] = get_args(RetrievalMode)
+_READER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class Settings(BaseSettings):
@@ -82,6 +84,13 @@ class Settings(BaseSettings):
     port: int = 7860
     max_upload_mb: float = 50.0
     root_path: str = ""  # public path prefix behind a reverse proxy, e.g. "/rag" (Gradio's root_path)
+    # the readers a UI or HTTP API user may pick (the CLI, the operator's own tool, takes any reader spec):
+    # unset = the built-in readers that load offline (rag_qa.readers.registry.BUILTIN_READERS); a list
+    # narrows that, e.g. ["extractive"]; an entry may be a full spec the operator trusts ("extractive:/srv/m")
+    ui_readers: list[str] | None = None
+    # more readers the operator offers by a name, the spec (URL, model folder) staying on the server:
+    # {"team-llm": "generative:openai:llama3@http://10.0.0.5:8000/v1"}; users see and send only "team-llm"
+    ui_reader_specs: dict[str, str] = {}
     max_question_chars: int = 2000  # longer questions and search queries are refused with a message
     user_concurrency: int = 2  # requests one signed-in user may have running at once; more are refused
     # team use (ui.auth): accounts and per-index roles; with it, every page and API call needs sign-in
@@ -108,6 +117,19 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         """``RAGQA_USERS_FILE=`` (empty) means no users file, not the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ui_reader_specs")
+    @classmethod
+    def _reader_names(cls, value: dict[str, str]) -> dict[str, str]:
+        """A name users pick is a short word, never a spec (no ':'), so the two cannot be mistaken."""
+        for name, spec in value.items():
+            if not _READER_NAME.match(name):
+                raise ValueError(f"reader name {name!r} in RAGQA_UI_READER_SPECS must be letters, digits, '.', "
+                                 "'_' and '-' (at most 64), without ':'")
+            if not spec.strip():
+                raise ValueError(f"reader {name!r} in RAGQA_UI_READER_SPECS needs a spec, e.g. "
+                                 "generative:openai:MODEL@URL")
+        return value
 
     @field_validator("session_idle_s", "session_max_s")
     @classmethod

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from rag_qa.types import Answer, Citation, Passage
@@ -81,9 +81,11 @@ def _where(item: Citation | Passage) -> str:
     return out
 
 
-def citation_card(citation: Citation, number: int, *, open_: bool = False) -> str:
+def citation_card(citation: Citation, number: int, *, open_: bool = False,
+                  shown: Callable[[str], str] = display_name) -> str:
     """An expandable source card: file, where in it (page, slide, sheet and row...) and whether the text came
-    from OCR in the summary, the passage with the answer span marked."""
+    from OCR in the summary, the passage with the answer span marked.  Its tooltip names the document as
+    ``shown`` does (a path relative to the index, never the server's absolute path)."""
     text = citation.text
     body = _escape(text)
     if citation.passage_start is not None:
@@ -92,7 +94,7 @@ def citation_card(citation: Citation, number: int, *, open_: bool = False) -> st
             body = highlight_span(text, start, end)
     name = html.escape(display_name(citation.source))
     return (f'<details class="source-card"{" open" if open_ else ""}>'
-            f'<summary title="{html.escape(citation.source)}">[{number}] {name}{_where(citation)}</summary>'
+            f'<summary title="{html.escape(shown(citation.source))}">[{number}] {name}{_where(citation)}</summary>'
             f'<div class="passage">{body}</div></details>')
 
 
@@ -104,13 +106,13 @@ def answer_meta(answer: Answer) -> str:
     return html.escape(" · ".join(parts))
 
 
-def answer_message(answer: Answer) -> str:
+def answer_message(answer: Answer, shown: Callable[[str], str] = display_name) -> str:
     """The chat message for a finished answer: text (or the no-answer notice), meta line, source cards."""
     if answer.no_answer:
         head = f'<div class="answer no-answer"><b>{NO_ANSWER}</b></div>'
     else:
         head = f'<div class="answer"><b>{_escape(answer.answer)}</b></div>'
-    cards = "".join(citation_card(c, i, open_=i == 1) for i, c in enumerate(answer.citations, 1))
+    cards = "".join(citation_card(c, i, open_=i == 1, shown=shown) for i, c in enumerate(answer.citations, 1))
     return f'<div class="rag-answer">{head}<div class="answer-meta">{answer_meta(answer)}</div>{cards}</div>'
 
 
@@ -124,7 +126,7 @@ def hint_html(inner_html: str) -> str:
     return f'<div class="rag-hint">{inner_html}</div>'
 
 
-def passages_html(passages: Sequence[Passage], query: str) -> str:
+def passages_html(passages: Sequence[Passage], query: str, shown: Callable[[str], str] = display_name) -> str:
     """Search results: rank, score, file and page, the passage with the query's words marked."""
     if not passages:
         return hint_html("No passages matched.")
@@ -133,7 +135,8 @@ def passages_html(passages: Sequence[Passage], query: str) -> str:
     for rank, p in enumerate(passages, 1):
         cards.append(
             f'<div class="search-hit"><div class="hit-head">#{rank} · score {p.score:.3f} · '
-            f'<span title="{html.escape(p.source)}">{html.escape(display_name(p.source))}</span>{_where(p)}</div>'
+            f'<span title="{html.escape(shown(p.source))}">{html.escape(display_name(p.source))}</span>'
+            f'{_where(p)}</div>'
             f'<div class="passage">{highlight_terms(p.text, terms)}</div></div>'
         )
     return "".join(cards)
