@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -189,9 +189,19 @@ class Handlers:
             return render.notice_message(_user_error(exc), "error")
 
     # ------------------------------------------------------------------ Documents
-    def _shown(self, index: Path) -> Any:
-        """How the page names a source of ``index`` (relative to it, never the absolute path)."""
-        return lambda source: source_label(source, PurePath(index))
+    def _shown(self, index: Path) -> Callable[[str], str]:
+        """How the page names a source of ``index``: as the documents table does (relative to the index or
+        its uploads folder, never the absolute path); the index's list is read once, on first use."""
+        labels: dict[str, str] | None = None
+
+        def shown(source: str) -> str:
+            nonlocal labels
+            if labels is None:
+                docs = self.catalog.service(index).store.documents() if is_built(index, self.settings) else []
+                labels = source_labels([d.source for d in docs], PurePath(index))
+            return labels.get(source) or source_label(source, PurePath(index))
+
+        return shown
 
     def documents(self, index: Path | None) -> DocumentsView:
         """The documents table rows and the remove-dropdown update for ``index`` (already permitted).

@@ -43,6 +43,8 @@ class _Session:
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:g} seconds"
     if seconds >= 3600 and seconds % 3600 == 0:
         hours = int(seconds // 3600)
         return f"{hours} hour{'s' if hours != 1 else ''}"
