@@ -427,6 +427,69 @@ def test_sessions_end_on_password_change_removal_idle_time_and_age(tmp_path: Pat
     assert all(e["action"] == "session-end" and e["outcome"] == "ended" for e in audit.read(log))
 
 
+def test_the_app_offers_the_builtin_readers_unless_the_operator_says_otherwise(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from rag_qa.readers.registry import BUILTIN_READERS
+    from ui.readers import OfferedReaders, ReaderNotOffered
+
+    monkeypatch.setenv("RAGQA_CONFIG", "/nonexistent/rag-qa.toml")
+    builtin = OfferedReaders(Settings(reader="extractive"))
+    assert builtin.names() == list(BUILTIN_READERS) == ["extractive", "generative", "generative:smollm2"]
+    assert builtin.spec("generative") == "generative" and builtin.spec("") == builtin.spec(None) == "extractive"
+    for typed in ("extractive:/etc", "extractive:minilm", "generative:openai:m@http://127.0.0.1:9/v1",
+                  "generative:ollama:llama3", " extractive", "Extractive", "x" * 10_000, 5, ["extractive"]):
+        with pytest.raises(ReaderNotOffered, match="^unknown reader .*: pick one of extractive, generative") as err:
+            builtin.spec(typed)
+        assert len(str(err.value)) < 200  # one short line, however long the input
+
+    monkeypatch.setenv("RAGQA_UI_READERS", '["extractive"]')
+    monkeypatch.setenv("RAGQA_UI_READER_SPECS", '{"team-llm": "generative:openai:llama3@http://10.0.0.5:8000/v1"}')
+    named = OfferedReaders(Settings(reader="generative:openai:x@http://elsewhere"))
+    assert named.names() == ["extractive", "team-llm"] and named.default == "extractive"
+    assert named.spec("team-llm") == "generative:openai:llama3@http://10.0.0.5:8000/v1"
+    assert named.hides_spec("team-llm") and not named.hides_spec("extractive")
+    with pytest.raises(ReaderNotOffered):
+        named.spec("generative")  # narrowed away by the operator
+    with pytest.raises(ReaderNotOffered):
+        named.spec("generative:openai:llama3@http://10.0.0.5:8000/v1")  # the spec itself is not a name to pick
+
+    monkeypatch.delenv("RAGQA_UI_READERS")
+    monkeypatch.delenv("RAGQA_UI_READER_SPECS")  # pydantic-settings would merge it into the dicts below
+    with pytest.raises(ValidationError, match="without ':'"):
+        Settings(ui_reader_specs={"openai:x": "generative:openai:x@http://h/v1"})
+    for settings, problem in ((Settings(ui_reader_specs={"extractive": "generative:x"}), "already a reader"),
+                              (Settings(ui_readers=["bogus"], ui_reader_specs={}), "not a reader spec"),
+                              (Settings(ui_readers=[], ui_reader_specs={}), "at least one reader")):
+        with pytest.raises(ValueError, match=problem):
+            OfferedReaders(settings)
+    done = ui_command("--port", "9", env={"RAGQA_UI_READERS": '["bogus"]', "RAGQA_USERS_FILE": ""}, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "not a reader spec" in done.stderr
+
+
+def test_request_fields_are_checked_on_the_server() -> None:
+    from ui.validation import RequestRefused, check_mode, check_top_k
+
+    assert check_mode("bm25") == "bm25" and check_mode("") is None and check_top_k(20) == 20 and check_top_k(3.0) == 3
+    assert check_top_k(None) is None
+    for mode in ("BM25", "sparse", 3, ["bm25"]):
+        with pytest.raises(RequestRefused, match="unknown retrieval mode"):
+            check_mode(mode)
+    for k in (0, 21, 2.5, float("nan"), float("inf"), -1, True, "5", 10**9):
+        with pytest.raises(RequestRefused, match="from 1 to 20"):
+            check_top_k(k)
+
+
+def test_settings_defaults_for_sessions_and_readers(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("RAGQA_SESSION_IDLE_S", "RAGQA_SESSION_MAX_S", "RAGQA_UI_READERS", "RAGQA_UI_READER_SPECS"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("RAGQA_CONFIG", "/nonexistent/rag-qa.toml")
+    s = Settings()
+    assert (s.session_idle_s, s.session_max_s) == (3600.0, 43200.0)
+    assert s.ui_readers is None and s.ui_reader_specs == {}
+
+
 def test_account_changes_are_audited_with_who_ran_them_and_never_a_password(tmp_path: Path) -> None:
     users_file, log = tmp_path / "users.json", tmp_path / "server.jsonl"
     env = {"RAGQA_SIGNIN_LOG": str(log)}
