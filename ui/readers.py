@@ -19,9 +19,13 @@ takes any spec.
 
 from __future__ import annotations
 
+import logging
+
 from rag_qa.config import Settings
 from rag_qa.readers.registry import BUILTIN_READERS, FACTORIES
 from ui.validation import RequestRefused, shown_value
+
+log = logging.getLogger("rag_qa.ui")
 
 
 class ReaderNotOffered(RequestRefused):
@@ -48,6 +52,9 @@ class OfferedReaders:
         self._specs = specs
         #: what the page starts with: the settings' reader if it is offered, else the first offered one
         self.default = settings.reader if settings.reader in specs else next(iter(specs))
+        if self.default != settings.reader:
+            log.warning("RAGQA_READER=%s is not among the readers the web app offers (RAGQA_UI_READERS, "
+                        "RAGQA_UI_READER_SPECS); the page starts with %s", settings.reader, self.default)
 
     def names(self) -> list[str]:
         """The names for the Reader list, the default first."""
