@@ -7,6 +7,7 @@ Precedence: command-line flag > environment > config file > default.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
 #: the retrieval modes, for command-line choices, the UI and the retriever factory
 MODES: tuple[str, ...] = get_args(RetrievalMode)
+_READER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class Settings(BaseSettings):
@@ -88,17 +90,30 @@ class Settings(BaseSettings):
     port: int = 7860
     max_upload_mb: float = 50.0
     root_path: str = ""  # public path prefix behind a reverse proxy, e.g. "/rag" (Gradio's root_path)
+    # the readers a UI or HTTP API user may pick (the CLI, the operator's own tool, takes any reader spec):
+    # unset = the built-in readers that load offline (rag_qa.readers.registry.BUILTIN_READERS); a list
+    # narrows that, e.g. ["extractive"]; an entry may be a full spec the operator trusts ("extractive:/srv/m")
+    ui_readers: list[str] | None = None
+    # more readers the operator offers by a name, the spec (URL, model folder) staying on the server:
+    # {"team-llm": "generative:openai:llama3@http://10.0.0.5:8000/v1"}; users see and send only "team-llm"
+    ui_reader_specs: dict[str, str] = {}
     max_question_chars: int = 2000  # longer questions and search queries are refused with a message
     user_concurrency: int = 2  # requests one signed-in user may have running at once; more are refused
     # team use (ui.auth): accounts and per-index roles; with it, every page and API call needs sign-in
     users_file: Path | None = None
-    signin_log: Path = Path("indexes/sign-ins.jsonl")  # server-wide audit of sign-ins (they have no index)
+    # the server-wide audit log: sign-ins, account changes (`python -m ui users`), sessions ended, and
+    # refusals that name no index on offer; each index keeps its own log beside it (ui.audit)
+    signin_log: Path = Path("indexes/sign-ins.jsonl")
     audit_questions: bool = False  # also write questions and searches to the index's audit log
     signin_max_failures: int = 5  # failed sign-ins per user name within the window before a lockout
     signin_max_failures_per_address: int = 20  # the same, per client address
     signin_window_s: float = 900.0
     signin_lockout_s: float = 300.0
     signin_failure_delay_s: float = 1.0  # every failed sign-in is answered only after this pause
+    # a signed-in session ends after this long without a request, and this long after sign-in at the
+    # latest (and at once when its user's password changes or the user is removed)
+    session_idle_s: float = 3600.0
+    session_max_s: float = 43200.0
     # single sign-on from an authenticating proxy on this machine (e.g. "X-Forwarded-User" from
     # oauth2-proxy); off unless set; then the app only binds to loopback and passwords are not used
     trusted_user_header: str | None = None
@@ -108,6 +123,26 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         """``RAGQA_USERS_FILE=`` (empty) means no users file, not the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ui_reader_specs")
+    @classmethod
+    def _reader_names(cls, value: dict[str, str]) -> dict[str, str]:
+        """A name users pick is a short word, never a spec (no ':'), so the two cannot be mistaken."""
+        for name, spec in value.items():
+            if not _READER_NAME.match(name):
+                raise ValueError(f"reader name {name!r} in RAGQA_UI_READER_SPECS must be letters, digits, '.', "
+                                 "'_' and '-' (at most 64), without ':'")
+            if not spec.strip():
+                raise ValueError(f"reader {name!r} in RAGQA_UI_READER_SPECS needs a spec, e.g. "
+                                 "generative:openai:MODEL@URL")
+        return value
+
+    @field_validator("session_idle_s", "session_max_s")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("a session lifetime must be more than 0 seconds")
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -1,10 +1,11 @@
 """A minimal OpenAI-compatible chat-completions server, for testing the ``openai:`` reader path.
 
-    python tests/openai_server.py      # prints "PORT <n>" once listening on 127.0.0.1
+    python tests/openai_server.py [--delay S]   # prints "PORT <n>" once listening on 127.0.0.1
 
 ``POST /v1/chat/completions`` (plain or ``"stream": true`` server-sent events) answers with the
-first sentence of passage 1 of the prompt plus `` [1]``, word by word when streaming.
-``GET /last`` returns the last request body, so a test can check what the client sent.
+first sentence of passage 1 of the prompt plus `` [1]``, word by word when streaming (``--delay``
+seconds before each word: a slow model).  ``GET /last`` returns the last request body, so a test
+can check what the client sent; ``GET /stats`` how many requests came and the most at once.
 Standard library only; a real server process speaking the wire protocol, not a mock object.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -31,6 +33,9 @@ def reply_for(messages: list[dict]) -> str:
 
 class Handler(BaseHTTPRequestHandler):
     last: dict = {}
+    delay_s = 0.0
+    stats = {"requests": 0, "running": 0, "max_concurrent": 0}
+    lock = threading.Lock()
 
     def log_message(self, *args: object) -> None:
         """Quiet: the test reads stdout for the port only."""
@@ -44,12 +49,25 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        self._json(200, Handler.last)
+        with Handler.lock:
+            stats = dict(Handler.stats)
+        self._json(200, stats if self.path.rstrip("/") == "/stats" else Handler.last)
 
     def do_POST(self) -> None:
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._json(404, {"error": {"message": f"no route {self.path}"}})
             return
+        with Handler.lock:
+            Handler.stats["requests"] += 1
+            Handler.stats["running"] += 1
+            Handler.stats["max_concurrent"] = max(Handler.stats["max_concurrent"], Handler.stats["running"])
+        try:
+            self._complete()
+        finally:
+            with Handler.lock:
+                Handler.stats["running"] -= 1
+
+    def _complete(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         Handler.last = body
         text = reply_for(body["messages"])
@@ -64,6 +82,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         words = re.findall(r"\S+\s*", text)
         for i, word in enumerate(words):
+            time.sleep(Handler.delay_s)
             delta = {"role": "assistant", "content": word} if i == 0 else {"content": word}
             chunk = {**base, "object": "chat.completion.chunk",
                      "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
@@ -76,6 +95,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
+    if "--delay" in sys.argv:
+        Handler.delay_s = float(sys.argv[sys.argv.index("--delay") + 1])
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     print(f"PORT {server.server_address[1]}", flush=True)
     server.serve_forever()

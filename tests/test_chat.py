@@ -110,9 +110,9 @@ def test_the_chat_is_read_back_as_plain_text_not_from_the_cards() -> None:
         {"role": "user", "content": "What else?"},
         {"role": "user", "content": "And his son?"}, {"role": "assistant", "content": "William Longsword"}]
     searched = render.answer_message(Answer("x", 0.5, "extractive", searched_for="What did Rollo agree to?"),
-                                     "What did he agree to?")
+                                     asked="What did he agree to?")
     assert "searched for: <i>What did Rollo agree to?</i>" in searched
-    assert "searched for" not in render.answer_message(Answer("x", 0.5, "extractive", searched_for="Q?"), "Q?")
+    assert "searched for" not in render.answer_message(Answer("x", 0.5, "extractive", searched_for="Q?"), asked="Q?")
 
 
 def test_the_ui_chat_follows_up_and_clear_chat_forgets(built_index: Path) -> None:

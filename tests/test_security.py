@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -345,3 +346,28 @@ def test_the_json_of_a_failed_ingest_keeps_odd_names_intact(tmp_path: Path) -> N
     assert result.returncode == 3, result.stderr
     assert [f["path"] for f in json.loads(result.stdout)["failed"]] == [str(bad)]
     assert f"failed: {tmp_path}/a\\nb.pdf: corrupt or unreadable PDF" in result.stderr
+
+
+@pytest.mark.slow
+def test_an_upload_naming_a_url_or_a_server_file_gets_a_clear_error_and_nothing_is_fetched(
+        live_app: tuple[str, Path, Any], tmp_path: Path) -> None:
+    """Issue 21: Gradio answered such an upload {"error": null}, and downloads an http(s) path into its cache;
+    the app refuses both before Gradio touches them, saying why, and fetches and stores nothing."""
+    from ui_server import Listener
+
+    url, index, _ = live_app
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET_SERVER_FILE_MARKER\n")
+    before = sorted(p.name for p in (index / "uploads").iterdir()) if (index / "uploads").exists() else []
+    listener = Listener()
+    try:
+        for named in (f"http://127.0.0.1:{listener.port}/notes.md", str(secret), "https://example.org/notes.md"):
+            stream = _call_upload(url, [named], index)
+            event, data = stream.strip().split("\n\n")[-1].split("\n", 1)
+            assert event == "event: error" and "was not uploaded to this app" in data, stream
+        time.sleep(0.5)
+        assert listener.received == []
+    finally:
+        listener.close()
+    after = sorted(p.name for p in (index / "uploads").iterdir()) if (index / "uploads").exists() else []
+    assert after == before

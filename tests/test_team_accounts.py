@@ -10,6 +10,7 @@ import stat
 import statistics
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -30,11 +31,16 @@ from ui.users_file import User, UsersFileError, UsersStore, hash_password, load_
 PASSWORD = "correct horse battery"
 
 
+# `python -m ui users` writes its audit lines to the server's log: by default, not into the checkout's indexes/
+SCRATCH_LOG = Path(tempfile.mkdtemp(prefix="rag-qa-test-")) / "server-log.jsonl"
+
+
 def ui_command(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,
                timeout: float = 120) -> subprocess.CompletedProcess:
     """``python -m ui ARGS`` as a child process (this checkout's code), stdin given or empty."""
     return subprocess.run([sys.executable, "-m", "ui", *args], cwd=REPO, input=stdin or "", capture_output=True,
-                          text=True, timeout=timeout, env=child_env(**(env or {})))
+                          text=True, timeout=timeout,
+                          env=child_env(**{"RAGQA_SIGNIN_LOG": str(SCRATCH_LOG), **(env or {})}))
 
 
 # -- the users file and `python -m ui users` ----------------------------------------------------
@@ -359,4 +365,147 @@ def test_a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit(tmp_path:
     outcomes = asyncio.run(burst())
     assert outcomes.count(False) == 3
     assert all(isinstance(o, HTTPException) and o.status_code == 429 for o in outcomes if o is not False)
-    assert [json.loads(line)["outcome"] for line in log.read_text().splitlines()] == ["failed"] * 3 + ["locked"]
+    logged = [json.loads(line)["outcome"] for line in log.read_text().splitlines()]
+    # the 5 refused during the lockout (issue 21) are one line: at most one a second per address
+    assert [o for o in logged if o != "refused"] == ["failed"] * 3 + ["locked"] and logged.count("refused") == 1
+
+
+# -- issue 21: sessions, the readers on offer, request fields ------------------------------------
+def test_sessions_end_on_password_change_removal_idle_time_and_age(tmp_path: Path) -> None:
+    from ui.sessions import Sessions
+
+    users_file, log = tmp_path / "users.json", tmp_path / "server.jsonl"
+    save_users(users_file, {n: User(n, hash_password(PASSWORD), {"*": Role.READER}) for n in ("ann", "ben")})
+    store = UsersStore(users_file).load()
+    now = [0.0]
+    sessions = Sessions(store, idle_s=60, max_s=300, log_path=log, clock=lambda: now[0])
+    tokens: dict[str, str] = {}  # Gradio's token -> user dict
+
+    def sign_in(token: str, name: str) -> None:
+        sessions.verified(name, store.get(name).password_hash)  # what PasswordSignIn.check reports
+        tokens[token] = name  # what Gradio's /login does
+        sessions.started(token, name, tokens)  # what the gate does with the answer's cookie
+
+    sign_in("idle", "ann")
+    for _ in range(3):  # each request restarts the idle clock
+        now[0] += 59
+        assert sessions.user("idle", tokens) == "ann"
+    sign_in("passive", "ann")
+    now[0] += 50
+    assert sessions.user("passive", tokens, touch=False) == "ann"  # the page's heartbeat is not activity
+    now[0] += 11
+    assert sessions.user("idle", tokens) is None and "idle" not in tokens  # 61 s without a request
+    assert sessions.user("passive", tokens) is None and "passive" not in tokens
+
+    sign_in("old", "ann")
+    for _ in range(6):
+        now[0] += 50
+        assert sessions.user("old", tokens) == "ann"
+    now[0] += 1
+    assert sessions.user("old", tokens) is None  # 301 s after sign-in, however busy
+
+    sign_in("ann-1", "ann")
+    sign_in("ben-1", "ben")
+    save_users(users_file, {"ann": User("ann", hash_password("a new password"), {"*": Role.READER}),
+                            "ben": store.get("ben")})
+    assert sessions.user("ann-1", tokens) is None and sessions.user("ben-1", tokens) == "ben"
+    save_users(users_file, {"ann": store.get("ann")})
+    assert sessions.user("ben-1", tokens) is None  # removed
+    tokens["forged"] = "ann"  # a token no sign-in here made
+    assert sessions.user("forged", tokens) is None and "forged" not in tokens
+
+    sessions.verified("ann", store.get("ann").password_hash)  # checked against the password of that moment...
+    save_users(users_file, {"ann": User("ann", hash_password("yet another one"), {"*": Role.READER})})
+    tokens["late"] = "ann"
+    sessions.started("late", "ann", tokens)  # ...which changed before the token was made: no session
+    assert "late" not in tokens and sessions.user("late", tokens) is None
+
+    ended = [(e["user"], e["detail"]) for e in audit.read(log)]
+    assert ended == [("ann", "no request for 1 minute"), ("ann", "no request for 1 minute"),
+                     ("ann", "signed in more than 5 minutes ago"), ("ann", "the password changed"),
+                     ("ben", "the user was removed")]
+    assert all(e["action"] == "session-end" and e["outcome"] == "ended" for e in audit.read(log))
+
+
+def test_the_app_offers_the_builtin_readers_unless_the_operator_says_otherwise(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from rag_qa.readers.registry import BUILTIN_READERS
+    from ui.readers import OfferedReaders, ReaderNotOffered
+
+    monkeypatch.setenv("RAGQA_CONFIG", "/nonexistent/rag-qa.toml")
+    builtin = OfferedReaders(Settings(reader="extractive"))
+    assert builtin.names() == list(BUILTIN_READERS) == ["extractive", "generative", "generative:smollm2"]
+    assert builtin.spec("generative") == "generative" and builtin.spec("") == builtin.spec(None) == "extractive"
+    for typed in ("extractive:/etc", "extractive:minilm", "generative:openai:m@http://127.0.0.1:9/v1",
+                  "generative:ollama:llama3", " extractive", "Extractive", "x" * 10_000, 5, ["extractive"]):
+        with pytest.raises(ReaderNotOffered, match="^unknown reader .*: pick one of extractive, generative") as err:
+            builtin.spec(typed)
+        assert len(str(err.value)) < 200  # one short line, however long the input
+
+    monkeypatch.setenv("RAGQA_UI_READERS", '["extractive"]')
+    monkeypatch.setenv("RAGQA_UI_READER_SPECS", '{"team-llm": "generative:openai:llama3@http://10.0.0.5:8000/v1"}')
+    named = OfferedReaders(Settings(reader="generative:openai:x@http://elsewhere"))
+    assert named.names() == ["extractive", "team-llm"] and named.default == "extractive"
+    assert named.spec("team-llm") == "generative:openai:llama3@http://10.0.0.5:8000/v1"
+    assert named.hides_spec("team-llm") and not named.hides_spec("extractive")
+    with pytest.raises(ReaderNotOffered):
+        named.spec("generative")  # narrowed away by the operator
+    with pytest.raises(ReaderNotOffered):
+        named.spec("generative:openai:llama3@http://10.0.0.5:8000/v1")  # the spec itself is not a name to pick
+
+    monkeypatch.delenv("RAGQA_UI_READERS")
+    monkeypatch.delenv("RAGQA_UI_READER_SPECS")  # pydantic-settings would merge it into the dicts below
+    with pytest.raises(ValidationError, match="without ':'"):
+        Settings(ui_reader_specs={"openai:x": "generative:openai:x@http://h/v1"})
+    for settings, problem in ((Settings(ui_reader_specs={"extractive": "generative:x"}), "already a reader"),
+                              (Settings(ui_readers=["bogus"], ui_reader_specs={}), "not a reader spec"),
+                              (Settings(ui_readers=[], ui_reader_specs={}), "at least one reader")):
+        with pytest.raises(ValueError, match=problem):
+            OfferedReaders(settings)
+    done = ui_command("--port", "9", env={"RAGQA_UI_READERS": '["bogus"]', "RAGQA_USERS_FILE": ""}, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "not a reader spec" in done.stderr
+
+
+def test_request_fields_are_checked_on_the_server() -> None:
+    from ui.validation import RequestRefused, check_mode, check_top_k
+
+    assert check_mode("bm25") == "bm25" and check_mode("") is None and check_top_k(20) == 20 and check_top_k(3.0) == 3
+    assert check_top_k(None) is None
+    for mode in ("BM25", "sparse", 3, ["bm25"]):
+        with pytest.raises(RequestRefused, match="unknown retrieval mode"):
+            check_mode(mode)
+    for k in (0, 21, 2.5, float("nan"), float("inf"), -1, True, "5", 10**9):
+        with pytest.raises(RequestRefused, match="from 1 to 20"):
+            check_top_k(k)
+
+
+def test_settings_defaults_for_sessions_and_readers(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("RAGQA_SESSION_IDLE_S", "RAGQA_SESSION_MAX_S", "RAGQA_UI_READERS", "RAGQA_UI_READER_SPECS"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("RAGQA_CONFIG", "/nonexistent/rag-qa.toml")
+    s = Settings()
+    assert (s.session_idle_s, s.session_max_s) == (3600.0, 43200.0)
+    assert s.ui_readers is None and s.ui_reader_specs == {}
+
+
+def test_account_changes_are_audited_with_who_ran_them_and_never_a_password(tmp_path: Path) -> None:
+    users_file, log = tmp_path / "users.json", tmp_path / "server.jsonl"
+    env = {"RAGQA_SIGNIN_LOG": str(log)}
+    for args, stdin in ((["add", "kim", "--role", "hr=reader"], PASSWORD + "\n"), (["passwd", "kim"], "short\n"),
+                        (["passwd", "kim"], "kim's new password\n"), (["grant", "kim", "*=editor"], ""),
+                        (["revoke", "kim", "hr"], ""), (["list"], ""), (["remove", "kim"], "")):
+        ui_command("users", "--file", str(users_file), *args, stdin=stdin, env=env)
+    events = list(audit.read(log))
+    assert [(e["action"], e["outcome"], e["account"], e.get("roles")) for e in events] == [
+        ("user-add", "ok", "kim", ["hr=reader"]), ("user-passwd", "failed", "kim", None),
+        ("user-passwd", "ok", "kim", ["hr=reader"]), ("user-grant", "ok", "kim", ["*=editor", "hr=reader"]),
+        ("user-revoke", "ok", "kim", ["*=editor"]), ("user-remove", "ok", "kim", None)]
+    assert events[1]["detail"] == "the password must have at least 8 characters"
+    assert len({e["user"] for e in events}) == 1 and events[0]["user"]  # the OS account that ran them
+    assert all(e["users_file"] == str(users_file) for e in events)
+    text = log.read_text()
+    assert PASSWORD not in text and "new password" not in text and "argon2" not in text
+    shown = ui_command("audit", "--sign-ins", "--signin-log", str(log)).stdout.splitlines()
+    assert len(shown) == 6 and "user-grant" in shown[3] and "account: kim" in shown[3] and "*=editor" in shown[3]

@@ -13,6 +13,8 @@ import pytest
 from conftest import BAD, DOCS, load_benchmark
 from ui_server import running_app
 
+from rag_qa.config import Settings
+
 pytestmark = pytest.mark.slow
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -21,12 +23,21 @@ OXYGEN = DOCS / "oxygen.html"
 QUESTION = "In what country is Normandy located?"
 
 
+def other_reader() -> str:
+    """A reader spec naming a model folder: offered by this app only because its operator lists it."""
+    from rag_qa.models import DEFAULT_READER, resolve_model
+
+    return f"extractive:{resolve_model(DEFAULT_READER, kind='reader').path}"
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
     """A client for a real app over an index that does not exist yet, and that index's path."""
+    from rag_qa.readers.registry import BUILTIN_READERS
+
     root = tmp_path_factory.mktemp("ui-api") / "indexes"
     index = root / "main"
-    with running_app(index, root) as demo:
+    with running_app(index, root, Settings(ui_readers=[*BUILTIN_READERS, other_reader()])) as demo:
         yield gradio_client.Client(demo.local_url, verbose=False), index
 
 
@@ -89,10 +100,8 @@ def test_search_marks_query_terms_and_names_the_source(app: tuple[Any, Path], up
 
 
 def test_reader_switch_takes_effect_on_the_next_question(app: tuple[Any, Path], uploaded: tuple) -> None:
-    from rag_qa.models import DEFAULT_READER, resolve_model
-
     client, index = app
-    other = f"extractive:{resolve_model(DEFAULT_READER, kind='reader').path}"
+    other = other_reader()
     _, details = ask(client, index, QUESTION, reader=other, mode="bm25", top_k=2)
     assert details["reader"] == other and len(details["citations"]) >= 1
 
@@ -103,6 +112,23 @@ def test_bad_reader_is_an_error_message_and_the_app_stays_up(app: tuple[Any, Pat
     assert "unknown reader" in details["error"] and "rag-error" in last_message(history)
     _, details = ask(client, index, QUESTION)
     assert details["no_answer"] is False
+
+
+def test_typed_reader_specs_are_refused_alike_and_never_reach_the_reader_cache(app: tuple[Any, Path],
+                                                                             uploaded: tuple) -> None:
+    """Issue 21: a spec the operator did not list is refused before the registry is asked, so no folder is
+    looked at (the same answer for one that exists and one that does not) and nothing is cached."""
+    from rag_qa.readers import registry
+
+    client, index = app
+    offered = ["extractive", "generative", "generative:smollm2", other_reader()]
+    before = {key[0] for key in registry._instances}
+    for typed in ("extractive:/etc", "extractive:/no/such/folder", f"extractive:{DOCS}", "extractive:minilm",
+                  *(f"extractive:/tmp/model-{i}" for i in range(5))):
+        _, details = ask(client, index, QUESTION, reader=typed)
+        assert details == {"error": f"unknown reader {typed!r}: pick one of {', '.join(offered)}"}, details
+    cached = {key[0] for key in registry._instances}
+    assert cached == before and cached <= set(offered), cached  # only offered names were ever built
 
 
 def test_remove_drops_the_document_and_its_stored_upload(app: tuple[Any, Path], uploaded: tuple) -> None:

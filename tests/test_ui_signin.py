@@ -14,7 +14,11 @@ import html
 import json
 import shutil
 import statistics
+import subprocess
+import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from conftest import DOCS, docs_image, load_benchmark
 from test_team_accounts import ui_command
-from ui_server import app_process
+from ui_server import Listener, app_process
 
 from ingest.pipeline import remove_sources
 from rag_qa.config import Settings
@@ -47,8 +51,15 @@ ACCOUNTS = {  # name: (password, roles)
     "ada": ("ada-password", ["*=admin"]),
     "lockme": ("lockme-password", ["alpha=reader"]),
     "temp": ("temp-password", ["alpha=reader"]),
+    "pat": ("pat-password", ["alpha=reader"]),  # changes password
+    "greedy": ("greedy-password", ["alpha=reader"]),  # fires more requests than the per-user cap
+    "rolf": ("rolf-password", ["alpha=editor"]),  # loses the editor role while his page is open
+    "lucy": ("lucy-password", ["alpha=reader"]),  # locked out, then tries her right password
 }
 MAX_FAILURES, MAX_PER_ADDRESS, DELAY_S, MAX_QUESTION = 3, 4, 0.3, 300
+LLM_WORD_DELAY_S = 0.15  # the operator's (test) model server streams this slowly: a long-running request
+API_KEY = "sk-test-canary-the-server-must-never-send-to-a-user-chosen-address"
+OFFERED = "extractive, generative, generative:smollm2, team-llm"  # the Reader list of this app
 # gradio_client waits 5 s for a sign-in by default; argon2 on a busy 2-core machine can take longer
 SLOW_OK = {"timeout": 300}
 
@@ -60,6 +71,8 @@ class Team:
     users_file: Path
     signin_log: Path
     client: Callable[[str], Any]  # a signed-in gradio_client.Client per user name (cached)
+    llm: str  # base URL of the model server behind the operator's reader "team-llm"
+    gradio_tmp: Path  # Gradio's upload folder (GRADIO_TEMP_DIR)
 
     def index(self, name: str) -> str:
         return str(self.root / name)
@@ -79,21 +92,33 @@ def team(built_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     assert removed.removed, "beta should differ from alpha"
     users_file = base / "users.json"
     save_users(users_file, {n: User(n, hash_password(pw), parse_roles(roles)) for n, (pw, roles) in ACCOUNTS.items()})
+    llm = subprocess.Popen([sys.executable, str(Path(__file__).with_name("openai_server.py")), "--delay",
+                            str(LLM_WORD_DELAY_S)], stdout=subprocess.PIPE, text=True)
+    line = llm.stdout.readline() if llm.stdout else ""
+    assert line.startswith("PORT "), f"the model server did not start: {line!r}"
+    llm_url = f"http://127.0.0.1:{int(line.split()[1])}/v1"
     env = {
         "RAGQA_USERS_FILE": str(users_file), "RAGQA_SIGNIN_LOG": str(base / "sign-ins.jsonl"),
         "RAGQA_SIGNIN_MAX_FAILURES": str(MAX_FAILURES), "RAGQA_SIGNIN_MAX_FAILURES_PER_ADDRESS": str(MAX_PER_ADDRESS),
         "RAGQA_SIGNIN_FAILURE_DELAY_S": str(DELAY_S), "RAGQA_MAX_QUESTION_CHARS": str(MAX_QUESTION),
         "RAGQA_AUDIT_QUESTIONS": "true", "RAGQA_CONFIG": str(base / "none.toml"),
+        # the operator offers one model server by name, and the server holds an API key for such servers
+        "RAGQA_UI_READER_SPECS": json.dumps({"team-llm": f"generative:openai:echo@{llm_url}"}),
+        "OPENAI_API_KEY": API_KEY, "GRADIO_TEMP_DIR": str(base / "gradio-tmp"),
     }
     clients: dict[str, Any] = {}
-    with app_process(root / "alpha", base, env) as url:
-        def client(name: str) -> Any:
-            if name not in clients:
-                clients[name] = gradio_client.Client(url, auth=(name, ACCOUNTS[name][0]), verbose=False,
-                                                     httpx_kwargs=SLOW_OK)
-            return clients[name]
+    try:
+        with app_process(root / "alpha", base, env) as url:
+            def client(name: str) -> Any:
+                if name not in clients:
+                    clients[name] = gradio_client.Client(url, auth=(name, ACCOUNTS[name][0]), verbose=False,
+                                                         httpx_kwargs=SLOW_OK)
+                return clients[name]
 
-        yield Team(url, root, users_file, base / "sign-ins.jsonl", client)
+            yield Team(url, root, users_file, base / "sign-ins.jsonl", client, llm_url, base / "gradio-tmp")
+    finally:
+        llm.terminate()
+        llm.wait(timeout=30)
 
 
 def sign_in(team: Team, name: str, password: str, address: str) -> tuple[int, str, float]:
@@ -116,6 +141,35 @@ def ask(client: Any, index: str, question: str = QUESTION) -> tuple[list[dict], 
 
 def signin_events(team: Team) -> list[dict]:
     return [json.loads(line) for line in team.signin_log.read_text().splitlines()]
+
+
+def cookie_of(client: Any) -> dict[str, str]:
+    """The session cookie a signed-in gradio_client holds, for plain HTTP calls as the same user."""
+    return dict(client.cookies)
+
+
+def upload_to_gradio(team: Team, cookies: dict[str, str], name: str, data: bytes) -> str:
+    """Upload one file the way the page and gradio_client do; the path Gradio keeps it under."""
+    r = httpx.post(team.url + "gradio_api/upload", files=[("files", (name, data, "text/markdown"))], cookies=cookies,
+                   timeout=120)
+    r.raise_for_status()
+    (path,) = r.json()
+    return path
+
+
+def file_data(path: str) -> dict:
+    return {"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": Path(path).name}
+
+
+def call(team: Team, cookies: dict[str, str], api_name: str, data: list) -> tuple[str, Any]:
+    """Call an endpoint with Gradio's two-step HTTP API (as curl would); the last event's name and data."""
+    started = httpx.post(team.url + f"gradio_api/call/{api_name}", json={"data": data}, cookies=cookies, timeout=120)
+    started.raise_for_status()
+    with httpx.stream("GET", team.url + f"gradio_api/call/{api_name}/{started.json()['event_id']}", cookies=cookies,
+                      timeout=300) as response:
+        text = "".join(response.iter_text())
+    event, payload = text.strip().split("\n\n")[-1].split("\n", 1)
+    return event.removeprefix("event: "), json.loads(payload.removeprefix("data: "))
 
 
 # -- sign-in ----------------------------------------------------------------------------------
@@ -299,6 +353,182 @@ def test_signed_in_users_under_load_get_their_own_answers(team: Team) -> None:
     assert summary["fairness_max_over_min_p50"] >= 1.0
 
 
+# -- issue 21: readers from the operator's list, sessions, the audit gaps, each role's page -----------
+def test_a_typed_reader_spec_is_refused_before_the_server_calls_or_opens_anything(team: Team) -> None:
+    """A reader spec typed into the API (an address with the server's API key, a folder) is refused in one line,
+    the same line whether the folder exists or not, recorded, and nothing is called: the listener stays silent."""
+    rita, alpha = team.client("rita"), team.index("alpha")
+    listener = Listener()
+    try:
+        address = f"http://127.0.0.1:{listener.port}"
+        specs = [f"generative:openai:m@{address}/v1", f"generative:ollama:m@{address}", "extractive:/etc",
+                 "extractive:/no/such/folder", f"extractive:{DOCS}", "generative:smollm2@x"]
+        replies = [rita.predict(QUESTION, [], spec, "hybrid", 3, alpha, api_name="/ask") for spec in specs]
+        time.sleep(1.0)  # anything the server started would have connected by now
+        assert listener.received == [], listener.received  # (today's code POSTs there with the API key)
+    finally:
+        listener.close()
+    for spec, (history, details, _) in zip(specs, replies, strict=True):
+        assert details == {"error": f"unknown reader {spec!r}: pick one of {OFFERED}"}, details
+        assert "rag-error" in history[-1]["content"][0]["text"]
+    refused = [e for e in team.log("alpha")
+               if e["user"] == "rita" and e["action"] == "ask" and e["outcome"] == "refused"]
+    assert [e["reader"] for e in refused][-len(specs):] == specs
+    assert all(e["detail"].startswith("unknown reader") for e in refused[-len(specs):])
+
+
+def test_the_operators_named_reader_answers_under_its_name_and_its_address_stays_on_the_server(team: Team) -> None:
+    rita, alpha = team.client("rita"), team.index("alpha")
+    config = httpx.get(team.url + "config", cookies=cookie_of(rita), timeout=60).text
+    llm_port = team.llm.rsplit(":", 1)[1].split("/")[0]
+    assert '"team-llm"' in config and llm_port not in config and "generative:openai" not in config
+    reader_dd = next(c for c in json.loads(config)["components"] if c.get("props", {}).get("elem_id") == "reader")
+    assert reader_dd["props"]["allow_custom_value"] is False  # the page offers no typing of a reader
+    history, details, _ = rita.predict(QUESTION, [], "team-llm", "hybrid", 3, alpha, api_name="/ask")
+    assert details["reader"] == "team-llm" and "Norman" in details["answer"] and details["citations"], details
+    assert llm_port not in json.dumps(history) + json.dumps(details)
+    with urllib.request.urlopen(team.llm.removesuffix("/v1") + "/last", timeout=30) as reply:
+        assert json.load(reply)["model"] == "echo"  # the operator's model, at the operator's address
+
+
+def test_a_greedy_user_gets_no_more_than_the_per_user_cap_while_others_are_served(team: Team) -> None:
+    """RAGQA_USER_CONCURRENCY (2) against the real app: one user fires 5 slow requests at once; 2 run, the others
+    are refused at once (they never hold a worker), the model server never sees more than 2 of them, and
+    another user asking at the same time is answered, never refused."""
+    alpha, n = team.index("alpha"), 5
+    greedy = [gradio_client.Client(team.url, auth=("greedy", ACCOUNTS["greedy"][0]), verbose=False,
+                                   httpx_kwargs=SLOW_OK) for _ in range(n)]
+    rita = team.client("rita")
+    start, results, lock = threading.Barrier(n + 1), [], threading.Lock()
+
+    def ask_as(client: Any, who: str, reader: str) -> None:
+        start.wait()
+        began = time.perf_counter()
+        _, details, _ = client.predict(QUESTION, [], reader, "hybrid", 3, alpha, api_name="/ask")
+        with lock:
+            results.append((who, details, time.perf_counter() - began))
+
+    threads = [threading.Thread(target=ask_as, args=(c, "greedy", "team-llm")) for c in greedy]
+    threads.append(threading.Thread(target=ask_as, args=(rita, "rita", "extractive")))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    mine = [(d, s) for who, d, s in results if who == "greedy"]
+    answered = [s for d, s in mine if "answer" in d]
+    refused = [s for d, s in mine if d.get("error") == "You already have 2 requests running; wait for one to "
+                                                         "finish, then try again."]
+    assert len(mine) == n and len(answered) + len(refused) == n, mine
+    assert 1 <= len(answered) <= 2 and len(refused) >= n - 2, mine  # all 5 arrive within the first answer
+    assert max(refused) < min(answered), (refused, answered)  # refused at once, not after waiting
+    with urllib.request.urlopen(team.llm.removesuffix("/v1") + "/stats", timeout=30) as reply:
+        assert json.load(reply)["max_concurrent"] <= 2
+    (other,) = [d for who, d, _ in results if who == "rita"]
+    assert "France" in other["answer"], other
+
+
+def test_a_password_change_ends_the_old_sessions_and_a_role_change_applies_at_once(team: Team) -> None:
+    alpha = team.index("alpha")
+    answer = httpx.post(team.url + "login", data={"username": "pat", "password": ACCOUNTS["pat"][0]},
+                        headers={"X-Forwarded-For": "198.51.100.77"}, timeout=120)
+    assert answer.status_code == 200
+    cookie = dict(answer.cookies)
+    pat = gradio_client.Client(team.url, auth=("pat", ACCOUNTS["pat"][0]), verbose=False, httpx_kwargs=SLOW_OK)
+    assert httpx.get(team.url + "config", cookies=cookie, timeout=60).status_code == 200
+
+    log_env = {"RAGQA_SIGNIN_LOG": str(team.signin_log)}
+    assert ui_command("users", "--file", str(team.users_file), "revoke", "pat", "alpha", env=log_env).returncode == 0
+    _, status, table, _ = pat.predict(alpha, api_name="/open_index")  # the same session, its role gone at once
+    assert "do not have access to any index yet" in status and table["data"] == []
+    assert ui_command("users", "--file", str(team.users_file), "grant", "pat", "alpha=reader",
+                      env=log_env).returncode == 0
+    assert "Using index" in pat.predict(alpha, api_name="/open_index")[1]
+
+    done = ui_command("users", "--file", str(team.users_file), "passwd", "pat", stdin="pat-new-password\n",
+                      env=log_env)
+    assert done.returncode == 0, done.stderr
+    assert httpx.get(team.url + "config", cookies=cookie, timeout=60).status_code == 401  # the old cookie is dead
+    with pytest.raises(Exception):  # noqa: B017 - so is the client's session, whatever a 401 becomes there
+        pat.predict(alpha, api_name="/open_index")
+    assert sign_in(team, "pat", ACCOUNTS["pat"][0], "198.51.100.78")[0] == 400
+    fresh = httpx.post(team.url + "login", data={"username": "pat", "password": "pat-new-password"},
+                       headers={"X-Forwarded-For": "198.51.100.79"}, timeout=120)
+    assert fresh.status_code == 200
+    assert httpx.get(team.url + "config", cookies=dict(fresh.cookies), timeout=60).status_code == 200
+    ended = [e for e in signin_events(team) if e["user"] == "pat" and e["action"] == "session-end"]
+    assert ended and {e["detail"] for e in ended} == {"the password changed"}
+
+
+def test_a_refused_upload_or_removal_keeps_the_table_and_gradio_keeps_no_copy_of_an_upload(team: Team) -> None:
+    rita, alice, alpha = team.client("rita"), team.client("alice"), team.index("alpha")
+    path = upload_to_gradio(team, cookie_of(rita), "rita-notes.md", b"# Notes\nRita's notes on the Normans.\n")
+    assert Path(path).is_file() and Path(path).is_relative_to(team.gradio_tmp)
+    event, (status, table, _) = call(team, cookie_of(rita), "upload", [[file_data(path)], alpha])
+    assert event == "complete" and "You are a reader of index 'alpha'" in shown(status)
+    assert "normans_latin1.txt" in [row[0] for row in table["data"]]  # the table she had, not an empty one
+    assert not Path(path).exists()  # a refused upload's copy goes at once
+    status, table, remove = rita.predict("docs/oxygen.html", alpha, api_name="/remove")
+    assert "You are a reader" in shown(status) and "oxygen.html" in [row[0] for row in table["data"]]
+
+    marker = f"issue21-{time.time_ns()}.md"
+    path = upload_to_gradio(team, cookie_of(alice), marker, b"# Kept\nThe Normans kept the name.\n")
+    event, (status, table, _) = call(team, cookie_of(alice), "upload", [[file_data(path)], alpha])
+    assert event == "complete" and f"Added: {marker}" in status
+    assert not Path(path).exists() and not [p for p in team.gradio_tmp.rglob("*") if p.name == marker]
+    served = httpx.get(team.url + f"gradio_api/file={path}", cookies=cookie_of(alice), timeout=60)
+    assert served.status_code in (403, 404)
+    rows = {row[0]: row[5] for row in table["data"]}
+    assert rows[marker] == f"uploads/{marker}" and rows["normans_latin1.txt"] == "docs/normans_latin1.txt"
+    assert not any(source.startswith("/") for source in rows.values())  # no server path on the page
+    status, table, _ = alice.predict(f"uploads/{marker}", alpha, api_name="/remove")  # by the name the page shows
+    assert f"Removed {marker}" in status and marker not in [row[0] for row in table["data"]]
+
+
+def test_refusals_that_left_no_trace_are_in_the_audit_trail(team: Team) -> None:
+    """Section 3: a refused index creation, a sign-in refused during a lockout (right password too), an index
+    not on offer, an upload naming a server path (with a clear error, not null), an admin's account changes."""
+    alice, alpha = team.client("alice"), team.index("alpha")
+    _, status, _, _ = alice.predict("delta", alpha, api_name="/create_index")
+    assert "needs the admin role" in status
+    for i in range(MAX_FAILURES):
+        assert sign_in(team, "lucy", "wrong-password", f"192.0.2.{150 + i}")[0] == 400
+    assert sign_in(team, "lucy", ACCOUNTS["lucy"][0], "192.0.2.160")[0] == 429  # the right password, locked out
+    assert "no index 'beta'" in shown(alice.predict("rollo", "bm25", 2, f"{alpha}/../beta", api_name="/search"))
+    listener = Listener()
+    try:
+        for named in ("/etc/hostname", f"http://127.0.0.1:{listener.port}/notes.md"):
+            event, data = call(team, cookie_of(alice), "upload", [[file_data(named)], alpha])
+            assert event == "error" and data["error"], data  # a message, not {"error": null}
+            assert "was not uploaded to this app" in data["error"] and "upload the file first" in data["error"]
+        time.sleep(0.5)
+        assert listener.received == []  # and a URL is not fetched
+    finally:
+        listener.close()
+    log_env = {"RAGQA_SIGNIN_LOG": str(team.signin_log)}
+    for args, stdin in ((["add", "audit-temp", "--role", "alpha=reader"], "audit-temp-password\n"),
+                        (["grant", "audit-temp", "alpha=editor"], ""), (["revoke", "audit-temp", "alpha"], ""),
+                        (["add", "audit-temp"], "another-password\n"), (["remove", "audit-temp"], "")):
+        ui_command("users", "--file", str(team.users_file), *args, stdin=stdin, env=log_env)
+
+    done = ui_command("audit", "--index", alpha, "--signin-log", str(team.signin_log), "--json")
+    events = json.loads(done.stdout)["events"]
+    seen = {(e["user"], e["action"], e["outcome"]) for e in events}
+    assert ("alice", "create-index", "refused") in seen
+    assert ("lucy", "sign-in", "refused") in seen
+    assert any(e["action"] == "search" and e["outcome"] == "refused" and e.get("index") == f"{alpha}/../beta"
+               for e in events)
+    uploads = [e for e in events if e["user"] == "alice" and e["action"] == "upload" and e["outcome"] == "refused"]
+    assert [e["files"] for e in uploads][-2:] == [["/etc/hostname"], [f"http://127.0.0.1:{listener.port}/notes.md"]]
+    changes = [(e["action"], e["outcome"], e.get("roles")) for e in events if e.get("account") == "audit-temp"]
+    assert changes == [("user-add", "ok", ["alpha=reader"]), ("user-grant", "ok", ["alpha=editor"]),
+                       ("user-revoke", "ok", []), ("user-add", "failed", None), ("user-remove", "ok", None)]
+    admin = {e["user"] for e in events if e.get("account") == "audit-temp"}
+    assert len(admin) == 1 and admin != {None}  # the operating-system account that ran the command
+    readable = ui_command("audit", "--sign-ins", "--signin-log", str(team.signin_log)).stdout
+    assert any("user-passwd" in line or "user-add" in line for line in readable.splitlines())
+    assert "audit-temp-password" not in team.signin_log.read_text()
+
+
 # -- the browser ------------------------------------------------------------------------------
 @pytest.mark.browser
 def test_sign_in_in_a_real_browser(team: Team, browser: Browser, tmp_path: Path) -> None:
@@ -377,3 +607,66 @@ def test_two_users_chatting_at_once_never_see_each_others_conversation(team: Tea
                             {"role": "assistant", "content": "Rollo"}], "extractive", "hybrid", 3,
         team.index("alpha"), api_name="/ask")
     assert "Rollo" in plain["searched_for"]
+
+
+@pytest.mark.browser
+def test_each_role_sees_its_own_page_in_a_real_browser(team: Team, browser: Browser) -> None:
+    """A reader is offered no Upload, Remove or Create index and sees their role; no "Runs" footer link
+    after a question; an editor sees paths relative to the index and headers that do not break mid-word, and
+    when the role goes while the page is open, an upload is refused and the table stays as it was."""
+    alpha = team.index("alpha")
+
+    def signed_in_page(name: str, address: str) -> Any:
+        context = browser.new_context(viewport={"width": 1000, "height": 900},
+                                      extra_http_headers={"X-Forwarded-For": address})
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        page.goto(team.url)
+        page.get_by_label("username").fill(name)
+        page.get_by_label("password").fill(ACCOUNTS[name][0])
+        with page.expect_navigation(timeout=120_000):
+            page.get_by_role("button", name="Login").click()
+        page.wait_for_function("document.querySelector('#index input')?.value === 'indexes/alpha'", timeout=120_000)
+        return page
+
+    page = signed_in_page("rita", "198.18.1.1")
+    page.locator("#account").get_by_text("reader of indexes/alpha").wait_for()
+    page.get_by_role("tab", name="Documents").click()
+    page.locator("#documents").get_by_text("normans_latin1.txt").first.wait_for()
+    for part in ("#upload", "#remove-button", "#create-index", "#new-index"):
+        assert page.locator(part).is_hidden(), part
+    page.get_by_role("tab", name="Ask").click()
+    page.locator("#question textarea").fill(QUESTION)
+    page.locator("#question textarea").press("Enter")
+    page.locator("#chat .rag-answer").last.wait_for()
+    page.wait_for_timeout(2000)  # the run history would save the run and show its link by now
+    assert page.locator("footer").get_by_text("Runs").count() == 0 and page.locator("a.run-history").count() == 0
+    assert page.locator("#chat .source-card summary").first.get_attribute("title") == "docs/normans_latin1.txt"
+    page.context.close()
+
+    page = signed_in_page("rolf", "198.18.1.2")
+    page.locator("#account").get_by_text("editor of indexes/alpha").wait_for()
+    page.get_by_role("tab", name="Documents").click()
+    table = page.locator("#documents")
+    table.get_by_text("normans_latin1.txt").first.wait_for()
+    assert "Using index indexes/alpha." in page.locator("#upload-status").inner_text()
+    assert page.locator("#upload").is_visible() and page.locator("#remove-button").is_visible()
+    assert page.locator("#create-index").is_hidden()  # no admin role anywhere
+    assert "docs/normans_latin1.txt" in table.inner_text() and alpha not in page.content()
+    lines = page.evaluate("""() => [...document.querySelectorAll('#documents thead th span.header')].map(s => {
+        const r = document.createRange(); r.selectNodeContents(s);
+        return [s.innerText, r.getClientRects().length]; })""")
+    assert [name for name, _ in lines] == ["Name", "Type", "Pages", "Chunks", "Added", "Source"]
+    assert all(n == 1 for _, n in lines), lines  # each header on one line: no "Pa/ge/s"
+
+    done = ui_command("users", "--file", str(team.users_file), "grant", "rolf", "alpha=reader",
+                      env={"RAGQA_SIGNIN_LOG": str(team.signin_log)})
+    assert done.returncode == 0, done.stderr
+    rows = table.locator("tbody tr").count()
+    page.locator("#upload input[type=file]").set_input_files([str(DOCS / "code-of-conduct.md")])
+    page.locator("#upload-status").get_by_text("You are a reader of index 'alpha'").wait_for()
+    assert table.locator("tbody tr").count() == rows and "normans_latin1.txt" in table.inner_text()
+    page.reload()
+    page.locator("#account").get_by_text("reader of indexes/alpha").wait_for()
+    assert page.locator("#upload").is_hidden()
+    page.context.close()

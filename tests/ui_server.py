@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,40 @@ if TYPE_CHECKING:
     import gradio as gr
 
     from rag_qa.config import Settings
+    from ui.users_file import UsersStore
+
+
+class Listener:
+    """A TCP listener on 127.0.0.1 that records every connection made to it (what the server must never call)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.received: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    self.received.append(conn.recv(65536) or b"(connected)")
+                except OSError:
+                    self.received.append(b"(connected)")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
 
 
 def free_port() -> int:
@@ -23,17 +58,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(index: Path, indexes_root: Path, settings: Settings | None = None) -> Iterator[gr.Blocks]:
+def running_app(index: Path, indexes_root: Path, settings: Settings | None = None,
+                users: UsersStore | None = None) -> Iterator[gr.Blocks]:
     """Serve the app over ``index`` on a free port and yield it (``.local_url``); closed afterwards.
 
     No host is passed, exactly as ``python -m ui`` does: the default binding (127.0.0.1) applies.
+    With ``users``, everyone must sign in, as with ``RAGQA_USERS_FILE``.
     """
     from rag_qa.config import Settings
     from ui.app import build_app, launch
 
     settings = (settings or Settings()).model_copy(update={"port": free_port()})
-    demo = build_app(index, settings, indexes_root=indexes_root)
-    launch(demo, settings, block=False)
+    demo = build_app(index, settings, indexes_root=indexes_root, users=users)
+    launch(demo, settings, block=False, users=users)
     try:
         yield demo
     finally:

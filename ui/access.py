@@ -52,6 +52,8 @@ class Access:
 
     def index(self, user: str | None, value: str | None, action: Action) -> Path:
         """The index folder for a dropdown value, if ``user`` may do ``action`` there; else :class:`AccessDenied`."""
+        if value is not None and not isinstance(value, str):  # the API takes any JSON: an index is a path string
+            value = repr(value)
         if not self.enabled:
             return self.catalog.resolve(value)
         name = Path(value).name if value else ""
@@ -71,9 +73,13 @@ class Access:
 
     def known(self, value: str | None) -> Path | None:
         """The index folder ``value`` names if it is one the app offers at all (for logging a refusal)."""
-        return Path(value) if value and value in {p for _, p in self.catalog.choices()} else None
+        if not isinstance(value, str) or not value:
+            return None
+        return Path(value) if value in {p for _, p in self.catalog.choices()} else None
 
     def check_create(self, user: str | None, name: str) -> None:
         """:class:`AccessDenied` unless ``user`` may create an index called ``name`` (admin for it, or ``*``)."""
+        if not isinstance(name, str):
+            raise ValueError("give the new index a name made of letters, digits, '-' or '_'")
         if self.enabled and not allowed(self.roles(user), Action.CREATE, sanitise_index_name(name)):
             raise AccessDenied("Creating an index needs the admin role for it (or for '*'); ask an administrator.")

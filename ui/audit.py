@@ -1,9 +1,12 @@
-"""The audit trail: append-only JSON lines, one file per index plus one for sign-ins.
+"""The audit trail: append-only JSON lines, one file per index plus one for the server.
 
 Each index keeps ``<index>/audit.jsonl``: uploads, removals, index creation, refused actions and,
-when ``RAGQA_AUDIT_QUESTIONS`` is on, questions and searches.  Sign-ins belong to no index, so
-they go to the server's sign-in log (``RAGQA_SIGNIN_LOG``, default ``indexes/sign-ins.jsonl``);
-``python -m ui audit --index DIR`` shows an index's log with the sign-in events merged in by time.
+when ``RAGQA_AUDIT_QUESTIONS`` is on, questions and searches.  What belongs to no index goes to the
+server's log (``RAGQA_SIGNIN_LOG``, default ``indexes/sign-ins.jsonl``): sign-ins (ok, failed,
+locked, refused during a lockout), sessions that ended, account changes by ``python -m ui users``,
+and refusals of requests that named no index on offer (``A/../B``, an index not yet created, a
+file that was not uploaded).  ``python -m ui audit --index DIR`` shows an index's log with the
+server's events merged in by time.
 
 One event is one line, written with a single ``write`` on a file opened in append mode, so lines
 from concurrent writers never interleave and nothing already written is ever rewritten::
@@ -98,14 +101,14 @@ def merged(*paths: Path) -> list[dict[str, Any]]:
 
 
 def format_record(record: dict[str, Any]) -> str:
-    """One readable line: time, user, action, outcome, files, then detail, skipped, question and address."""
+    """One readable line: time, user, action, outcome, files, then the other fields that are set."""
     when = str(record.get("time", "?")).replace("T", " ")[:19]
     files = ", ".join(str(f) for f in record.get("files") or [])
     parts = [when, f"{record.get('user') or '-':<16}", f"{record.get('action', '?'):<13}",
              f"{record.get('outcome', '?'):<8}"]
     if files:
         parts.append(files)
-    for key in ("detail", "skipped", "question", "address"):
+    for key in ("account", "roles", "index", "reader", "detail", "skipped", "question", "address", "repeated"):
         value = record.get(key)
         if value:
             parts.append(f"{key}: {', '.join(map(str, value)) if isinstance(value, list) else value}")

@@ -1,7 +1,8 @@
-"""``python -m ui audit --index DIR``: print an index's audit trail, with the sign-in events merged in.
+"""``python -m ui audit --index DIR``: print an index's audit trail, with the server's events merged in.
 
-Sign-ins have no index, so they live in the server's sign-in log (``RAGQA_SIGNIN_LOG``); they are
-shown with every index's trail (``--no-sign-ins`` leaves them out) and alone with ``--sign-ins``.
+Events that belong to no index (sign-ins, ended sessions, account changes, refusals naming no index
+on offer) live in the server's log (``RAGQA_SIGNIN_LOG``); they are shown with every index's trail
+(``--no-sign-ins`` leaves them out) and alone with ``--sign-ins``.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = get_settings()
     p = argparse.ArgumentParser(prog="python -m ui audit",
                                 description="Print the audit trail: uploads, removals, index creation, "
-                                            "refusals, sign-ins (and questions, if RAGQA_AUDIT_QUESTIONS is on).")
+                                            "refusals, sign-ins, sessions ended, account changes (and questions, "
+                                            "if RAGQA_AUDIT_QUESTIONS is on).")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--index", type=Path, help="the index whose log to print")
-    which.add_argument("--sign-ins", action="store_true", help="only the server's sign-in log")
-    p.add_argument("--no-sign-ins", action="store_true", help="leave the sign-in events out of --index")
-    p.add_argument("--signin-log", type=Path, default=s.signin_log, help=f"sign-in log (default {s.signin_log})")
+    which.add_argument("--sign-ins", action="store_true",
+                       help="only the server's log (sign-ins, sessions, account changes, refusals naming no index)")
+    p.add_argument("--no-sign-ins", action="store_true", help="leave the server's events out of --index")
+    p.add_argument("--signin-log", type=Path, default=s.signin_log,
+                   help=f"the server's log (default RAGQA_SIGNIN_LOG, {s.signin_log})")
     p.add_argument("--last", type=int, default=0, metavar="N", help="only the last N events")
     p.add_argument("--json", action="store_true", help='print {"index", "events": [...]} on stdout')
     return p

@@ -65,6 +65,13 @@ def serve(argv: list[str] | None) -> int:
     if (problem := exposure_error(settings, args.host or settings.host, args.share)) is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    from ui.readers import OfferedReaders
+
+    try:
+        OfferedReaders(settings)  # the operator's reader list, checked before anything starts
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     users = None
     if settings.users_file is not None:
         from ui.users_file import UsersFileError, UsersStore

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from rag_qa.types import Answer, Citation, Passage
@@ -81,9 +81,11 @@ def _where(item: Citation | Passage) -> str:
     return out
 
 
-def citation_card(citation: Citation, number: int, *, open_: bool = False) -> str:
+def citation_card(citation: Citation, number: int, *, open_: bool = False,
+                  shown: Callable[[str], str] = display_name) -> str:
     """An expandable source card: file, where in it (page, slide, sheet and row...) and whether the text came
-    from OCR in the summary, the passage with the answer span marked."""
+    from OCR in the summary, the passage with the answer span marked.  Its tooltip names the document as
+    ``shown`` does (a path relative to the index, never the server's absolute path)."""
     text = citation.text
     body = _escape(text)
     if citation.passage_start is not None:
@@ -92,7 +94,7 @@ def citation_card(citation: Citation, number: int, *, open_: bool = False) -> st
             body = highlight_span(text, start, end)
     name = html.escape(display_name(citation.source))
     return (f'<details class="source-card"{" open" if open_ else ""}>'
-            f'<summary title="{html.escape(citation.source)}">[{number}] {name}{_where(citation)}</summary>'
+            f'<summary title="{html.escape(shown(citation.source))}">[{number}] {name}{_where(citation)}</summary>'
             f'<div class="passage">{body}</div></details>')
 
 
@@ -107,9 +109,9 @@ def answer_meta(answer: Answer) -> str:
 _ANSWER_ATTR = re.compile(r'^<div class="rag-answer" data-answer="([^"]*)">')
 
 
-def answer_message(answer: Answer, asked: str | None = None) -> str:
+def answer_message(answer: Answer, shown: Callable[[str], str] = display_name, asked: str | None = None) -> str:
     """The chat message for a finished answer: text (or the no-answer notice), what was searched for when
-    the conversation changed the question ``asked``, meta line, source cards.
+    the conversation changed the question ``asked``, meta line, source cards (sources named by ``shown``).
 
     The plain answer also goes in ``data-answer`` (escaped), so a follow-up reads it back with
     :func:`answer_text` instead of parsing the cards."""
@@ -119,7 +121,7 @@ def answer_message(answer: Answer, asked: str | None = None) -> str:
         head = f'<div class="answer"><b>{_escape(answer.answer)}</b></div>'
     if answer.searched_for and answer.searched_for.strip() != (asked or "").strip():
         head += f'<div class="searched-for">searched for: <i>{_escape(answer.searched_for)}</i></div>'
-    cards = "".join(citation_card(c, i, open_=i == 1) for i, c in enumerate(answer.citations, 1))
+    cards = "".join(citation_card(c, i, open_=i == 1, shown=shown) for i, c in enumerate(answer.citations, 1))
     plain = "" if answer.no_answer else html.escape(answer.answer, quote=True)
     return (f'<div class="rag-answer" data-answer="{plain}">{head}<div class="answer-meta">{answer_meta(answer)}'
             f'</div>{cards}</div>')
@@ -141,7 +143,7 @@ def hint_html(inner_html: str) -> str:
     return f'<div class="rag-hint">{inner_html}</div>'
 
 
-def passages_html(passages: Sequence[Passage], query: str) -> str:
+def passages_html(passages: Sequence[Passage], query: str, shown: Callable[[str], str] = display_name) -> str:
     """Search results: rank, score, file and page, the passage with the query's words marked."""
     if not passages:
         return hint_html("No passages matched.")
@@ -150,7 +152,8 @@ def passages_html(passages: Sequence[Passage], query: str) -> str:
     for rank, p in enumerate(passages, 1):
         cards.append(
             f'<div class="search-hit"><div class="hit-head">#{rank} · score {p.score:.3f} · '
-            f'<span title="{html.escape(p.source)}">{html.escape(display_name(p.source))}</span>{_where(p)}</div>'
+            f'<span title="{html.escape(shown(p.source))}">{html.escape(display_name(p.source))}</span>'
+            f'{_where(p)}</div>'
             f'<div class="passage">{highlight_terms(p.text, terms)}</div></div>'
         )
     return "".join(cards)

@@ -14,6 +14,7 @@ mark { background: #ffe066; color: inherit; padding: 0 .1em; border-radius: 2px;
 .rag-error { padding: .5em .8em; border-left: 4px solid #d93025; background: var(--background-fill-secondary); }
 .upload-report .upload-failed { color: #d93025; }
 .upload-report .upload-skipped, .upload-report .upload-note { color: var(--body-text-color-subdued); }
+#documents th .header { white-space: nowrap; word-break: normal; overflow-wrap: normal; }
 .ocr-badge { font-weight: 400; font-size: .85em; padding: 0 .35em; border-radius: 3px; border: 1px solid #b08800;
              color: #7a5d00; background: #fff8dc; }
 """

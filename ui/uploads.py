@@ -9,6 +9,7 @@ reported (name + reason) and the others still go in.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import unicodedata
@@ -94,3 +95,34 @@ def uploaded_copy(source: str, index_dir: Path) -> Path | None:
     path = Path(source)
     folder = (index_dir / UPLOADS_DIR).resolve()
     return path if path.parent == folder and path.is_file() else None
+
+
+def gradio_upload_folder() -> Path:
+    """Where Gradio keeps the files a browser or client uploads (``GRADIO_TEMP_DIR``), resolved."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()).resolve()
+
+
+def discard_gradio_copies(paths: list[str | Path] | None) -> None:
+    """Delete Gradio's own copies of uploaded files (and the folder Gradio made for each, once empty).
+
+    Gradio keeps every upload in its temporary folder, served at ``/gradio_api/file=`` to anyone who
+    knows the path, until the server stops.  Once an upload is stored in the index (or refused) that
+    copy has no use left.  Only paths inside Gradio's upload folder are touched, nothing else.
+    """
+    if not paths:
+        return
+    folder = gradio_upload_folder()
+    for raw in paths:
+        path = Path(raw).resolve()
+        if not path.is_relative_to(folder) or path == folder:
+            continue
+        if not path.is_file():
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+        parent = path.parent
+        if parent != folder and parent.is_relative_to(folder):
+            with contextlib.suppress(OSError):  # not empty: another upload of the same content is there
+                parent.rmdir()

@@ -4,6 +4,11 @@ Passwords are never taken from the command line (it shows in ``ps`` and shell hi
 asked for twice at a terminal, or read as the first line of standard input when that is not a
 terminal (``printf '%s\\n' "$PW" | python -m ui users add alice --role '*=reader'``).  The file is
 ``--file`` or ``RAGQA_USERS_FILE``; every change is written atomically (:mod:`ui.users_file`).
+
+Every change, and every change refused, is a line in the server's audit log (``RAGQA_SIGNIN_LOG``,
+where sign-ins go; ``python -m ui audit --sign-ins`` shows it): the operating-system account that ran
+the command, the command, the account it changed, its roles after the change and the outcome;
+never a password or a hash.  A password change ends that user's open sessions in the running app.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 from pathlib import Path
 
 from rag_qa.config import get_settings
+from ui import audit
 from ui.permissions import ANY_INDEX
 from ui.users_file import (
     User,
@@ -54,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     add = sub.add_parser("add", parents=[common], help="add a user (asks for the password)")
     add.add_argument("name")
     add.add_argument("--role", action="append", default=[], metavar="INDEX=ROLE", help=ROLE_HELP + "; repeatable")
-    sub.add_parser("passwd", parents=[common], help="set a user's password (asks for it)").add_argument("name")
+    sub.add_parser("passwd", parents=[common],
+                   help="set a user's password (asks for it; their open sessions end)").add_argument("name")
     sub.add_parser("remove", parents=[common],
                    help="remove a user (their sessions end at their next request)").add_argument("name")
     sub.add_parser("list", parents=[common], help="list users and their roles (never the hashes)")
@@ -135,6 +143,27 @@ def _human(result: dict) -> str:
     return f"{done} {user['name']} ({roles}) in {result['file']}"
 
 
+def operator() -> str:
+    """Who ran the command: the operating-system account (and the one behind ``sudo``, if any)."""
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError):  # no name for this uid (a bare container)
+        name = f"uid {os.getuid()}"
+    sudo = os.environ.get("SUDO_USER")
+    return f"{name} (sudo by {sudo})" if sudo and sudo != name else name
+
+
+def record(args: argparse.Namespace, path: Path, outcome: str, result: dict | None = None, detail: str = "") -> None:
+    """One line in the server's audit log for a change to the users file (or a refused one)."""
+    if args.command == "list":
+        return
+    fields: dict = {"account": getattr(args, "name", None), "users_file": str(path)}
+    if result is not None and args.command != "remove":
+        fields["roles"] = [f"{k}={v}" for k, v in result["user"]["roles"].items()]
+    audit.append(get_settings().signin_log, audit.event(operator(), f"user-{args.command}", outcome, detail=detail,
+                                                         **fields))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     path = args.file or get_settings().users_file
@@ -144,11 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(args, path)
     except (UsageError, UsersFileError, ValueError) as exc:
+        record(args, path, "failed", detail=str(exc))
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (OSError, TimeoutError) as exc:
+        record(args, path, "failed", detail=f"cannot update the file: {getattr(exc, 'strerror', None) or exc}")
         print(f"error: cannot update {path}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return 1
+    record(args, path, "ok", result)
     if args.json:
         print(json.dumps(result))
     else:

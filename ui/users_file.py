@@ -229,11 +229,17 @@ class UsersStore:
     def get(self, name: str | None) -> User | None:
         return self.users().get(name) if name else None
 
-    def verify(self, name: str, password: str) -> bool:
-        """True for the right password of an existing user.  Unknown users are checked against a dummy
-        hash, so a wrong user name takes as long as a wrong password (no user enumeration by timing)."""
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The account, if ``password`` is its right password (the hash it was checked against comes with it).
+
+        Unknown users are checked against a dummy hash, so a wrong user name takes as long as a wrong
+        password (no user enumeration by timing)."""
         if len(password) > MAX_PASSWORD_CHARS:
-            return False
+            return None
         user = self.get(name)
         ok = _verify(user.password_hash if user else dummy_hash(), password)
-        return ok and user is not None
+        return user if ok and user is not None else None
+
+    def verify(self, name: str, password: str) -> bool:
+        """True for the right password of an existing user (see :meth:`authenticate`)."""
+        return self.authenticate(name, password) is not None

