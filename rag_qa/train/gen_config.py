@@ -58,7 +58,8 @@ class GenConfig:
     stop_after_steps: int | None = _flag("end this run after N steps with a checkpoint (continue with --resume)",
                                          None)
     stop_after_minutes: float | None = _flag("end this run after N minutes with a checkpoint", None)
-    threads: int | None = _flag("torch threads (default: all usable cores)", None)
+    threads: int | None = _flag("torch threads (default: all usable cores while the machine is otherwise idle, "
+                                "one while other work runs)", None)
     feature_cache: str | None = _flag("directory for tokenised prompts ('none': off)", None)
     precision: str = _flag("training arithmetic", "auto", choices=("auto", "bf16", "fp32"))
 

@@ -34,7 +34,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from rag_qa.qa_data import QAExample, load_examples
 from rag_qa.readers.llm_backends import TransformersChat, encode_prompt, encode_reply
 from rag_qa.readers.prompting import INSTRUCTION, SYSTEM_PROMPT, build_prompt
-from rag_qa.train.callbacks import Budget, WallClock
+from rag_qa.train.callbacks import Budget, ShareCores, WallClock, fair_threads
 from rag_qa.train.features import features_key, file_digest
 from rag_qa.train.gen_config import GenConfig, config_defaults
 from rag_qa.train.gen_data import GenItem, build_items, dev_eval_items
@@ -260,7 +260,8 @@ def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[
     from peft import LoraConfig, TaskType, get_peft_model
 
     t0 = time.time()
-    torch.set_num_threads(cfg.threads or len(os.sched_getaffinity(0)))
+    cores = len(os.sched_getaffinity(0))
+    torch.set_num_threads(cfg.threads or cores)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(cfg.base)
@@ -290,7 +291,7 @@ def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[
         data_collator=collate(tokenizer.pad_token_id if tokenizer.pad_token_id is not None
                               else tokenizer.eos_token_id),
         group_lengths=train_f.lengths(),
-        callbacks=[*callbacks, _LossPrinter(), clock,
+        callbacks=[*callbacks, _LossPrinter(), clock, *([] if cfg.threads else [ShareCores(cores)]),
                    budget := Budget(cfg.stop_after_steps, cfg.stop_after_minutes)],
     )
     trainer.train(resume_from_checkpoint=True if resume else None)
@@ -347,6 +348,8 @@ def final_evaluation(model: Any, tokenizer: Any, cfg: GenConfig, progress: bool)
     from rag_qa.readers.generative import GenerativeReader
 
     with_gold, without = dev_eval_items(cfg.eval, cfg.final_eval_examples, cfg.max_passage_words)
+    if not cfg.threads:
+        torch.set_num_threads(fair_threads(len(os.sched_getaffinity(0))))
     backend = TransformersChat.loaded(model, tokenizer, source=f"{cfg.base} + adapter in training")
     reader = GenerativeReader(backend, name="generative (training run)")
     with torch.inference_mode():
