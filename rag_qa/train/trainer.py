@@ -22,7 +22,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -45,64 +45,9 @@ from rag_qa.qa_data import QAExample, load_examples
 from rag_qa.spans import decode_example, model_inputs
 from rag_qa.squad_metrics import best_null_threshold, squad_scores
 from rag_qa.train.callbacks import Budget, WallClock
+from rag_qa.train.config import TrainConfig, config_defaults
 from rag_qa.train.distill import MASKED
 from rag_qa.train.features import TrainFeatures, build_train_features, eval_windows, features_key, file_digest
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on; saved verbatim into metrics.json and the card."""
-
-    train: str
-    eval: str
-    output: str
-    base: str = "minilm"
-    max_length: int = 384
-    doc_stride: int = 128
-    learning_rate: float = 1e-4
-    epochs: float = 2.0
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    grad_accum: int = 1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    eval_steps: int = 500
-    save_steps: int = 500
-    save_total_limit: int = 2
-    logging_steps: int = 25
-    seed: int = 42
-    max_steps: int = -1
-    max_train_examples: int | None = None
-    max_eval_examples: int | None = None
-    negative_keep: float = 1.0
-    resume: bool = False
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    teacher: str | None = None
-    distill_alpha: float = 0.5  # weight of the teacher's soft loss; 1 - alpha on the hard labels
-    distill_temperature: float = 2.0
-    max_answer_length: int = 30
-    save_dtype: str = "float16"
-    precision: str = "auto"  # auto | bf16 | fp16 | fp32
-    # open-domain reading: BM25-ranked same-article paragraphs without the answer, labelled CLS
-    distractors: int = 0  # per question
-    distractor_pool: int = 3  # drawn from the top-N such paragraphs
-    # weight of the shared-normalisation loss: one softmax over a question's passages, on the span
-    # margins the reader ranks by (0 = off)
-    shared_norm: float = 0.0
-    # None keeps the checkpoint's value; 0 lets PyTorch use fused attention (2.7x faster on CPU)
-    attention_dropout: float | None = 0.0
-    threads: int | None = None  # torch threads (default: the cores this process may use)
-    feature_cache: str | None = None  # directory for tokenised features ("none": off; default: cache dir)
-    distractor_file: str | None = None  # precomputed distractor choices (rag_qa.train.gpu pack), instead of BM25
-    # stop this run after so many steps / minutes, with a checkpoint; --resume continues the same schedule
-    stop_after_steps: int | None = None
-    stop_after_minutes: float | None = None
-    optim: str = "adamw_torch_fused"  # Trainer's optimizer name; fused = one kernel for the whole update
-    length_grouping: bool = True  # batches of similar length: dynamic padding then pads little
-    compile: bool = False  # torch.compile (no gain measured on CPU once fused attention runs)
-    extra: dict = field(default_factory=dict)
 
 
 def pick_precision(requested: str) -> str:
@@ -532,13 +477,6 @@ def save_model(model, tokenizer, out: Path, save_dtype: str) -> None:
         old.unlink()
     model.save_pretrained(out, max_shard_size="15MB")
     tokenizer.save_pretrained(out)
-
-
-def config_defaults() -> dict:
-    """TrainConfig's default values by field (the model card lists what a run changed)."""
-    from dataclasses import MISSING, fields
-
-    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 def _write_outputs(out: Path, summary: dict) -> None:
