@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, SequentialSampler
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
-from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import TrainerCallback, TrainingArguments, set_seed
 
+from rag_qa.hardware import pick_precision
 from rag_qa.qa_data import QAExample, load_examples
 from rag_qa.readers.llm_backends import TransformersChat, encode_prompt, encode_reply
 from rag_qa.readers.prompting import INSTRUCTION, SYSTEM_PROMPT, build_prompt
@@ -38,7 +39,7 @@ from rag_qa.train.callbacks import Budget, WallClock
 from rag_qa.train.features import features_key, file_digest
 from rag_qa.train.gen_config import GenConfig, config_defaults
 from rag_qa.train.gen_data import GenItem, build_items, dev_eval_items
-from rag_qa.train.trainer import QuestionGroupSampler, pick_precision
+from rag_qa.train.sampling import GroupedTrainer
 
 #: bump when the cached token layout or the prompt changes, so stale caches are not reused
 GEN_FEATURES_VERSION = 1
@@ -169,22 +170,10 @@ def reply_loss(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor
     return F.cross_entropy(logits, target[keep])
 
 
-class GenTrainer(Trainer):
-    """``Trainer`` with the reply-only loss, a length-grouped order that resumes exactly, and an
-    evaluation that is the same loss on held-out dev prompts (generation is scored once, at the end)."""
-
-    def __init__(self, *args: Any, group_lengths: list[int] | None = None, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self.group_lengths = group_lengths
-
-    def _get_train_sampler(self, train_dataset=None):
-        if self.group_lengths is None:
-            return super()._get_train_sampler(train_dataset)
-        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
-        return QuestionGroupSampler(self.group_lengths, batch, self.args.seed)
-
-    def _get_eval_sampler(self, eval_dataset):
-        return SequentialSampler(eval_dataset)
+class GenTrainer(GroupedTrainer):
+    """``Trainer`` with the reply-only loss, a length-grouped order that resumes exactly
+    (``group_lengths``), and an evaluation that is the same loss on held-out dev prompts
+    (generation is scored once, at the end)."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = reply_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])

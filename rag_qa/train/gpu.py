@@ -67,7 +67,9 @@ def pack(out: Path, train: Path, dev: Path, dev_questions: int, distractors: int
 def run(data: Path, out: Path, base: Path, max_steps: int, epochs: float, batch_size: int, lr: float,
         minutes: float | None, shared_norm: float, work: Path | None = None) -> dict:
     """Continue training ``base`` on ``data`` (from :func:`pack`); only the returnable files go to ``out``."""
-    from rag_qa.train.trainer import TrainConfig, export, train
+    from rag_qa.train.config import TrainConfig
+    from rag_qa.train.outputs import export
+    from rag_qa.train.trainer import train
 
     work = work or Path(tempfile.mkdtemp(prefix="rag-qa-gpu-"))
     cfg = TrainConfig(
@@ -156,7 +158,8 @@ def unpack(returned: Path, into: Path) -> dict:
     from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer
 
     from rag_qa.train.card import write_card
-    from rag_qa.train.trainer import config_defaults, plot_curve, save_model
+    from rag_qa.train.config import config_defaults
+    from rag_qa.train.outputs import plot_curve, save_model
 
     summary = json.loads((returned / "metrics.json").read_text())
     into.mkdir(parents=True, exist_ok=True)
