@@ -36,21 +36,22 @@ def cumulative(base_dir: Path, questions: int, windows: int, steps: int, seconds
             "runs": prior.get("runs", 1) + 1}
 
 
-def save_model(model, tokenizer, out: Path, save_dtype: str) -> None:
-    """safetensors in shards the device tool can return (< 16 MiB each), plus the tokenizer."""
+def save_model(model, tokenizer, out: Path, save_dtype: str, max_shard_size: str | None = None) -> None:
+    """The weights as safetensors in ``save_dtype`` (in files of at most ``max_shard_size``, e.g.
+    "15MB", where something downstream limits file sizes; default: transformers'), plus the tokenizer."""
     dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(save_dtype)
     if dtype is not None:
         model = model.to(dtype)
     for old in out.glob("model*.safetensors*"):  # a smaller model must not leave stale shards behind
         old.unlink()
-    model.save_pretrained(out, max_shard_size="15MB")
+    model.save_pretrained(out, **({"max_shard_size": max_shard_size} if max_shard_size else {}))
     tokenizer.save_pretrained(out)
 
 
 def write_outputs(out: Path, summary: dict) -> None:
     """metrics.json, the training curve (when matplotlib is there) and the model card."""
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
-    with contextlib.suppress(ImportError):  # no matplotlib on the GPU machine: `gpu unpack` draws it here
+    with contextlib.suppress(ImportError):  # matplotlib is optional (the `train` extra): no curve without it
         plot_curve(summary["log_history"], out / "training_curve.png")
     write_card(out, summary, config_defaults())
 
