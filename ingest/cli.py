@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -136,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
 
     progress = Progress()
     log = lambda m: print(f"ingest: {one_line(m)}", file=sys.stderr)  # noqa: E731
+    settings = None
     try:
         settings = get_settings()
         address = args.ray if args.ray is not None else settings.ray_address
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return _fail(130, "interrupted; the previous index version is still live")
     except Exception as exc:
-        if os.environ.get("RAGQA_DEBUG"):
+        if settings is not None and settings.debug:  # RAGQA_DEBUG
             raise
         return _fail(EXIT_ERROR, f"{type(exc).__name__}: {exc} (set RAGQA_DEBUG=1 for the traceback)")
     finally:

@@ -54,10 +54,10 @@ def distractor_pairs(cfg: TrainConfig, train_ex: list[QAExample]) -> list[tuple[
 def load_train_features(cfg: TrainConfig, tokenizer, train_ex: list[QAExample], progress: bool) -> TrainFeatures:
     """Distractors + grouped, labelled windows, from the on-disk cache when nothing they depend on
     changed (the data file, the tokenizer, windowing, distractor settings, subset and seed)."""
-    from rag_qa.models import CACHE_DIR
+    from rag_qa.models import cache_dir
 
     off = (cfg.feature_cache or "").lower() == "none"
-    cache_dir = None if off else Path(cfg.feature_cache or CACHE_DIR / "features")
+    cache_dir = None if off else Path(cfg.feature_cache or cache_dir() / "features")
     path = None
     if cache_dir is not None:
         key = features_key(data=file_digest(cfg.train), tokenizer=tokenizer.backend_tokenizer.to_str()

@@ -212,10 +212,10 @@ def _split_items(cfg: GenConfig, train_ex: list[QAExample], eval_ex: list[QAExam
 
 def load_features(cfg: GenConfig, tokenizer: Any, progress: bool) -> tuple[GenFeatures, GenFeatures]:
     """(training, dev-loss) token arrays, from the on-disk cache when nothing they depend on changed."""
-    from rag_qa.models import CACHE_DIR
+    from rag_qa.models import cache_dir
 
     off = (cfg.feature_cache or "").lower() == "none"
-    cache_dir = None if off else Path(cfg.feature_cache or CACHE_DIR / "features")
+    cache_dir = None if off else Path(cfg.feature_cache or cache_dir() / "features")
     key = features_key(kind="generative", version=GEN_FEATURES_VERSION, train=file_digest(cfg.train),
                        eval=file_digest(cfg.eval), tokenizer=tokenizer.backend_tokenizer.to_str()
                        if getattr(tokenizer, "is_fast", False) else tokenizer.name_or_path,
