@@ -16,13 +16,14 @@ from rag_qa.cli import ask, chat, readers, search, train
 from rag_qa.cli import eval as eval_command
 from rag_qa.cli.output import EXIT_ERROR, fail, user_errors
 from rag_qa.env import set_offline_defaults
+from rag_qa.terminal import EXIT_INTERRUPTED, OneLineParser
 
 COMMANDS = (ask, chat, readers, search, eval_command, train)
 DESCRIPTION = "`python -m rag_qa`: search, ask, chat, readers, eval and train (contract in DESIGN.md)."
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rag_qa", description=DESCRIPTION)
+    parser = OneLineParser(prog="python -m rag_qa", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
@@ -43,4 +44,4 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as err:
         return fail(str(err), EXIT_ERROR)
     except KeyboardInterrupt:
-        return fail("interrupted", 130)
+        return fail("interrupted", EXIT_INTERRUPTED)
