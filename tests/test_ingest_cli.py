@@ -19,7 +19,7 @@ from ingest.cli import main
 from rag_qa.store.faiss.reader import IndexStore
 
 SUMMARY_KEYS = {"index", "added", "updated", "removed", "unchanged", "failed", "skipped", "documents", "chunks",
-                "seconds"}  # DESIGN.md's keys plus issue 16's "skipped"
+                "seconds"}  # the keys docs/design.md fixes
 
 
 def _ingest(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -1,5 +1,5 @@
 """The import graph, read statically (``ast``, nothing imported): no cycles between files or between
-the top-level packages, and imports point one way (DESIGN.md): ``ui`` -> ``ingest`` -> ``rag_qa``.
+the top-level packages, and imports point one way (docs/design.md): ``ui`` -> ``ingest`` -> ``rag_qa``.
 
 Imports inside functions count (they run); those under ``if TYPE_CHECKING:`` count too.
 ``from pkg import name`` is an edge to ``pkg.name`` when that is a module, else to ``pkg``.

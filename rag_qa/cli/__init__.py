@@ -3,7 +3,7 @@
 One module per command (``ask``, ``chat``, ``readers``, ``search``, ``eval``, ``train``), each with
 ``add_parser(subparsers)`` and its ``run``; the output conventions they share (``--json``, one-line
 errors, exit codes) are in :mod:`rag_qa.cli.output`.  Importing a command module loads no model
-and no LangChain: the work is imported when the command runs.  Contract in DESIGN.md.
+and no LangChain: the work is imported when the command runs.  Contract in docs/design.md.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from rag_qa.env import set_offline_defaults
 from rag_qa.terminal import EXIT_INTERRUPTED, OneLineParser
 
 COMMANDS = (ask, chat, readers, search, eval_command, train)
-DESCRIPTION = "`python -m rag_qa`: search, ask, chat, readers, eval and train (contract in DESIGN.md)."
+DESCRIPTION = "`python -m rag_qa`: search, ask, chat, readers, eval and train (contract in docs/design.md)."
 
 
 def build_parser() -> argparse.ArgumentParser:
