@@ -23,12 +23,12 @@ import gradio as gr
 from ingest.errors import IngestUsageError
 from ingest.pipeline import ingest_paths, remove_sources
 from rag_qa.service import EmptyQuestionError, QAService
-from rag_qa.store import IndexNotFoundError, IndexStoreError
+from rag_qa.store import IndexNotFoundError, IndexStoreError, index_exists
 from rag_qa.types import Answer
 from ui import audit, render
 from ui.access import NO_INDEX_HINT, Access, AccessDenied
 from ui.conversation import plain_history
-from ui.indexes import IndexCatalog, is_built
+from ui.indexes import IndexCatalog
 from ui.limits import QuestionTooLong, TooManyRequests, UserSlots, question_too_long
 from ui.permissions import Action
 from ui.uploads import save_uploads, uploaded_copy
@@ -64,7 +64,7 @@ class Handlers:
 
     def _ready_service(self, index: Path) -> QAService | None:
         """The service for ``index``, or ``None`` when that index has no documents yet."""
-        if not is_built(index, self.settings):
+        if not index_exists(index, self.settings):
             return None
         service = self.catalog.service(index)
         return service if service.store.chunk_count > 0 else None
@@ -161,7 +161,7 @@ class Handlers:
     def documents(self, index: Path | None) -> tuple[list[list[Any]], dict[str, Any]]:
         """The documents table rows and the remove-dropdown update for ``index`` (already permitted)."""
         rows: list[list[Any]] = []
-        if index is not None and is_built(index, self.settings):
+        if index is not None and index_exists(index, self.settings):
             for d in self.catalog.service(index).store.documents():
                 rows.append([render.display_name(d.source), d.type, d.pages if d.pages is not None else "",
                              d.chunks, d.added_at, d.source])
@@ -170,7 +170,7 @@ class Handlers:
 
     def _sources(self, index: Path) -> set[str]:
         """The sources of the documents ``index`` holds (none before its first version)."""
-        if not is_built(index, self.settings):
+        if not index_exists(index, self.settings):
             return set()
         return {d.source for d in self.catalog.service(index).store.documents()}
 
