@@ -60,7 +60,13 @@ Extractive question-answering reader fine-tuned by `rag_qa train` (a span head: 
 | steps | {summary['global_steps']:,} |
 | hardware | {summary['hardware']}, {summary['precision']} |
 | training time | {summary['seconds'] / 60:.1f} min |
-{cumulative}
+{cumulative}"""
+    (out / "README.md").write_text(text + _hyperparameters_and_command(hp, cmd, summary))
+
+
+def _hyperparameters_and_command(hp: dict, command: str, summary: dict) -> str:
+    """How both cards end: the hyperparameters, the command that reproduces the run, notes, the curve."""
+    return f"""
 Hyperparameters:
 
 ```json
@@ -70,12 +76,11 @@ Hyperparameters:
 Reproduce:
 
 ```bash
-{cmd}
+{command}
 ```
 {_notes(summary)}
 ![training curve](training_curve.png)
 """
-    (out / "README.md").write_text(text)
 
 
 def _notes(summary: dict) -> str:
@@ -145,19 +150,6 @@ the base weights at load time (`--reader generative`).
 | hardware | {summary['hardware']}, {summary['precision']} |
 | training time | {summary['seconds'] / 60:.1f} min |
 
-{_generative_eval_table(summary.get('final_eval'))}
-Hyperparameters:
-
-```json
-{json.dumps(hp, indent=2)}
-```
-
-Reproduce:
-
-```bash
-{generative_command(cfg, defaults)}
-```
-{_notes(summary)}
-![training curve](training_curve.png)
-"""
-    (out / "README.md").write_text(text)
+{_generative_eval_table(summary.get('final_eval'))}"""
+    (out / "README.md").write_text(text + _hyperparameters_and_command(hp, generative_command(cfg, defaults),
+                                                                       summary))
