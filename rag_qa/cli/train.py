@@ -1,8 +1,8 @@
 """`python -m rag_qa train [extractive|generative]`: fine-tune a reader.
 
 ``extractive`` (the default when no kind is named: ``rag_qa train --train ...``) fronts
-:func:`rag_qa.train.trainer.train`; ``generative`` fronts
-:func:`rag_qa.train.gen_trainer.train_generative`, its flags made from
+:func:`rag_qa.train.trainer.train`, its flags made from :class:`rag_qa.train.config.TrainConfig`;
+``generative`` fronts :func:`rag_qa.train.gen_trainer.train_generative`, its flags made from
 :class:`rag_qa.train.gen_config.GenConfig`.  The parser imports nothing heavy (``rag_qa train
 --help`` is instant, and this module loads where LangChain, FAISS and Gradio are not installed);
 the trainers load when they run.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from rag_qa.cli.config_flags import add_config_flags, config_from_args
+from rag_qa.terminal import emit_json
 from rag_qa.train.config import TrainConfig
 from rag_qa.train.gen_config import GenConfig
 
@@ -52,13 +53,12 @@ def _add_generative(kinds) -> None:
 def _finish(args: argparse.Namespace, result: dict, summary: dict, done: str) -> int:
     """The run's outcome: ``result`` as one JSON object on stdout with ``--json``, else one line on
     stderr (``done`` when the run finished, how to continue when its budget stopped it)."""
-    import json
     import sys
 
     if summary.get("stopped"):
         result.update(stopped=True, max_steps=summary["max_steps"])
     if args.json:
-        print(json.dumps(result))
+        emit_json(result)
     elif summary.get("stopped"):
         print(f"stopped at step {result['global_steps']} of {result['max_steps']}: continue with --resume",
               file=sys.stderr)

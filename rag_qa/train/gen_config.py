@@ -1,8 +1,9 @@
 """The generative training run's settings: one dataclass that is also the source of its command-line flags.
 
-Standard library only, so ``python -m rag_qa train --help`` stays instant: each field's metadata
-holds its flag's help (and, where they differ from the field, its spelling and choices), and
-:func:`rag_qa.cli.config_flags.add_config_flags` turns the fields into ``argparse`` options.
+Standard library only, so ``python -m rag_qa train --help`` stays instant: each field is an
+:func:`rag_qa.train.config.option` whose metadata holds its flag's help (and, where they differ
+from the field, its spelling and choices), and :func:`rag_qa.cli.config_flags.add_config_flags`
+turns the fields into ``argparse`` options.
 """
 
 from __future__ import annotations
