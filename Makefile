@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test browser ocr bench lint clean
+.PHONY: install demo test browser ocr bench lint docs clean
 
 # torch==2.13.0 first: it is the CPU build; a bare `torch` requirement would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -43,6 +43,10 @@ bench: install ocr
 
 lint: install
 	$(BIN)/ruff check .
+
+# docs/configuration.md from the Settings fields (rag_qa/config.py); tests/test_docs.py checks it is current
+docs: install
+	$(BIN)/python -m rag_qa.config_reference
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

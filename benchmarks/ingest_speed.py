@@ -151,6 +151,7 @@ def warm_up(model_path: str) -> None:
 # ---------------------------------------------------------------------------- --floor and --sweep
 
 #: (stage, module, attribute path) wrapped by --profile; present in the code before and after issue 17
+#: ("A|B": whichever spelling the checkout has)
 PROFILED = [
     ("discover", "ingest.pipeline", "discover"),
     ("sha256", "ingest.pipeline", "_sha256"),
@@ -162,7 +163,9 @@ PROFILED = [
     ("embed", "rag_qa.embeddings", "SentenceTransformerEmbeddings.embed_array"),
     ("write: BM25 build", "rag_qa.store.faiss.writer", "build_bm25"),
     ("write: SQLite docstore", "rag_qa.store.faiss.docstore", "write_docstore"),
-    ("write: whole commit (FAISS + SQLite + BM25 + fsync)", "rag_qa.store.faiss.writer", "IndexWriter.commit_changes"),
+    # the writer class is FaissIndexWriter; checkouts from before the rename call it IndexWriter
+    ("write: whole commit (FAISS + SQLite + BM25 + fsync)", "rag_qa.store.faiss.writer",
+     "FaissIndexWriter.commit_changes|IndexWriter.commit_changes"),
 ]
 
 
@@ -182,13 +185,16 @@ def install_profile() -> dict[str, float]:
                 busy[stage] = busy.get(stage, 0.0) + time.perf_counter() - started
         return wrapper
 
-    for stage, module_name, attribute in PROFILED:
-        owner: Any = importlib.import_module(module_name)
-        *path, name = attribute.split(".")
-        for part in path:
-            owner = getattr(owner, part)
-        if hasattr(owner, name):
-            setattr(owner, name, timed(stage, getattr(owner, name)))
+    for stage, module_name, attributes in PROFILED:
+        module = importlib.import_module(module_name)
+        for attribute in attributes.split("|"):  # the first spelling this checkout has
+            *path, name = attribute.split(".")
+            owner: Any = module
+            for part in path:
+                owner = getattr(owner, part, None)
+            if owner is not None and hasattr(owner, name):
+                setattr(owner, name, timed(stage, getattr(owner, name)))
+                break
     return busy
 
 

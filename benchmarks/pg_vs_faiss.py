@@ -36,7 +36,7 @@ from rag_qa.embeddings import SentenceTransformerEmbeddings
 from rag_qa.eval.corpus import CorpusQuestion, read_corpus
 from rag_qa.eval.retrieval_eval import is_hit
 from rag_qa.retrieval import make_retriever, passages
-from rag_qa.store.faiss.reader import IndexStore
+from rag_qa.store.faiss.reader import FaissStore
 from rag_qa.store.faiss.writer import PreviousVersion
 from rag_qa.store.pg.local import server_or_local  # noqa: E402
 from rag_qa.store.pg.reader import PgVectorStore, drop_index
@@ -103,7 +103,7 @@ def main() -> None:
         # the same chunks and vectors into pgvector (the FAISS version read back, nothing re-embedded)
         pg_settings = Settings(store="pgvector", pg_dsn=dsn)
         pg_index = Path(tmp) / f"bench_{uuid.uuid4().hex[:8]}"
-        with IndexStore.open(faiss_index) as faiss_store:
+        with FaissStore.open(faiss_index) as faiss_store:
             previous = PreviousVersion(faiss_store.version_dir)
             rows, vectors = previous.chunks_and_vectors(list(previous.documents))
             documents = list(previous.documents.values())
@@ -122,7 +122,7 @@ def main() -> None:
 
         out: dict[str, Any] = {}
         try:
-            with IndexStore.open(faiss_index) as fs, PgVectorStore.open(pg_index, pg_settings) as ps:
+            with FaissStore.open(faiss_index) as fs, PgVectorStore.open(pg_index, pg_settings) as ps:
                 assert fs.chunk_count == ps.chunk_count == len(rows)
                 # as shipped, FAISS runs each one-vector search on all OpenMP threads; beside torch on a
                 # busy machine that costs ms of thread wake-ups, so the comparison below uses one thread

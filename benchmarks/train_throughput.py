@@ -93,10 +93,12 @@ class BatchShapes:
 def run_variant(name: str, steps: int, cache: Path, threads: int | None = None, **overrides) -> dict:
     import torch
 
-    from rag_qa.train import trainer as T
+    from rag_qa.train.config import TrainConfig
+    from rag_qa.train.loop import QACollator
+    from rag_qa.train.trainer import train
 
     shapes = BatchShapes()
-    original = T.QACollator.__call__
+    original = QACollator.__call__
 
     def recording(self, items):
         batch = original(self, items)
@@ -105,18 +107,18 @@ def run_variant(name: str, steps: int, cache: Path, threads: int | None = None, 
                                   int(batch["attention_mask"].sum())))
         return batch
 
-    T.QACollator.__call__ = recording
+    QACollator.__call__ = recording
     timer = StepTimer()
     try:
         with tempfile.TemporaryDirectory() as out:
-            cfg = T.TrainConfig(train=str(TRAIN), eval=str(DEV_MINI), output=out,
-                                base=str(REPO / "models" / "minilm-squad"),
-                                max_steps=steps + 2, eval_steps=10_000, save_steps=10_000, logging_steps=10_000,
-                                max_train_examples=4000, max_eval_examples=4, feature_cache=str(cache),
-                                threads=threads, save_dtype="float16", **overrides)
-            T.train(cfg, progress=False, callbacks=[timer.callback()])
+            cfg = TrainConfig(train=str(TRAIN), eval=str(DEV_MINI), output=out,
+                              base=str(REPO / "models" / "minilm-squad"),
+                              max_steps=steps + 2, eval_steps=10_000, save_steps=10_000, logging_steps=10_000,
+                              max_train_examples=4000, max_eval_examples=4, feature_cache=str(cache),
+                              threads=threads, save_dtype="float16", **overrides)
+            train(cfg, progress=False, callbacks=[timer.callback()])
     finally:
-        T.QACollator.__call__ = original
+        QACollator.__call__ = original
     times = timer.times[2:]
     used = shapes.shapes[2 : 2 + len(times)]
     windows = sum(s[0] for s in used)
@@ -142,7 +144,8 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from rag_qa.qa_data import load_examples
-    from rag_qa.train.trainer import TrainConfig, load_train_features
+    from rag_qa.train.config import TrainConfig
+    from rag_qa.train.data import load_train_features
 
     cores = len(os.sched_getaffinity(0))
     torch.set_num_threads(cores)

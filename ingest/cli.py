@@ -15,28 +15,25 @@ Exit codes: 0 every file went in; 3 some files failed (the rest was indexed); 2 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from ingest.errors import IngestUsageError
 from ingest.loaders import SUPPORTED_SUFFIXES
 from rag_qa.env import set_offline_defaults
+from rag_qa.terminal import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, emit_json, fail, one_line
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+#: every line ingest writes for people starts with this
+PREFIX = "ingest: "
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse whose usage errors are a single line on stderr (exit code 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"ingest: error: {message} (see --help)\n")
+class _IngestParser(OneLineParser):
+    error_prefix = PREFIX
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(prog="python -m ingest", description=f"Index documents ({' '.join(SUPPORTED_SUFFIXES)}) "
+    p = _IngestParser(prog="python -m ingest", description=f"Index documents ({' '.join(SUPPORTED_SUFFIXES)}) "
                        "for question answering; folders are read recursively.")
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to ingest")
     p.add_argument("--index", type=Path, default=None, help="index directory (default: indexes/default, "
@@ -118,14 +115,8 @@ class Progress:
             self._close(phase)
 
 
-def one_line(text: str) -> str:
-    """``text`` with control characters escaped (a file named ``a\\nb.pdf`` must not split its line)."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-
-
 def _fail(code: int, message: str) -> int:
-    print(f"ingest: error: {one_line(message)}", file=sys.stderr)
-    return code
+    return fail(message, code, PREFIX)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
     from rag_qa.store.base import EmbeddingMismatchError, IndexStoreError
 
     progress = Progress()
-    log = lambda m: print(f"ingest: {one_line(m)}", file=sys.stderr)  # noqa: E731
+    log = lambda m: print(f"{PREFIX}{one_line(m)}", file=sys.stderr)  # noqa: E731
+    settings = None
     try:
         settings = get_settings()
         address = args.ray if args.ray is not None else settings.ray_address
@@ -151,8 +143,8 @@ def run(args: argparse.Namespace) -> int:
             except ClusterError as exc:
                 return _fail(EXIT_ERROR, str(exc))
             except KeyboardInterrupt:
-                return _fail(130, "interrupted; the documents written so far are in the index, run again to "
-                             "finish (unchanged files are skipped)")
+                return _fail(EXIT_INTERRUPTED, "interrupted; the documents written so far are in the index, run "
+                             "again to finish (unchanged files are skipped)")
         else:
             report = ingest_paths(args.paths, args.index, rebuild=args.rebuild, remove=args.remove,
                                   progress=progress, log=log)
@@ -161,9 +153,9 @@ def run(args: argparse.Namespace) -> int:
     except (IndexStoreError, ModelNotFoundError) as exc:
         return _fail(EXIT_ERROR, str(exc))
     except KeyboardInterrupt:
-        return _fail(130, "interrupted; the previous index version is still live")
+        return _fail(EXIT_INTERRUPTED, "interrupted; the previous index version is still live")
     except Exception as exc:
-        if os.environ.get("RAGQA_DEBUG"):
+        if settings is not None and settings.debug:  # RAGQA_DEBUG
             raise
         return _fail(EXIT_ERROR, f"{type(exc).__name__}: {exc} (set RAGQA_DEBUG=1 for the traceback)")
     finally:
@@ -175,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         print(one_line(skipped), file=sys.stderr)
     print(one_line(report.summary_line()), file=sys.stderr)
     if args.json:
-        print(json.dumps(report.to_dict()))
+        emit_json(report.to_dict())
     return report.exit_code
 
 

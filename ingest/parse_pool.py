@@ -1,7 +1,7 @@
 """Read and chunk files in a small pool of parser workers while the caller embeds.
 
 Each thread of the pool owns one :class:`~ingest.worker.ParserWorker` (a child process with the
-parse time limit and memory cap, as before) and takes files from a shared queue; it also chunks
+parse time limit and memory cap) and takes files from a shared queue; it also chunks
 what it read, one document at a time under a lock (the splitter's tokenizer is not shared between
 threads).  Parsing happens in the child processes and chunking mostly in Rust, so the caller's
 thread keeps embedding meanwhile.  What happened to each file, and each OCRed page, arrives on

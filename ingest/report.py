@@ -1,4 +1,4 @@
-"""The summary of one ingest run (what ``--json`` prints; DESIGN.md fixes its keys, ``skipped`` is added)."""
+"""The summary of one ingest run (what ``--json`` prints; docs/design.md fixes its keys)."""
 
 from __future__ import annotations
 

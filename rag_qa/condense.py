@@ -1,4 +1,4 @@
-"""Follow-up questions made standalone before retrieval: the "condense question" step (issue 23).
+"""Follow-up questions made standalone before retrieval: the "condense question" step.
 
 A chat is asked in follow-ups ("Who patented a steam engine in 1781?" "James Watt" / "What sort of
 motion did his engine produce?").  Before anything is retrieved, the question and the conversation

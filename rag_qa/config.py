@@ -1,7 +1,9 @@
 """Settings with defaults, overridable by ``RAGQA_*`` environment variables or a config file.
 
 The config file is ``rag-qa.toml`` in the working directory, or the path in ``RAGQA_CONFIG``.
-Precedence: command-line flag > environment > config file > default.
+Precedence: command-line flag > environment > config file > default.  Every ``RAGQA_*`` variable
+is a field of :class:`Settings`; the reference table (docs/configuration.md) is generated from
+the fields' descriptions by :mod:`rag_qa.config_reference`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
@@ -22,101 +24,161 @@ _READER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class Settings(BaseSettings):
+    """Every setting of the app: ``RAGQA_<NAME>`` in the environment, ``name`` in the config file.
+
+    Each field's ``description`` is its entry in docs/configuration.md, which
+    ``python -m rag_qa.config_reference`` writes from this class.
+    """
+
     model_config = SettingsConfigDict(env_prefix="RAGQA_", extra="ignore")
 
     # where things live
-    index: Path = Path("indexes/default")
+    index: Path = Field(Path("indexes/default"), description="The index the commands and the app use when none "
+                        "is named (`--index`).")
+    config: Path = Field(Path("rag-qa.toml"), description="The config file the other settings are read from "
+                         "(below the environment, above the defaults). Read from the environment only.")
+    models_dir: Path | None = Field(None, description="Folder searched for a model named by its folder name "
+                                    "(`extractive:minilm-squad`, a LoRA adapter `generative:<name>`); unset: "
+                                    "`models/` in this checkout.")
+    cache_dir: Path | None = Field(None, description="Cache of tokenised training features, evaluation indexes "
+                                   "and models assembled from split packages; unset: `~/.cache/rag-qa`.")
     # ingestion
-    embedding_model: str = "minilm"
-    chunk_tokens: int = 200  # chunk size in embedding-model tokens (MiniLM was trained on <=256)
-    chunk_overlap: int = 40
-    max_file_mb: float = 50.0
-    embed_batch_size: int = 64
-    max_docx_uncompressed_mb: float = 200.0  # zip-bomb guard: total uncompressed size of a .docx/.pptx/.xlsx/.epub
-    max_zip_ratio: float = 200.0  # zip-bomb guard: a member of such a zip compressed more than this is refused
-    max_text_chars: int = 10_000_000  # extracted text longer than this is refused: bounds chunking/embedding
-    parse_timeout_s: float = 120.0  # a file whose parser runs longer is skipped (parsing runs in a worker)
-    parse_memory_mb: int = 2048  # address-space cap of that worker: a parser bomb fails alone
-    parse_processes: int = 0  # parser workers reading files at once while the embedder runs; 0 = half the cores, 1-4
+    embedding_model: str = Field("minilm", description="Embedding model for new indexes: alias (`minilm`, "
+                                 "`mpnet`), local folder or hub id. An index answers only queries embedded by "
+                                 "the model it was built with.")
+    chunk_tokens: int = Field(200, description="Chunk size in embedding-model tokens (MiniLM was trained on at "
+                              "most 256).")
+    chunk_overlap: int = Field(40, description="Tokens two neighbouring chunks of a document share.")
+    max_file_mb: float = Field(50.0, description="A larger file is refused before it is parsed.")
+    embed_batch_size: int = Field(64, description="Chunks embedded per forward pass.")
+    max_docx_uncompressed_mb: float = Field(200.0, description="Zip-bomb guard: total uncompressed size of a "
+                                            ".docx/.pptx/.xlsx/.epub.")
+    max_zip_ratio: float = Field(200.0, description="Zip-bomb guard: a member of such a zip compressed more than "
+                                 "this is refused.")
+    max_text_chars: int = Field(10_000_000, description="Extracted text longer than this is refused: bounds "
+                                "chunking and embedding.")
+    parse_timeout_s: float = Field(120.0, description="A file whose parser runs longer is skipped (parsing runs "
+                                   "in a worker process; with OCR, the limit is per page).")
+    parse_memory_mb: int = Field(2048, description="Address-space cap of the parser worker: a parser bomb fails "
+                                 "alone.")
+    parse_processes: int = Field(0, description="Parser workers reading files at once while the embedder runs; "
+                                 "0: half the cores, 1 to 4.")
+    debug: bool = Field(False, description="`python -m ingest` shows the traceback of an unexpected error instead "
+                        "of one line.")
     # ingest on a Ray cluster (python -m ingest --ray ADDRESS; pip install -e ".[cluster]"; see ingest.ray_pipeline)
-    ray_address: str | None = None  # "local" starts a cluster in-process; "auto" or "ray://host:10001" joins one
-    ray_workers: int = 0  # embedding actors (each holds the model once); 0 = as many as the cluster's CPUs allow
-    ray_worker_cpus: float = 1.0  # CPUs each embedding actor reserves (and torch threads it runs, at least 1)
-    ray_parse_cpus: float = 0.25  # CPUs each parse/chunk task reserves (parsing is a small share of the work)
-    ray_commit_chunks: int = 1024  # chunks per PostgreSQL transaction in a Ray ingest (whole documents each)
+    ray_address: str | None = Field(None, description="Ingest on a Ray cluster (`--ray`): `local` starts one "
+                                    "in-process; `auto` or `ray://host:10001` joins one. Needs the pgvector "
+                                    "store.")
+    ray_workers: int = Field(0, description="Embedding actors on the cluster (each holds the model once); 0: as "
+                             "many as the cluster's CPUs allow.")
+    ray_worker_cpus: float = Field(1.0, description="CPUs each embedding actor reserves (and torch threads it "
+                                   "runs, at least 1).")
+    ray_parse_cpus: float = Field(0.25, description="CPUs each parse/chunk task reserves (parsing is a small "
+                                  "share of the work).")
+    ray_commit_chunks: int = Field(1024, description="Chunks per PostgreSQL transaction in a Ray ingest (whole "
+                                   "documents each).")
     # OCR of scanned PDF pages and pictures (Tesseract; see ingest.formats.ocr)
-    ocr: bool = True  # false: scanned pages and pictures are not read
-    ocr_lang: str = "eng"  # Tesseract languages, e.g. "deu" or "eng+fra" (each needs tesseract-ocr-LANG)
-    ocr_dpi: int = 300  # resolution scanned PDF pages are rendered at for Tesseract
-    ocr_workers: int = 0  # pages OCRed at once; 0 = one per core
-    ocr_max_pages: int = 500  # pages OCRed per file at most (a long scan is read up to here, with a note)
-    ocr_max_megapixels: float = 100.0  # a bigger picture is refused as an image bomb; PDF pages render smaller
-    max_attachments: int = 100  # attachments read per e-mail (the rest are listed in a note)
-    lock_timeout_s: float = 60.0  # a second writer waits this long for the index lock, then fails
-    keep_versions: int = 2  # index versions kept on disk (the current one and the one before)
-    # where indexes live: "faiss" (a versioned folder per index) or "pgvector" (a schema per index on
-    # the PostgreSQL server at pg_dsn, e.g. postgresql://user:pass@host:5432/db; see rag_qa.store.pg)
-    store: Literal["faiss", "pgvector"] = "faiss"
-    pg_dsn: str | None = None
-    pg_ef_search: int = 100  # HNSW candidate list per dense query (pgvector): higher = better recall, slower
+    ocr: bool = Field(True, description="Read scanned PDF pages and pictures with Tesseract; false: they are "
+                      "not read.")
+    ocr_lang: str = Field("eng", description="Tesseract languages, e.g. `deu` or `eng+fra` (each needs "
+                          "`tesseract-ocr-LANG`).")
+    ocr_dpi: int = Field(300, description="Resolution scanned PDF pages are rendered at for Tesseract.")
+    ocr_workers: int = Field(0, description="Pages OCRed at once; 0: one per core.")
+    ocr_max_pages: int = Field(500, description="Pages OCRed per file at most (a longer scan is read up to here, "
+                               "with a note).")
+    ocr_max_megapixels: float = Field(100.0, description="A bigger picture is refused as an image bomb; PDF pages "
+                                      "are rendered smaller instead.")
+    max_attachments: int = Field(100, description="Attachments read per e-mail (the rest are listed in a note).")
+    lock_timeout_s: float = Field(60.0, description="A second writer waits this long for the index lock, then "
+                                  "fails.")
+    keep_versions: int = Field(2, description="Index versions kept on disk (the current one and the one before).")
+    # where indexes live (see rag_qa.store)
+    store: Literal["faiss", "pgvector"] = Field("faiss", description="Where indexes live: `faiss` (a versioned "
+                                                "folder per index) or `pgvector` (a schema per index on the "
+                                                "PostgreSQL server at `pg_dsn`).")
+    pg_dsn: str | None = Field(None, description="PostgreSQL server of the pgvector store, e.g. "
+                               "`postgresql://user:pass@host:5432/db`.")
+    pg_ef_search: int = Field(100, description="HNSW candidate list per dense query (pgvector): higher is better "
+                              "recall, slower.")
     # retrieval
-    mode: RetrievalMode = "hybrid"
-    top_k: int = 5
+    mode: RetrievalMode = Field("hybrid", description="Retrieval: dense vectors, BM25 keywords, or both fused.")
+    top_k: int = Field(5, description="Passages retrieved and read per question.")
     # reading
-    reader: str = "extractive"
-    max_answer_length: int = 30  # tokens
-    # answer confidence below this -> "no answer"; 0.3 drops 8% of SQuAD dev answers, 88% of them
-    # wrong, and loses 1.5% of right ones (benchmarks/results/calibration_pairs.json)
-    no_answer_threshold: float = 0.3
-    # extractive reader arithmetic: auto = bf16 where the CPU/GPU does it natively, else fp32;
-    # int8 = dynamic quantisation of the linear layers (CPU only)
-    reader_precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
+    reader: str = Field("extractive", description="Reader that answers: `extractive`, `extractive:<model>`, "
+                        "`generative`, `generative:<name>` (`python -m rag_qa readers`).")
+    max_answer_length: int = Field(30, description="Extractive reader: longest answer in tokens.")
+    no_answer_threshold: float = Field(0.3, description="Extractive reader: an answer less confident than this is "
+                                       "reported as no answer. 0.3 drops 8% of SQuAD dev answers, 88% of them "
+                                       "wrong, and loses 1.5% of right ones "
+                                       "(benchmarks/results/calibration_pairs.json).")
+    reader_precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto", description="Extractive reader arithmetic: `auto` is bf16 where the CPU/GPU does it natively, "
+        "else fp32; `int8` is dynamic quantisation of the linear layers (CPU only).")
     # generative reader (see rag_qa.readers.generative)
-    llm_model: str = "smollm2"  # what plain `--reader generative` runs
-    llm_backend: Literal["auto", "llama.cpp", "transformers"] = "auto"  # auto: llama.cpp if installed
-    llm_base_url: str | None = None  # default server for `openai:<model>` / `ollama:<model>`
-    llm_api_key: str | None = None  # OpenAI-compatible servers; falls back to OPENAI_API_KEY
-    llm_context_tokens: int = 2048  # prompt + answer budget; passages beyond it are dropped
-    max_new_tokens: int = 64
-    # transformers LLM arithmetic: auto = bf16 where the CPU/GPU does it natively, else fp32; int8 = dynamic
-    # quantisation of the linear layers (CPU; benchmarks/gen_speed.py measures each)
-    llm_precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
-    # each passage the LLM reads is cut to this many words of whole sentences around the one most like the
-    # question (0: whole passages); fewer prompt tokens, a faster answer
-    llm_passage_words: int = 0
-    temperature: float = 0.0  # 0 = greedy (deterministic)
+    llm_model: str = Field("smollm2", description="What plain `--reader generative` runs.")
+    llm_backend: Literal["auto", "llama.cpp", "transformers"] = Field(
+        "auto", description="How a local GGUF model runs; `auto`: llama.cpp if installed, else transformers.")
+    llm_base_url: str | None = Field(None, description="Default server for `openai:<model>` and "
+                                     "`ollama:<model>`.")
+    llm_api_key: str | None = Field(None, description="API key for OpenAI-compatible servers; unset: "
+                                    "`OPENAI_API_KEY`.")
+    llm_context_tokens: int = Field(2048, description="Prompt + answer budget of the generative reader; passages "
+                                    "beyond it are dropped.")
+    max_new_tokens: int = Field(64, description="Longest generated answer in tokens.")
+    llm_precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto", description="Arithmetic of an LLM run by transformers: `auto` is bf16 where the CPU/GPU does it "
+        "natively, else fp32; `int8` is dynamic quantisation of the linear layers (CPU; "
+        "benchmarks/gen_speed.py measures each).")
+    llm_passage_words: int = Field(0, description="Each passage the LLM reads is cut to this many words of whole "
+                                   "sentences around the one most like the question (0: whole passages); fewer "
+                                   "prompt tokens, a faster answer.")
+    temperature: float = Field(0.0, description="Sampling temperature of the generative reader; 0 is greedy "
+                               "(deterministic).")
     # UI
-    host: str = "127.0.0.1"
-    port: int = 7860
-    max_upload_mb: float = 50.0
-    root_path: str = ""  # public path prefix behind a reverse proxy, e.g. "/rag" (Gradio's root_path)
-    # the readers a UI or HTTP API user may pick (the CLI, the operator's own tool, takes any reader spec):
-    # unset = the built-in readers that load offline (rag_qa.readers.registry.BUILTIN_READERS); a list
-    # narrows that, e.g. ["extractive"]; an entry may be a full spec the operator trusts ("extractive:/srv/m")
-    ui_readers: list[str] | None = None
-    # more readers the operator offers by a name, the spec (URL, model folder) staying on the server:
-    # {"team-llm": "generative:openai:llama3@http://10.0.0.5:8000/v1"}; users see and send only "team-llm"
-    ui_reader_specs: dict[str, str] = {}
-    max_question_chars: int = 2000  # longer questions and search queries are refused with a message
-    user_concurrency: int = 2  # requests one signed-in user may have running at once; more are refused
+    host: str = Field("127.0.0.1", description="Address the web app binds (beyond loopback only with a users "
+                      "file).")
+    port: int = Field(7860, description="Port of the web app.")
+    max_upload_mb: float = Field(50.0, description="Largest file the web app accepts as an upload.")
+    root_path: str = Field("", description="Public path prefix behind a reverse proxy, e.g. `/rag` (Gradio's "
+                           "root_path).")
+    ui_readers: list[str] | None = Field(None, description="The readers a web-app or HTTP-API user may pick (the "
+                                         "CLI, the operator's own tool, takes any reader spec). Unset: the built-in "
+                                         "readers that load offline (`rag_qa.readers.registry.BUILTIN_READERS`); a "
+                                         "list narrows that, e.g. `[\"extractive\"]`; an entry may be a full spec the "
+                                         "operator trusts (`extractive:/srv/m`).")
+    ui_reader_specs: dict[str, str] = Field({}, description="More readers offered under a name, the spec (URL, "
+                                            "model folder) staying on the server: `{\"team-llm\": "
+                                            "\"generative:openai:llama3@http://10.0.0.5:8000/v1\"}`; users see and "
+                                            "send only `team-llm`.")
+    max_question_chars: int = Field(2000, description="Longer questions and search queries are refused with a "
+                                    "message.")
+    user_concurrency: int = Field(2, description="Requests one signed-in user may have running at once; more are "
+                                  "refused.")
     # team use (ui.auth): accounts and per-index roles; with it, every page and API call needs sign-in
-    users_file: Path | None = None
-    # the server-wide audit log: sign-ins, account changes (`python -m ui users`), sessions ended, and
-    # refusals that name no index on offer; each index keeps its own log beside it (ui.audit)
-    signin_log: Path = Path("indexes/sign-ins.jsonl")
-    audit_questions: bool = False  # also write questions and searches to the index's audit log
-    signin_max_failures: int = 5  # failed sign-ins per user name within the window before a lockout
-    signin_max_failures_per_address: int = 20  # the same, per client address
-    signin_window_s: float = 900.0
-    signin_lockout_s: float = 300.0
-    signin_failure_delay_s: float = 1.0  # every failed sign-in is answered only after this pause
-    # a signed-in session ends after this long without a request, and this long after sign-in at the
-    # latest (and at once when its user's password changes or the user is removed)
-    session_idle_s: float = 3600.0
-    session_max_s: float = 43200.0
-    # single sign-on from an authenticating proxy on this machine (e.g. "X-Forwarded-User" from
-    # oauth2-proxy); off unless set; then the app only binds to loopback and passwords are not used
-    trusted_user_header: str | None = None
+    users_file: Path | None = Field(None, description="Accounts and per-index roles (`python -m ui users`); set, "
+                                    "every page and API call needs sign-in.")
+    signin_log: Path = Field(Path("indexes/sign-ins.jsonl"), description="The server-wide audit log: sign-ins, "
+                             "account changes (`python -m ui users`), sessions ended, and refusals that name no "
+                             "index on offer; each index keeps its own log beside it.")
+    audit_questions: bool = Field(False, description="Also write questions and searches to the index's audit "
+                                  "log.")
+    signin_max_failures: int = Field(5, description="Failed sign-ins per user name within the window before a "
+                                     "lockout.")
+    signin_max_failures_per_address: int = Field(20, description="Failed sign-ins per client address within the "
+                                                 "window before a lockout.")
+    signin_window_s: float = Field(900.0, description="The window the failed sign-ins are counted in.")
+    signin_lockout_s: float = Field(300.0, description="How long sign-in pauses for a locked-out name or "
+                                    "address.")
+    signin_failure_delay_s: float = Field(1.0, description="Every failed sign-in is answered only after this "
+                                          "pause.")
+    session_idle_s: float = Field(3600.0, description="A signed-in session ends after this long without a "
+                                  "request (and at once when its user's password changes or the user is removed).")
+    session_max_s: float = Field(43200.0, description="A signed-in session ends this long after sign-in at the "
+                                 "latest.")
+    trusted_user_header: str | None = Field(None, description="Single sign-on from an authenticating proxy on "
+                                            "this machine, e.g. `X-Forwarded-User` from oauth2-proxy: believed "
+                                            "only from a loopback peer; then the app binds loopback only and "
+                                            "passwords are not used.")
 
     @field_validator("users_file", "trusted_user_header", mode="before")
     @classmethod
@@ -153,7 +215,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=os.environ.get("RAGQA_CONFIG", "rag-qa.toml"))
+        # the config file is named before any source is read: by the environment alone
+        default = settings_cls.model_fields["config"].default
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=os.environ.get("RAGQA_CONFIG", default))
         return (init_settings, env_settings, toml)
 
 

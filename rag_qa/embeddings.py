@@ -39,11 +39,6 @@ def load_sentence_transformer(path: str) -> SentenceTransformer:
         return model
 
 
-def loaded_model_paths() -> list[str]:
-    """Paths of the models loaded so far in this process (lets tests check laziness)."""
-    return list(_MODELS)
-
-
 class SentenceTransformerEmbeddings(Embeddings):
     """LangChain ``Embeddings`` over a local sentence-transformers model, normalised vectors."""
 

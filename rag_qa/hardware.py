@@ -28,3 +28,16 @@ def native_bf16(device: str = "cpu") -> bool:
 
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     return cpu_has_bf16()
+
+
+def pick_precision(requested: str) -> str:
+    """The training arithmetic for ``requested`` ("auto", "bf16", "fp16" or "fp32"): "auto" is bf16
+    where the hardware does it natively (Ampere+ GPUs, AVX512-BF16/AMX CPUs), else fp16 on a GPU
+    and fp32 on a CPU."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    if torch.cuda.is_available():
+        return "bf16" if native_bf16("cuda") else "fp16"
+    return "bf16" if native_bf16("cpu") else "fp32"

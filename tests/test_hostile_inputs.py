@@ -32,7 +32,7 @@ from ingest.pipeline import ingest_paths
 from ingest.worker import ParserWorker
 from rag_qa.config import Settings
 from rag_qa.readers.prompting import SYSTEM_PROMPT, build_prompt
-from rag_qa.store.faiss.reader import IndexStore
+from rag_qa.store.faiss.reader import FaissStore
 
 MB = 1024 * 1024
 
@@ -192,7 +192,7 @@ def _run_measured(args: list[str], timeout: float) -> tuple[int, str, str, float
 
 def test_cli_on_the_hostile_folder(index_copy: Path, tmp_path: Path, embeddings) -> None:
     folder, reasons, good = hostile_folder(tmp_path)
-    with IndexStore.open(index_copy) as store:
+    with FaissStore.open(index_copy) as store:
         before_ids, before_docs = set(store.all_chunk_ids()), len(store.documents())
 
     code, out, err, peak_mb = _run_measured([str(folder), "--index", str(index_copy), "--json"], timeout=300)
@@ -211,7 +211,7 @@ def test_cli_on_the_hostile_folder(index_copy: Path, tmp_path: Path, embeddings)
     assert summary["added"] == len(good) and summary["documents"] == before_docs + len(good)
     assert 100 < peak_mb < 1500, f"ingest peaked at {peak_mb:.0f} MB"  # (about 750 MB: torch + MiniLM)
 
-    with IndexStore.open(index_copy) as store:
+    with FaissStore.open(index_copy) as store:
         assert before_ids <= set(store.all_chunk_ids())  # everything indexed before is still there
         sources = {Path(d.source).name for d in store.documents()}
         assert set(good) <= sources and not sources & set(reasons)
@@ -236,7 +236,7 @@ def test_an_ingested_injection_document_stays_data_in_the_prompt(tmp_path: Path,
     report = ingest_paths([folder], tmp_path / "index", settings=Settings())
     assert not report.failed and report.documents == 3
     question = "When is the Lisbon office open?"
-    with IndexStore.open(tmp_path / "index") as store:
+    with FaissStore.open(tmp_path / "index") as store:
         passages = store.search_dense(np.asarray(embeddings.embed_query(question)), 4)
         passages += [p for p in store.search_bm25("Lisbon office open", 4) if p.chunk_id not in
                      {q.chunk_id for q in passages}]

@@ -16,10 +16,10 @@ import pytest
 from conftest import BAD, DOCS, REPO
 
 from ingest.cli import main
-from rag_qa.store.faiss.reader import IndexStore
+from rag_qa.store.faiss.reader import FaissStore
 
 SUMMARY_KEYS = {"index", "added", "updated", "removed", "unchanged", "failed", "skipped", "documents", "chunks",
-                "seconds"}  # DESIGN.md's keys plus issue 16's "skipped"
+                "seconds"}  # the keys docs/design.md fixes
 
 
 def _ingest(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -43,7 +43,7 @@ def test_help_exits_0() -> None:
 
 
 def test_json_summary_and_exit_3_when_some_files_fail(index_copy: Path, capsys: pytest.CaptureFixture) -> None:
-    with IndexStore.open(index_copy) as store:
+    with FaissStore.open(index_copy) as store:
         version = store.version
     code = main([str(DOCS), str(BAD), "--index", str(index_copy), "--json"])
     out, err = capsys.readouterr()
@@ -56,7 +56,7 @@ def test_json_summary_and_exit_3_when_some_files_fail(index_copy: Path, capsys: 
     assert all(set(f) == {"path", "error"} and f["error"] for f in summary["failed"])
     assert isinstance(summary["seconds"], float) and summary["chunks"] > 0
     assert "failed:" in err and "5 unchanged" in err  # human output goes to stderr
-    with IndexStore.open(index_copy) as store:
+    with FaissStore.open(index_copy) as store:
         assert store.version == version  # only failures: no new version was written
 
     code = main([str(DOCS), "--index", str(index_copy), "--json"])
@@ -79,7 +79,7 @@ def test_embedding_model_mismatch_is_a_usage_error(index_copy: Path, capsys: pyt
 
 
 def test_sigkill_mid_ingest_leaves_the_previous_index_queryable(index_copy: Path, embeddings) -> None:
-    with IndexStore.open(index_copy) as store:
+    with FaissStore.open(index_copy) as store:
         before_version, before_docs = store.version, store.documents()
     proc = subprocess.Popen([sys.executable, "-m", "ingest", str(REPO / "examples" / "docs"), "--index",
                              str(index_copy)], cwd=REPO, env=dict(os.environ, HF_HUB_OFFLINE="1"),
@@ -103,7 +103,7 @@ def test_sigkill_mid_ingest_leaves_the_previous_index_queryable(index_copy: Path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    with IndexStore.open(index_copy) as store:
+    with FaissStore.open(index_copy) as store:
         assert store.version == before_version
         assert store.documents() == before_docs
         hits = store.search_dense(np.asarray(embeddings.embed_query("Who developed packet switching?")), 2)

@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO
 
 from rag_qa.store.faiss.layout import TMP_PREFIX, current_version, versions_dir
-from rag_qa.store.faiss.reader import IndexStore
+from rag_qa.store.faiss.reader import FaissStore
 
 EXAMPLES = REPO / "examples" / "docs"
 #: three files of three types, about 70 chunks: long enough to kill inside each phase, short enough
@@ -77,7 +77,7 @@ def _leftovers(index: Path) -> list[str]:
 
 def _state(index: Path) -> tuple[int, set[str], set[str]]:
     """(version, chunk ids, document names) of the live version; opening it is itself the check."""
-    with IndexStore.open(index) as store:
+    with FaissStore.open(index) as store:
         return store.version, set(store.all_chunk_ids()), {Path(d.source).name for d in store.documents()}
 
 

@@ -18,7 +18,7 @@ from ingest.parse_pool import default_processes
 from ingest.pipeline import ingest_paths
 from rag_qa.config import Settings
 from rag_qa.store import open_store
-from rag_qa.store.faiss.reader import IndexStore
+from rag_qa.store.faiss.reader import FaissStore
 
 
 class FakeEmbeddings:
@@ -72,7 +72,7 @@ def test_two_parser_processes_give_the_same_index_as_one(tmp_path: Path) -> None
     assert (two.added, two.failed, two.chunks) == (one.added, one.failed, one.chunks)
     assert [Path(f["path"]).name for f in two.failed] == ["truncated.pdf"]
     assert _index_contents(tmp_path / "two") == _index_contents(tmp_path / "one")
-    with IndexStore.open(tmp_path / "one") as a, IndexStore.open(tmp_path / "two") as b:
+    with FaissStore.open(tmp_path / "one") as a, FaissStore.open(tmp_path / "two") as b:
         query = np.ones(a.dimension, dtype="float32") / np.sqrt(a.dimension)
         hits_a, hits_b = a.search_dense(query, 50), b.search_dense(query, 50)
     assert [h.chunk_id for h in hits_a] == [h.chunk_id for h in hits_b]

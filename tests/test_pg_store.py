@@ -24,7 +24,7 @@ from conftest import DOCS, pg_settings
 from ingest.pipeline import ingest_paths
 from rag_qa.config import Settings
 from rag_qa.store import open_store
-from rag_qa.store.faiss.reader import IndexStore
+from rag_qa.store.faiss.reader import FaissStore
 from rag_qa.store.pg.reader import PgVectorStore, drop_index
 from rag_qa.store.pg.schema import PgConnectionError, connect, schema_name
 
@@ -65,7 +65,7 @@ def test_configuration_errors_are_one_line(tmp_path: Path) -> None:
 @pytest.mark.pgvector
 def test_dense_scores_equal_faiss_inner_products(built_index: Path, built_pg_index: Path, pg_dsn: str,
                                                  embeddings) -> None:
-    with IndexStore.open(built_index) as faiss_store, open_store(built_pg_index, pg_settings(pg_dsn)) as pg_store:
+    with FaissStore.open(built_index) as faiss_store, open_store(built_pg_index, pg_settings(pg_dsn)) as pg_store:
         assert pg_store.chunk_count == faiss_store.chunk_count
         for query in QUERIES:
             vector = np.asarray(embeddings.embed_query(query))
@@ -195,12 +195,13 @@ def test_a_killed_ingest_leaves_the_previous_state(tmp_path: Path, pg_index: tup
 def test_ingest_cli_then_ask_search_and_ui_through_the_service(tmp_path: Path, pg_index: tuple[Path, Settings],
                                                                pg_dsn: str) -> None:
     from rag_qa.service import QAService
+    from rag_qa.store import index_exists
     from ui.handlers import Handlers
-    from ui.indexes import IndexCatalog, is_built
+    from ui.indexes import IndexCatalog
 
     index, settings = pg_index
     env = dict(os.environ, RAGQA_STORE="pgvector", RAGQA_PG_DSN=pg_dsn)
-    assert not is_built(index, settings)
+    assert not index_exists(index, settings)
     cli = [sys.executable, "-m", "ingest", "--index", str(index), "--json"]
     done = subprocess.run([*cli, str(DOCS / "packet_switching_2p.pdf")], env=env, capture_output=True, text=True,
                           timeout=300)

@@ -19,8 +19,8 @@ from ingest.loaders import load_document
 from rag_qa.config import Settings
 from rag_qa.store import EmbeddingMismatchError, IndexLockedError, IndexNotFoundError, open_store, open_writer
 from rag_qa.store.faiss.layout import CURRENT_FILE, current_version
-from rag_qa.store.faiss.reader import IndexStore
-from rag_qa.store.faiss.writer import IndexWriter
+from rag_qa.store.faiss.reader import FaissStore
+from rag_qa.store.faiss.writer import FaissIndexWriter
 
 
 def test_open_reports_what_the_index_is(built_store: tuple[Path, Settings]) -> None:
@@ -82,7 +82,7 @@ def test_get_passages_keeps_the_order_asked(built_store: tuple[Path, Settings]) 
 
 
 def test_langchain_faiss_view_uses_the_same_vectors(built_index: Path, embeddings) -> None:
-    with IndexStore.open(built_index) as store:
+    with FaissStore.open(built_index) as store:
         vector_store = store.as_langchain_faiss(embeddings)
         ours = store.search_dense(np.asarray(embeddings.embed_query("oxygen atomic number")), 2)
         theirs = vector_store.similarity_search_with_score("oxygen atomic number", k=2)
@@ -126,22 +126,22 @@ def test_stale_versions_of_a_dead_writer_are_removed_with_a_message(index_copy: 
     orphan = versions / "000041"  # renamed but CURRENT never switched to it
     shutil.copytree(versions / live, orphan)
     messages: list[str] = []
-    with IndexWriter(index_copy, log=messages.append):
+    with FaissIndexWriter(index_copy, log=messages.append):
         pass
     assert not half.exists() and not orphan.exists()
     assert len(messages) == 2 and any("interrupted" in m for m in messages)
     assert current_version(index_copy) == live
-    with IndexStore.open(index_copy) as store:
+    with FaissStore.open(index_copy) as store:
         assert store.chunk_count > 0
 
 
 def test_commit_switches_atomically_and_keeps_the_previous_version(index_copy: Path, embeddings) -> None:
     from rag_qa.store.faiss.writer import VersionData
 
-    with IndexStore.open(index_copy) as before:
+    with FaissStore.open(index_copy) as before:
         old_version, old_count = before.version, before.chunk_count
     for _ in range(3):
-        with IndexWriter(index_copy, keep_versions=2) as writer:
+        with FaissIndexWriter(index_copy, keep_versions=2) as writer:
             previous = writer.previous()
             assert previous is not None
             rows, vectors = previous.chunks_and_vectors(list(previous.documents)[:2])
@@ -150,7 +150,7 @@ def test_commit_switches_atomically_and_keeps_the_previous_version(index_copy: P
             number = writer.commit(VersionData(rows, vectors, docs, "minilm", 384))
     assert (index_copy / CURRENT_FILE).read_text().strip() == f"{number:06d}"
     assert sorted(p.name for p in (index_copy / "versions").iterdir()) == [f"{number - 1:06d}", f"{number:06d}"]
-    with IndexStore.open(index_copy) as store:
+    with FaissStore.open(index_copy) as store:
         assert store.version == number == old_version + 3
         assert 0 < store.chunk_count < old_count
         top = store.search_dense(np.asarray(embeddings.embed_query(rows[0].text)), 1)[0]

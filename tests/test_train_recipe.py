@@ -16,9 +16,11 @@ import torch
 from transformers import AutoTokenizer
 
 from rag_qa.qa_data import QAExample, load_examples
+from rag_qa.train.config import TrainConfig
+from rag_qa.train.data import load_train_features
 from rag_qa.train.distractors import add_distractors, holds_answer, load_distractors, save_distractors
 from rag_qa.train.features import TrainFeatures, build_train_features
-from rag_qa.train.trainer import TrainConfig, load_train_features, shared_norm_loss
+from rag_qa.train.loop import shared_norm_loss
 
 REPO = Path(__file__).resolve().parents[1]
 SQUAD = REPO / "tests" / "data" / "squad"

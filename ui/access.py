@@ -2,7 +2,7 @@
 
 Every handler asks :class:`Access` for the index it is about to touch, with the user name Gradio
 attached to the request (``gr.Request.username``), never with anything the page sent about who
-the user is.  Without a users file there is no sign-in and everything is allowed, as before.
+the user is.  Without a users file there is no sign-in and everything is allowed (one person on their own machine).
 An index the user may not see gets the same answer as one that does not exist, so the refusal
 does not reveal other teams' index names.
 """

@@ -34,7 +34,7 @@ from ui.style import CSS
 from ui.users_file import UsersStore
 from ui.validation import MAX_TOP_K, MIN_TOP_K
 
-CONCURRENCY = 4  # questions answered at once; the reader's own lock serialises forward passes
+CONCURRENCY = 4  # questions answered at once, in parallel (a reader's lock guards only its one-time loading)
 QUEUE_SIZE = 64  # requests waiting at most; more are turned away by Gradio with "queue is full"
 
 

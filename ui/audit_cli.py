@@ -8,17 +8,17 @@ on offer) live in the server's log (``RAGQA_SIGNIN_LOG``); they are shown with e
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from rag_qa.config import get_settings
+from rag_qa.terminal import EXIT_USAGE, OneLineParser, emit_json, fail
 from ui import audit
 
 
 def build_parser() -> argparse.ArgumentParser:
     s = get_settings()
-    p = argparse.ArgumentParser(prog="python -m ui audit",
+    p = OneLineParser(prog="python -m ui audit",
                                 description="Print the audit trail: uploads, removals, index creation, "
                                             "refusals, sign-ins, sessions ended, account changes (and questions, "
                                             "if RAGQA_AUDIT_QUESTIONS is on).")
@@ -37,8 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.index is not None and not args.index.is_dir():
-        print(f"error: --index {args.index} is not a directory", file=sys.stderr)
-        return 2
+        return fail(f"--index {args.index} is not a directory", EXIT_USAGE)
     paths = [] if args.index is None else [audit.index_log(args.index)]
     if args.sign_ins or not args.no_sign_ins:
         paths.append(args.signin_log)
@@ -46,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.last > 0:
         events = events[-args.last:]
     if args.json:
-        print(json.dumps({"index": str(args.index) if args.index else None, "events": events}, ensure_ascii=False))
+        emit_json({"index": str(args.index) if args.index else None, "events": events})
     elif not events:
         print(f"no audit events yet ({', '.join(str(p) for p in paths)})", file=sys.stderr)
     else:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from rag_qa.config import Settings, get_settings
+from rag_qa.terminal import EXIT_USAGE, OneLineParser, fail
 from ui.network import is_loopback
 
 COMMANDS = {"users": "ui.users_cli", "audit": "ui.audit_cli"}
@@ -19,7 +20,7 @@ COMMANDS = {"users": "ui.users_cli", "audit": "ui.audit_cli"}
 
 def build_parser() -> argparse.ArgumentParser:
     s = get_settings()
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m ui", description="Web app: upload documents, search, ask.",
         epilog="Team use: `python -m ui users --help` (accounts and roles, RAGQA_USERS_FILE) and "
                "`python -m ui audit --help` (the audit trail).")
@@ -60,18 +61,15 @@ def serve(argv: list[str] | None) -> int:
         settings = settings.model_copy(update={"root_path": args.root_path})
     index = args.index or settings.index
     if index.exists() and not index.is_dir():
-        print(f"error: --index {index} is not a directory", file=sys.stderr)
-        return 2
+        return fail(f"--index {index} is not a directory", EXIT_USAGE)
     if (problem := exposure_error(settings, args.host or settings.host, args.share)) is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return fail(problem, EXIT_USAGE)
     from ui.readers import OfferedReaders
 
     try:
         OfferedReaders(settings)  # the operator's reader list, checked before anything starts
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), EXIT_USAGE)
     users = None
     if settings.users_file is not None:
         from ui.users_file import UsersFileError, UsersStore
@@ -79,8 +77,7 @@ def serve(argv: list[str] | None) -> int:
         try:
             users = UsersStore(settings.users_file).load()
         except UsersFileError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return fail(str(exc), EXIT_USAGE)
     from ui.app import build_app, launch  # gradio loads only once the flags are fine
 
     launch(build_app(index, settings, users=users), settings, host=args.host, port=args.port, share=args.share,

@@ -1,4 +1,4 @@
-"""The chat's history as the plain conversation the service reads (issue 23).
+"""The chat's history as the plain conversation the service reads.
 
 The chatbot holds what the page shows: the user's question (escaped) and, for answers, rendered
 HTML with source cards.  A follow-up needs the plain text, so every answer message carries its

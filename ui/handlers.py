@@ -28,12 +28,12 @@ import gradio as gr
 from ingest.errors import IngestUsageError
 from ingest.pipeline import ingest_paths, remove_sources
 from rag_qa.service import EmptyQuestionError, QAService
-from rag_qa.store import IndexNotFoundError, IndexStoreError
+from rag_qa.store import IndexNotFoundError, IndexStoreError, index_exists
 from rag_qa.types import Answer
 from ui import audit, render
 from ui.access import NO_INDEX_HINT, Access, AccessDenied
 from ui.conversation import plain_history
-from ui.indexes import IndexCatalog, is_built, sanitise_index_name
+from ui.indexes import IndexCatalog, sanitise_index_name
 from ui.limits import QuestionTooLong, TooManyRequests, UserSlots, question_too_long
 from ui.permissions import Action, Role, role_on
 from ui.readers import OfferedReaders
@@ -77,7 +77,7 @@ class Handlers:
 
     def _ready_service(self, index: Path) -> QAService | None:
         """The service for ``index``, or ``None`` when that index has no documents yet."""
-        if not is_built(index, self.settings):
+        if not index_exists(index, self.settings):
             return None
         service = self.catalog.service(index)
         return service if service.store.chunk_count > 0 else None
@@ -202,7 +202,7 @@ class Handlers:
         def shown(source: str) -> str:
             nonlocal labels
             if labels is None:
-                docs = self.catalog.service(index).store.documents() if is_built(index, self.settings) else []
+                docs = self.catalog.service(index).store.documents() if index_exists(index, self.settings) else []
                 labels = source_labels([d.source for d in docs], PurePath(index))
             return labels.get(source) or source_label(source, PurePath(index))
 
@@ -213,7 +213,7 @@ class Handlers:
 
         Sources are shown relative to the index or its uploads folder; the remove list names them so too.
         """
-        docs = list(self.catalog.service(index).store.documents()) if index is not None and is_built(
+        docs = list(self.catalog.service(index).store.documents()) if index is not None and index_exists(
             index, self.settings) else []
         labels = source_labels([d.source for d in docs], PurePath(index)) if index is not None else {}
         rows: list[list[Any]] = [[render.display_name(d.source), d.type, d.pages if d.pages is not None else "",
@@ -230,7 +230,7 @@ class Handlers:
 
     def _held(self, index: Path) -> dict[str, str]:
         """The documents ``index`` holds: their label and their absolute source, each to its source."""
-        if not is_built(index, self.settings):
+        if not index_exists(index, self.settings):
             return {}
         sources = [d.source for d in self.catalog.service(index).store.documents()]
         held = {label: source for source, label in source_labels(sources, PurePath(index)).items()}

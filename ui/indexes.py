@@ -12,7 +12,6 @@ from pathlib import Path
 
 from rag_qa.config import Settings
 from rag_qa.service import QAService
-from rag_qa.store import index_exists
 
 _NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -20,11 +19,6 @@ _NAME = re.compile(r"[^A-Za-z0-9_-]+")
 def sanitise_index_name(name: str) -> str:
     """A folder name for a new index: letters, digits, ``_`` and ``-`` only; empty if nothing is left."""
     return _NAME.sub("-", name.strip()).strip("-_")[:64]
-
-
-def is_built(index: Path, settings: Settings) -> bool:
-    """True when ``index`` holds at least one committed version (on the server, with ``RAGQA_STORE=pgvector``)."""
-    return index_exists(index, settings)
 
 
 class IndexCatalog:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 import sys
 from pathlib import Path
 
 from rag_qa.config import get_settings
+from rag_qa.terminal import EXIT_ERROR, EXIT_USAGE, OneLineParser, emit_json, fail
 from ui import audit
 from ui.permissions import ANY_INDEX
 from ui.users_file import (
@@ -51,11 +51,11 @@ def _common_options(parser: argparse.ArgumentParser, suppress: bool = False) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m ui users", description="Manage the accounts in the users file (RAGQA_USERS_FILE).",
         epilog="Passwords are read from a prompt, or from the first line of stdin when it is not a terminal.")
     _common_options(p)
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     _common_options(common, suppress=True)
     sub = p.add_subparsers(dest="command", required=True)
     add = sub.add_parser("add", parents=[common], help="add a user (asks for the password)")
@@ -168,21 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     path = args.file or get_settings().users_file
     if path is None:
-        print("error: no users file: pass --file PATH or set RAGQA_USERS_FILE", file=sys.stderr)
-        return 2
+        return fail("no users file: pass --file PATH or set RAGQA_USERS_FILE", EXIT_USAGE)
     try:
         result = run(args, path)
     except (UsageError, UsersFileError, ValueError) as exc:
         record(args, path, "failed", detail=str(exc))
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), EXIT_USAGE)
     except (OSError, TimeoutError) as exc:
         record(args, path, "failed", detail=f"cannot update the file: {getattr(exc, 'strerror', None) or exc}")
-        print(f"error: cannot update {path}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
-        return 1
+        return fail(f"cannot update {path}: {getattr(exc, 'strerror', None) or exc}", EXIT_ERROR)
     record(args, path, "ok", result)
     if args.json:
-        print(json.dumps(result))
+        emit_json(result)
     else:
         print(_human(result), file=sys.stderr if args.command != "list" else sys.stdout)
     return 0

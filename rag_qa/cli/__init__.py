@@ -3,7 +3,7 @@
 One module per command (``ask``, ``chat``, ``readers``, ``search``, ``eval``, ``train``), each with
 ``add_parser(subparsers)`` and its ``run``; the output conventions they share (``--json``, one-line
 errors, exit codes) are in :mod:`rag_qa.cli.output`.  Importing a command module loads no model
-and no LangChain: the work is imported when the command runs.  Contract in DESIGN.md.
+and no LangChain: the work is imported when the command runs.  Contract in docs/design.md.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from rag_qa.cli import ask, chat, readers, search, train
 from rag_qa.cli import eval as eval_command
 from rag_qa.cli.output import EXIT_ERROR, fail, user_errors
 from rag_qa.env import set_offline_defaults
+from rag_qa.terminal import EXIT_INTERRUPTED, OneLineParser
 
 COMMANDS = (ask, chat, readers, search, eval_command, train)
-DESCRIPTION = "`python -m rag_qa`: search, ask, chat, readers, eval and train (contract in DESIGN.md)."
+DESCRIPTION = "`python -m rag_qa`: search, ask, chat, readers, eval and train (contract in docs/design.md)."
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rag_qa", description=DESCRIPTION)
+    parser = OneLineParser(prog="python -m rag_qa", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
@@ -43,4 +44,4 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as err:
         return fail(str(err), EXIT_ERROR)
     except KeyboardInterrupt:
-        return fail("interrupted", 130)
+        return fail("interrupted", EXIT_INTERRUPTED)

@@ -12,13 +12,18 @@ from rag_qa.cli.output import console, emit_json
 from rag_qa.config import MODES
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("ask", help="answer a question from the indexed documents")
-    p.add_argument("question")
+def add_reading_options(p: argparse.ArgumentParser) -> None:
+    """The options of a command that answers questions (``ask`` and ``chat``): where to look, how to read."""
     p.add_argument("--index", default=None, help="index directory (default: indexes/default)")
     p.add_argument("--reader", default=None, help="reader name, e.g. extractive, generative (see `readers`)")
     p.add_argument("--top-k", type=int, default=None, help="passages to read (default: 5)")
     p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("ask", help="answer a question from the indexed documents")
+    p.add_argument("question")
+    add_reading_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 

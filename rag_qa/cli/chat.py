@@ -15,18 +15,15 @@ import sys
 
 from rich.markup import escape
 
+from rag_qa.cli.ask import add_reading_options
 from rag_qa.cli.output import console, emit_json
-from rag_qa.config import MODES
 
 CLEAR, QUIT = "/clear", "/quit"
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("chat", help="ask questions in a conversation (follow-ups read the turns before them)")
-    p.add_argument("--index", default=None, help="index directory (default: indexes/default)")
-    p.add_argument("--reader", default=None, help="reader name, e.g. extractive, generative (see `readers`)")
-    p.add_argument("--top-k", type=int, default=None, help="passages to read (default: 5)")
-    p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode")
+    add_reading_options(p)
     p.add_argument("--json", action="store_true", help="one JSON object a line per question, on stdout")
     p.set_defaults(func=run)
 

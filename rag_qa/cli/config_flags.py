@@ -1,8 +1,9 @@
 """Command-line flags made from a config dataclass, so each setting is declared once.
 
 A field becomes ``--field-name`` (or its metadata's ``flag``) with its metadata's ``help`` and
-``choices``; a field without a default is a required flag, a ``bool`` a switch, and ``X | None``
-takes an X.  Fields without ``help`` in their metadata get no flag.
+``choices`` (:func:`rag_qa.train.config.option` declares such fields); a field without a default
+is a required flag, a ``bool`` a switch, and ``X | None`` takes an X.  Fields without ``help`` in
+their metadata, or whose ``flag`` is ``None``, get no flag.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import types
 import typing
 from dataclasses import MISSING, fields
 from typing import Any
+
+from rag_qa.train.config import flag_of
 
 
 def _value_type(hint: Any) -> Any:
@@ -25,10 +28,10 @@ def add_config_flags(parser: argparse.ArgumentParser, config: type) -> None:
     """One option per documented field of the dataclass ``config``; ``dest`` is the field's name."""
     hints = typing.get_type_hints(config)
     for f in fields(config):
-        meta = f.metadata
-        if "help" not in meta:
+        flag = flag_of(f)
+        if flag is None:
             continue
-        flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+        meta = f.metadata
         kind = _value_type(hints[f.name])
         options: dict[str, Any] = {"dest": f.name, "help": meta["help"]}
         if f.default is MISSING:
@@ -44,6 +47,14 @@ def add_config_flags(parser: argparse.ArgumentParser, config: type) -> None:
 
 
 def config_from_args(config: type, args: argparse.Namespace) -> Any:
-    """An instance of ``config`` from the parsed options (other attributes of ``args`` are ignored)."""
-    names = {f.name for f in fields(config)}
-    return config(**{k: v for k, v in vars(args).items() if k in names})
+    """An instance of ``config`` from the parsed options (other attributes of ``args`` are ignored);
+    a negative number given for a ``negative_is_none`` field becomes ``None``."""
+    values = {}
+    for f in fields(config):
+        if f.name not in vars(args):
+            continue
+        value = getattr(args, f.name)
+        if f.metadata.get("negative_is_none") and value is not None and value < 0:
+            value = None
+        values[f.name] = value
+    return config(**values)

@@ -1,5 +1,5 @@
 """`rag_qa eval reader|retrieval|open --data SQUAD.json [...]`: EM/F1, recall@k/MRR, end-to-end scores
-(:mod:`rag_qa.eval`; contract in DESIGN.md)."""
+(:mod:`rag_qa.eval`; contract in docs/design.md)."""
 
 from __future__ import annotations
 

@@ -1,29 +1,16 @@
-"""Output conventions shared by every command: ``--json`` prints one object on stdout, people
-get rich text on stderr, and user errors become one line and a non-zero exit code."""
+"""What every ``rag_qa`` command prints through: the project's output convention
+(:mod:`rag_qa.terminal`: ``--json`` on stdout, one-line errors, exit codes), the rich console
+people read on stderr, and the exceptions whose message is meant for the user."""
 
 from __future__ import annotations
 
-import json
-import sys
-from typing import Any
-
 from rich.console import Console
+
+from rag_qa.terminal import EXIT_ERROR, EXIT_USAGE, emit_json, fail
 
 console = Console(stderr=True, highlight=False)
 
-EXIT_USAGE = 2
-EXIT_ERROR = 1
-
-
-def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> int:
-    """Print ``error: message`` (one line) to stderr and return the exit code."""
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
-    return code
+__all__ = ["EXIT_ERROR", "EXIT_USAGE", "console", "emit_json", "fail", "user_errors"]
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rag_qa.env import child_env
-from rag_qa.models import CACHE_DIR
+from rag_qa.models import cache_dir
 from rag_qa.qa_data import load_examples
 
 SEPARATOR = "\n\n"
@@ -103,7 +103,7 @@ def corpus_index(data: str | Path, embedding_model: str = "minilm", progress: bo
                  build: IndexBuilder = ingest_command) -> tuple[Path, Path]:
     """(corpus folder, index dir) for ``data``, building both once per content hash."""
     digest = hashlib.sha256(Path(data).read_bytes()).hexdigest()[:16]
-    root = CACHE_DIR / "eval" / f"{digest}-{embedding_model}"
+    root = cache_dir() / "eval" / f"{digest}-{embedding_model}"
     folder, index = root / "corpus", root / "index"
     done = root / "done.json"
     if not done.exists():

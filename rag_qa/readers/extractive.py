@@ -14,15 +14,27 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from rag_qa.config import Settings
 from rag_qa.hardware import native_bf16
 from rag_qa.models import DEFAULT_READER, resolve_model
 from rag_qa.readers.base import Reader
 from rag_qa.spans import Span, Window, decode_example, encode_windows, model_inputs
 from rag_qa.types import Answer, Citation, Passage
+
+#: the ExtractiveConfig fields a user sets (``RAGQA_*``), by the Settings field each comes from: their
+#: defaults and descriptions live in :class:`rag_qa.config.Settings` alone, and the registry shares a
+#: reader between callers whose settings agree on these
+SETTINGS = {"max_answer_length": "max_answer_length", "no_answer_threshold": "no_answer_threshold",
+            "precision": "reader_precision"}
+
+
+def _setting_default(name: str):
+    return Settings.model_fields[name].default
 
 
 @dataclass
@@ -30,20 +42,25 @@ class ExtractiveConfig:
     model: str = DEFAULT_READER
     max_length: int = 384
     doc_stride: int = 128
-    max_answer_length: int = 30  # tokens
+    max_answer_length: int = _setting_default("max_answer_length")  # tokens
     n_best: int = 20
     batch_size: int = 32
     # an answer whose confidence is below this is reported as "no answer": the passages most
     # likely do not hold one
-    no_answer_threshold: float = 0.3
+    no_answer_threshold: float = _setting_default("no_answer_threshold")
     # confidence = sigmoid(a * (margin - rank_weight * log(1 + rank)) + b): margin = span score -
     # its window's null score, rank = the passage's place in the retrieved list (0 = first);
     # fitted on SQuAD dev retrieval results by benchmarks/calibrate_reader.py and stored beside
     # the weights (calibration.json); these defaults are used when a model has none
     calibration: tuple[float, float] | None = None
     rank_weight: float | None = None  # None: calibration.json's, else 0 (the reader alone ranks)
-    precision: str = "auto"  # auto | fp32 | bf16 | int8 (dynamic quantisation, CPU only)
+    precision: str = _setting_default("reader_precision")  # auto | fp32 | bf16 | int8 (dynamic quantisation, CPU only)
     device: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **fields: Any) -> ExtractiveConfig:
+        """The config with the user's reader settings (:data:`SETTINGS`), plus ``fields``."""
+        return cls(**{name: getattr(settings, source) for name, source in SETTINGS.items()}, **fields)
 
 
 #: sigmoid((margin - 8) / 2): margins of right answers sit around 12-16, of wrong ones below 10

@@ -150,9 +150,9 @@ def _llama_cpp_installed() -> bool:
 
 def _adapter_dir(spec: str) -> Path | None:
     """The LoRA adapter folder ``spec`` names (in models/ or a local path), if it is one."""
-    from rag_qa.models import MODELS_DIR
+    from rag_qa.models import models_dir
 
-    for folder in (MODELS_DIR / spec, Path(spec).expanduser()):
+    for folder in (models_dir() / spec, Path(spec).expanduser()):
         if (folder / "adapter_config.json").is_file():
             return folder.resolve()
     return None

@@ -4,7 +4,7 @@
 offline default LLM) and ``generative:<name>``.  Switching readers never touches the index.
 A reader is built from the settings it is asked with (a :class:`~rag_qa.service.QAService`
 passes its own), and shared only with callers whose settings agree on what that reader uses
-(:data:`READER_SETTINGS`), so a service with another no-answer threshold gets its own reader.
+(:func:`reader_settings`), so a service with another no-answer threshold gets its own reader.
 """
 
 from __future__ import annotations
@@ -41,12 +41,7 @@ _lock = threading.Lock()
 def _extractive(arg: str | None, s: Settings) -> Reader:
     from rag_qa.readers.extractive import ExtractiveConfig, ExtractiveReader
 
-    cfg = ExtractiveConfig(
-        model=arg or DEFAULT_READER,
-        max_answer_length=s.max_answer_length,
-        no_answer_threshold=s.no_answer_threshold,
-        precision=s.reader_precision,
-    )
+    cfg = ExtractiveConfig.from_settings(s, model=arg or DEFAULT_READER)
     return ExtractiveReader(cfg, name="extractive" if arg is None else f"extractive:{arg}")
 
 
@@ -62,18 +57,24 @@ FACTORIES: dict[str, Callable[[str | None, Settings], Reader]] = {
     "extractive": _extractive,
     "generative": _generative,
 }
-#: the settings each kind of reader is built from: readers are shared between callers that agree on them
-READER_SETTINGS: dict[str, tuple[str, ...]] = {
-    "extractive": ("max_answer_length", "no_answer_threshold", "reader_precision"),
-    "generative": ("llm_model", "llm_backend", "llm_base_url", "llm_api_key", "llm_context_tokens",
-                   "max_new_tokens", "temperature", "llm_precision", "llm_passage_words"),
-}
+#: the settings a generative reader is built from (:func:`rag_qa.readers.generative.make_generative_reader`)
+GENERATIVE_SETTINGS = ("llm_model", "llm_backend", "llm_base_url", "llm_api_key", "llm_context_tokens",
+                       "max_new_tokens", "temperature", "llm_precision", "llm_passage_words")
+
+
+def reader_settings(kind: str) -> tuple[str, ...]:
+    """The settings a reader of ``kind`` is built from: readers are shared between callers that agree on them."""
+    if kind == "extractive":
+        from rag_qa.readers.extractive import SETTINGS
+
+        return tuple(SETTINGS.values())
+    return GENERATIVE_SETTINGS
 
 
 def get_reader(name: str, settings: Settings | None = None) -> Reader:
     """The shared reader for ``name`` built from ``settings`` (default: the global settings).
 
-    Created on first use for each name and value of :data:`READER_SETTINGS`; weights load lazily.
+    Created on first use for each name and value of :func:`reader_settings`; weights load lazily.
     """
     if settings is None:
         from rag_qa.config import get_settings
@@ -85,7 +86,7 @@ def get_reader(name: str, settings: Settings | None = None) -> Reader:
         raise UnknownReaderError(
             f"unknown reader '{name}'; choose one of: {', '.join(available())} (see `rag_qa readers`)"
         )
-    key = (name, *(getattr(settings, field) for field in READER_SETTINGS[kind]))
+    key = (name, *(getattr(settings, field) for field in reader_settings(kind)))
     with _lock:
         if key in _instances:
             return _instances[key]

@@ -5,25 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-#: config fields that are not `rag_qa train` flags, or whose flag is spelled differently
-_FLAG = {"learning_rate": "--lr", "warmup_ratio": "--warmup"}
-_NOT_FLAGS = {"train", "eval", "output", "base", "extra", "resume", "stop_after_steps", "stop_after_minutes",
-              "feature_cache", "threads", "lora_alpha", "optim", "length_grouping", "compile"}
+from rag_qa.train.config import TrainConfig, command_line
 
 
 def reproduce_command(cfg: dict, defaults: dict) -> str:
     """The `python -m rag_qa train` line for this config: every setting that differs from ``defaults``."""
-    cmd = (f"python -m rag_qa train --train {cfg['train']} --eval {cfg['eval']} --base {cfg['base']} "
-           f"--output {cfg['output']}")
-    for key, value in cfg.items():
-        if key in _NOT_FLAGS or key not in defaults or value == defaults[key]:
-            continue
-        flag = _FLAG.get(key, "--" + key.replace("_", "-"))
-        if isinstance(value, bool):
-            cmd += f" {flag}" if value else ""
-        else:
-            cmd += f" {flag} {-1 if key == 'attention_dropout' and value is None else value}"
-    return cmd
+    return command_line("python -m rag_qa train", TrainConfig, cfg, defaults)
 
 
 def _score(x) -> str:
@@ -31,7 +18,7 @@ def _score(x) -> str:
 
 
 def write_card(out: Path, summary: dict, defaults: dict) -> None:
-    """README.md in ``out``; ``defaults``: the TrainConfig defaults (``trainer.config_defaults()``)."""
+    """README.md in ``out``; ``defaults``: the TrainConfig defaults (:func:`rag_qa.train.config.config_defaults`)."""
     cfg = summary["config"]
     cmd = reproduce_command(cfg, defaults)
     hp = {k: cfg.get(k) for k in (
@@ -73,7 +60,13 @@ Extractive question-answering reader fine-tuned by `rag_qa train` (a span head: 
 | steps | {summary['global_steps']:,} |
 | hardware | {summary['hardware']}, {summary['precision']} |
 | training time | {summary['seconds'] / 60:.1f} min |
-{cumulative}
+{cumulative}"""
+    (out / "README.md").write_text(text + _hyperparameters_and_command(hp, cmd, summary))
+
+
+def _hyperparameters_and_command(hp: dict, command: str, summary: dict) -> str:
+    """How both cards end: the hyperparameters, the command that reproduces the run, notes, the curve."""
+    return f"""
 Hyperparameters:
 
 ```json
@@ -83,12 +76,11 @@ Hyperparameters:
 Reproduce:
 
 ```bash
-{cmd}
+{command}
 ```
 {_notes(summary)}
 ![training curve](training_curve.png)
 """
-    (out / "README.md").write_text(text)
 
 
 def _notes(summary: dict) -> str:
@@ -108,19 +100,9 @@ def _notes(summary: dict) -> str:
 
 def generative_command(cfg: dict, defaults: dict) -> str:
     """The `python -m rag_qa train generative` line for this config (settings that differ from ``defaults``)."""
-    from dataclasses import fields
-
     from rag_qa.train.gen_config import GenConfig
 
-    flags = {f.name: f.metadata.get("flag", "--" + f.name.replace("_", "-")) for f in fields(GenConfig)}
-    cmd = (f"python -m rag_qa train generative --train {cfg['train']} --eval {cfg['eval']} "
-           f"--base {cfg['base']} --output {cfg['output']}")
-    for key, value in cfg.items():
-        if key in ("train", "eval", "output", "base", "resume", "threads", "feature_cache") or key not in defaults \
-                or value == defaults[key]:
-            continue
-        cmd += f" {flags[key]}" if isinstance(value, bool) else f" {flags[key]} {value}"
-    return cmd
+    return command_line("python -m rag_qa train generative", GenConfig, cfg, defaults)
 
 
 def _generative_eval_table(final: dict | None) -> str:
@@ -168,19 +150,6 @@ the base weights at load time (`--reader generative`).
 | hardware | {summary['hardware']}, {summary['precision']} |
 | training time | {summary['seconds'] / 60:.1f} min |
 
-{_generative_eval_table(summary.get('final_eval'))}
-Hyperparameters:
-
-```json
-{json.dumps(hp, indent=2)}
-```
-
-Reproduce:
-
-```bash
-{generative_command(cfg, defaults)}
-```
-{_notes(summary)}
-![training curve](training_curve.png)
-"""
-    (out / "README.md").write_text(text)
+{_generative_eval_table(summary.get('final_eval'))}"""
+    (out / "README.md").write_text(text + _hyperparameters_and_command(hp, generative_command(cfg, defaults),
+                                                                       summary))

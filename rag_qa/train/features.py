@@ -179,28 +179,6 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def train_features(
-    tokenizer,
-    examples: Sequence[QAExample],
-    max_length: int = 384,
-    doc_stride: int = 128,
-    negative_keep: float = 1.0,
-    seed: int = 0,
-    progress: bool = True,
-    windows_out: list[Window] | None = None,
-) -> list[dict]:
-    """Labelled windows as plain dicts (no distractors, no grouping): for small runs and tests."""
-    feats = build_train_features(tokenizer, examples, (), max_length, doc_stride, negative_keep, seed, progress)
-    if windows_out is not None:
-        windows_out.extend(feats.windows())
-    out = []
-    for w in range(feats.n_windows):
-        item = feats.window_item(w)
-        item.pop("context_mask")
-        out.append(item)
-    return out
-
-
 def eval_windows(
     tokenizer,
     examples: Sequence[QAExample],
@@ -218,4 +196,4 @@ def eval_windows(
 
 
 __all__ = ["TrainFeatures", "build_train_features", "eval_windows", "features_key", "file_digest",
-           "model_inputs", "train_features"]
+           "model_inputs"]

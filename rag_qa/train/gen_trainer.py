@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, SequentialSampler
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
-from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import TrainerCallback, TrainingArguments, set_seed
 
+from rag_qa.hardware import pick_precision
 from rag_qa.qa_data import QAExample, load_examples
 from rag_qa.readers.llm_backends import TransformersChat, encode_prompt, encode_reply
 from rag_qa.readers.prompting import INSTRUCTION, SYSTEM_PROMPT, build_prompt
@@ -38,7 +39,7 @@ from rag_qa.train.callbacks import Budget, ShareCores, WallClock, fair_threads
 from rag_qa.train.features import features_key, file_digest
 from rag_qa.train.gen_config import GenConfig, config_defaults
 from rag_qa.train.gen_data import GenItem, build_items, dev_eval_items
-from rag_qa.train.trainer import QuestionGroupSampler, pick_precision
+from rag_qa.train.sampling import GroupedTrainer
 
 #: bump when the cached token layout or the prompt changes, so stale caches are not reused
 GEN_FEATURES_VERSION = 1
@@ -169,22 +170,10 @@ def reply_loss(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor
     return F.cross_entropy(logits, target[keep])
 
 
-class GenTrainer(Trainer):
-    """``Trainer`` with the reply-only loss, a length-grouped order that resumes exactly, and an
-    evaluation that is the same loss on held-out dev prompts (generation is scored once, at the end)."""
-
-    def __init__(self, *args: Any, group_lengths: list[int] | None = None, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self.group_lengths = group_lengths
-
-    def _get_train_sampler(self, train_dataset=None):
-        if self.group_lengths is None:
-            return super()._get_train_sampler(train_dataset)
-        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
-        return QuestionGroupSampler(self.group_lengths, batch, self.args.seed)
-
-    def _get_eval_sampler(self, eval_dataset):
-        return SequentialSampler(eval_dataset)
+class GenTrainer(GroupedTrainer):
+    """``Trainer`` with the reply-only loss, a length-grouped order that resumes exactly
+    (``group_lengths``), and an evaluation that is the same loss on held-out dev prompts
+    (generation is scored once, at the end)."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = reply_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
@@ -223,10 +212,10 @@ def _split_items(cfg: GenConfig, train_ex: list[QAExample], eval_ex: list[QAExam
 
 def load_features(cfg: GenConfig, tokenizer: Any, progress: bool) -> tuple[GenFeatures, GenFeatures]:
     """(training, dev-loss) token arrays, from the on-disk cache when nothing they depend on changed."""
-    from rag_qa.models import CACHE_DIR
+    from rag_qa.models import cache_dir
 
     off = (cfg.feature_cache or "").lower() == "none"
-    cache_dir = None if off else Path(cfg.feature_cache or CACHE_DIR / "features")
+    cache_dir = None if off else Path(cfg.feature_cache or cache_dir() / "features")
     key = features_key(kind="generative", version=GEN_FEATURES_VERSION, train=file_digest(cfg.train),
                        eval=file_digest(cfg.eval), tokenizer=tokenizer.backend_tokenizer.to_str()
                        if getattr(tokenizer, "is_fast", False) else tokenizer.name_or_path,

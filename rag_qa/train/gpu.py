@@ -31,6 +31,8 @@ SQUAD = REPO.parent / "shared" / "data" / "squad"
 #: what comes back besides the weights (the device returns 8 files of 16 MiB at most)
 RETURNED = ("config.json", "tokenizer.json", "tokenizer_config.json", "metrics.json")
 MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
+#: the shard size of the shipped model's weight files (models/minilm-squad): `unpack` rewrites the same files
+MAX_SHARD = "15MB"
 #: weight files that travel back: MiniLM's fp16 word embeddings alone are 23 MB, one tensor that
 #: Hugging Face sharding cannot split, so tensors are cut into row blocks and packed by size
 PART_BYTES = 12 * 10**6
@@ -67,7 +69,9 @@ def pack(out: Path, train: Path, dev: Path, dev_questions: int, distractors: int
 def run(data: Path, out: Path, base: Path, max_steps: int, epochs: float, batch_size: int, lr: float,
         minutes: float | None, shared_norm: float, work: Path | None = None) -> dict:
     """Continue training ``base`` on ``data`` (from :func:`pack`); only the returnable files go to ``out``."""
-    from rag_qa.train.trainer import TrainConfig, export, train
+    from rag_qa.train.config import TrainConfig
+    from rag_qa.train.outputs import export
+    from rag_qa.train.trainer import train
 
     work = work or Path(tempfile.mkdtemp(prefix="rag-qa-gpu-"))
     cfg = TrainConfig(
@@ -105,15 +109,17 @@ def pack_weights(model_dir: Path, out: Path, part_bytes: int = PART_BYTES) -> li
             pieces.append((name, t))
         else:
             pieces.extend((f"{name}@{i}of{n}", block.contiguous()) for i, block in enumerate(t.chunk(n, dim=0)))
-    files, current, used = [], {}, 0
-    for name, t in pieces:
+    # first fit, largest first: as few files as the sizes allow, however the weights were sharded
+    files: list[dict] = []
+    used: list[int] = []
+    for name, t in sorted(pieces, key=lambda p: p[1].numel() * p[1].element_size(), reverse=True):
         size = t.numel() * t.element_size()
-        if current and used + size > part_bytes:
-            files.append(current)
-            current, used = {}, 0
-        current[name], used = t, used + size
-    if current:
-        files.append(current)
+        i = next((i for i, u in enumerate(used) if u + size <= part_bytes), len(files))
+        if i == len(files):
+            files.append({})
+            used.append(0)
+        files[i][name] = t
+        used[i] += size
     paths = []
     for i, group in enumerate(files, 1):
         path = out / f"weights-{i:02d}.safetensors"
@@ -156,7 +162,8 @@ def unpack(returned: Path, into: Path) -> dict:
     from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer
 
     from rag_qa.train.card import write_card
-    from rag_qa.train.trainer import config_defaults, plot_curve, save_model
+    from rag_qa.train.config import config_defaults
+    from rag_qa.train.outputs import plot_curve, save_model
 
     summary = json.loads((returned / "metrics.json").read_text())
     into.mkdir(parents=True, exist_ok=True)
@@ -166,7 +173,7 @@ def unpack(returned: Path, into: Path) -> dict:
     # tied weights (the MLM head's decoder) may be absent; anything else missing is a broken transfer
     if unexpected or [m for m in missing if not m.endswith("decoder.weight")]:
         raise SystemExit(f"{returned}: weights do not fit the config (missing {missing}, unexpected {unexpected})")
-    save_model(model, AutoTokenizer.from_pretrained(returned), into, "float16")
+    save_model(model, AutoTokenizer.from_pretrained(returned), into, "float16", max_shard_size=MAX_SHARD)
     summary["config"]["output"] = str(into)
     (into / "metrics.json").write_text(json.dumps(summary, indent=2))
     plot_curve(summary["log_history"], into / "training_curve.png")

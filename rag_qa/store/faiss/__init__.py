@@ -1,8 +1,8 @@
 """The default store: an index is a folder of versions, each FAISS + SQLite + BM25 files.
 
 ``layout`` (the folder, its manifest), ``docstore`` (SQLite chunks and documents), ``bm25``
-(bm25s arrays), ``reader`` (:class:`~rag_qa.store.faiss.reader.IndexStore`, searches the live
-version) and ``writer`` (:class:`~rag_qa.store.faiss.writer.IndexWriter`, writes a new version
+(bm25s arrays), ``reader`` (:class:`~rag_qa.store.faiss.reader.FaissStore`, searches the live
+version) and ``writer`` (:class:`~rag_qa.store.faiss.writer.FaissIndexWriter`, writes a new version
 beside it and switches it in atomically).
 """
 
@@ -14,20 +14,20 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rag_qa.config import Settings
-    from rag_qa.store.faiss.reader import IndexStore
-    from rag_qa.store.faiss.writer import IndexWriter
+    from rag_qa.store.faiss.reader import FaissStore
+    from rag_qa.store.faiss.writer import FaissIndexWriter
 
 
-def open_store(index: Path, settings: Settings, embedding_model: str | None = None) -> IndexStore:
-    from rag_qa.store.faiss.reader import IndexStore
+def open_store(index: Path, settings: Settings, embedding_model: str | None = None) -> FaissStore:
+    from rag_qa.store.faiss.reader import FaissStore
 
-    return IndexStore.open(index, embedding_model=embedding_model)
+    return FaissStore.open(index, embedding_model=embedding_model)
 
 
-def open_writer(index: Path, settings: Settings, log: Callable[[str], None] | None = None) -> IndexWriter:
-    from rag_qa.store.faiss.writer import IndexWriter
+def open_writer(index: Path, settings: Settings, log: Callable[[str], None] | None = None) -> FaissIndexWriter:
+    from rag_qa.store.faiss.writer import FaissIndexWriter
 
-    return IndexWriter(index, timeout=settings.lock_timeout_s, keep_versions=settings.keep_versions, log=log)
+    return FaissIndexWriter(index, timeout=settings.lock_timeout_s, keep_versions=settings.keep_versions, log=log)
 
 
 def index_exists(index: Path, settings: Settings) -> bool:

@@ -3,7 +3,7 @@
 Plain SQL rows (no pickled objects).  ``chunks.faiss_id`` is the int64 id of the chunk's vector
 in ``faiss.index`` and its row number in the BM25 index.
 
-Format 2 (issue 16) added ``unit``, ``section`` and ``ocr`` to ``chunks``.  A version written in
+Format 2 has ``unit``, ``section`` and ``ocr`` in ``chunks`` (where a citation points).  A version written in
 format 1 has no such columns; it is read as it is (NULL, NULL, 0 in their place), and the next
 ingest writes its new version in format 2, carrying the old chunks over.  Versions are never
 changed in place, so there is no migration step that a crash could interrupt.

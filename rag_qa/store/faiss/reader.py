@@ -1,4 +1,4 @@
-"""Read side of a FAISS index: :class:`IndexStore` opens the live version and answers searches.
+"""Read side of a FAISS index: :class:`FaissStore` opens the live version and answers searches.
 
 Dense search is FAISS inner product over normalised vectors, lexical search is BM25; both
 return :class:`~rag_qa.types.Passage` objects with their text, source, page and offsets.
@@ -53,7 +53,7 @@ def _one_omp_thread() -> Iterator[None]:
         faiss.omp_set_num_threads(saved)
 
 
-class IndexStore:
+class FaissStore:
     """Read-only view of the version ``CURRENT`` pointed at when :meth:`open` was called."""
 
     def __init__(self, path: Path, version_dir: Path, manifest: Manifest) -> None:
@@ -68,7 +68,7 @@ class IndexStore:
         self._bm25_lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: str | Path, embedding_model: str | None = None) -> IndexStore:
+    def open(cls, path: str | Path, embedding_model: str | None = None) -> FaissStore:
         """Open the live version of the index at ``path``.
 
         With ``embedding_model``, refuse (:class:`EmbeddingMismatchError`) an index built with
@@ -172,7 +172,7 @@ class IndexStore:
     def close(self) -> None:
         self._con.close()
 
-    def __enter__(self) -> IndexStore:
+    def __enter__(self) -> FaissStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -5,7 +5,7 @@ and only then does ``CURRENT`` move to it (temp file + ``os.replace``).  ``kill 
 point therefore leaves the previous version live and complete; whatever the dead writer left
 is removed by the next writer, which says so.  A ``filelock`` serialises writers.  Unchanged
 documents are carried into the new version by copying their chunks and vectors from the old one
-(:meth:`IndexWriter.commit_changes`).
+(:meth:`FaissIndexWriter.commit_changes`).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def _fsync_tree(root: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
-class IndexWriter:
+class FaissIndexWriter:
     """Context manager holding the index's write lock; ``commit`` switches a new version in."""
 
     def __init__(self, path: Path, *, timeout: float = 60.0, keep_versions: int = 2,
@@ -119,7 +119,7 @@ class IndexWriter:
         self.log = log or (lambda message: None)
         self._lock: FileLock | None = None
 
-    def __enter__(self) -> IndexWriter:
+    def __enter__(self) -> FaissIndexWriter:
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(self.path / LOCK_FILE), timeout=self.timeout)
         try:
@@ -214,7 +214,7 @@ class IndexWriter:
     def commit(self, data: VersionData) -> int:
         """Write ``data`` as the next version and make it live; returns its number."""
         if self._lock is None or not self._lock.is_locked:
-            raise RuntimeError("IndexWriter.commit outside its `with` block")
+            raise RuntimeError("FaissIndexWriter.commit outside its `with` block")
         number = max(self._version_numbers() + [0]) + 1
         name = version_name(number)
         root = versions_dir(self.path)

@@ -1,4 +1,4 @@
-"""Read side of the pgvector store: :class:`PgVectorStore` answers like the FAISS store's ``IndexStore``.
+"""Read side of the pgvector store: :class:`PgVectorStore` answers like the FAISS store's ``FaissStore``.
 
 Selected with ``RAGQA_STORE=pgvector`` and ``RAGQA_PG_DSN``; the tables are described in
 :mod:`rag_qa.store.pg.schema`, writing is :mod:`rag_qa.store.pg.writer`'s job.  Dense search is the
