@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.documents import Document
+if TYPE_CHECKING:  # LangChain only where documents cross into it: training imports these types without it
+    from langchain_core.documents import Document
 
 
 def location(page: int | None, unit: str | None, section: str | None) -> str:
@@ -49,6 +50,8 @@ class Passage:
 
     def to_document(self) -> Document:
         """As a LangChain ``Document`` (what ``BaseRetriever`` returns)."""
+        from langchain_core.documents import Document
+
         meta = {k: v for k, v in asdict(self).items() if k != "text"}
         return Document(page_content=self.text, metadata=meta, id=self.chunk_id or None)
 

@@ -112,6 +112,12 @@ def test_no_import_cycles_between_top_level_packages() -> None:
     assert edges["ingest"] == {"rag_qa"}
 
 
+#: what generative training shares with serving, so both build the same prompts and score the same way; none of
+#: it imports the app's stack (test_the_trainers_load_without_the_app_stack)
+READING_CORE = ("rag_qa.types", "rag_qa.readers.base", "rag_qa.readers.prompting", "rag_qa.readers.llm_backends",
+                "rag_qa.readers.grounding", "rag_qa.readers.generative", "rag_qa.eval.generative_eval")
+
+
 def test_imports_point_down_the_layers() -> None:
     leaves = ("rag_qa.squad_metrics", "rag_qa.qa_data", "rag_qa.env", "rag_qa.hardware", "rag_qa.sentences")
     wrong = []
@@ -119,7 +125,8 @@ def test_imports_point_down_the_layers() -> None:
         for b in targets:
             if _in(b, "rag_qa.cli") and not _in(a, "rag_qa.cli", "rag_qa.__main__"):
                 wrong.append((a, b))  # the commands are the top of rag_qa: nothing below uses them
-            if _in(a, "rag_qa.train") and not _in(b, "rag_qa.train", "rag_qa.spans", "rag_qa.models", *leaves):
+            if _in(a, "rag_qa.train") and not _in(b, "rag_qa.train", "rag_qa.spans", "rag_qa.models", *leaves,
+                                                  *READING_CORE):
                 wrong.append((a, b))  # training runs on a machine without the app's stack
             if (_in(a, "rag_qa.store.faiss") and _in(b, "rag_qa.store.pg")) or (
                     _in(a, "rag_qa.store.pg") and _in(b, "rag_qa.store.faiss")):
@@ -139,5 +146,21 @@ def test_the_train_command_loads_without_the_app_stack() -> None:
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'langchain_core', 'langchain_community', 'faiss', 'gradio', 'bm25s', 'torch', 'transformers'}))")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_trainers_load_without_the_app_stack() -> None:
+    """Both trainers, and the serving code generative training shares, import where LangChain, FAISS and
+    Gradio are not installed (the GPU machine has only torch, transformers, peft, accelerate, safetensors)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import rag_qa.train.trainer, rag_qa.train.gen_trainer; "
+            "from rag_qa.train.gen_trainer import final_evaluation; "
+            "import rag_qa.readers.generative, rag_qa.eval.generative_eval; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'langchain_core', 'langchain_community', 'faiss', 'gradio', 'pydantic_settings'}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"

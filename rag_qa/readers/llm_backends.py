@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 Messages = Sequence[dict[str, str]]
@@ -51,6 +52,22 @@ def encode_reply(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(spaced, add_special_tokens=False)["input_ids"]) + [tokenizer.eos_token_id]
 
 
+def merge_lora(model: Any, folder: Path) -> Any:
+    """``model`` with the LoRA adapter in ``folder`` merged into its weights: the adapter's config, and its
+    weights read from ``adapter_model.safetensors`` only (PEFT would fall back to a pickled .bin)."""
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = folder / "adapter_model.safetensors"
+    if not weights.is_file():
+        from rag_qa.models import ModelNotFoundError
+
+        raise ModelNotFoundError(f"adapter {folder}: no adapter_model.safetensors (pickled adapters are not loaded)")
+    wrapped = get_peft_model(model, LoraConfig.from_pretrained(str(folder)))
+    set_peft_model_state_dict(wrapped, load_file(weights))
+    return wrapped.merge_and_unload()
+
+
 class TransformersChat:
     """A causal LM run by transformers; ``gguf_file`` loads (and dequantises) a GGUF file.
 
@@ -86,14 +103,17 @@ class TransformersChat:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            kwargs = {"gguf_file": self.gguf_file} if self.gguf_file else {"use_safetensors": True}
-            self._tokenizer = AutoTokenizer.from_pretrained(self.model_name, **kwargs)
             # weights from a GGUF file or safetensors, never from a pickle
-            model = AutoModelForCausalLM.from_pretrained(self.model_name, dtype=torch.float32, **kwargs)
+            if self.gguf_file:
+                self._tokenizer = AutoTokenizer.from_pretrained(self.model_name, gguf_file=self.gguf_file)
+                model = AutoModelForCausalLM.from_pretrained(self.model_name, gguf_file=self.gguf_file,
+                                                             dtype=torch.float32)
+            else:
+                self._tokenizer = AutoTokenizer.from_pretrained(self.model_name)
+                model = AutoModelForCausalLM.from_pretrained(self.model_name, use_safetensors=True,
+                                                             dtype=torch.float32)
             if self.adapter:
-                from peft import PeftModel
-
-                model = PeftModel.from_pretrained(model, self.adapter).merge_and_unload()
+                model = merge_lora(model, Path(self.adapter))
             if self.precision == "bf16":
                 model = model.to(torch.bfloat16)
             elif self.precision == "int8":
