@@ -5,8 +5,8 @@ parse time limit and memory cap, as before) and takes files from a shared queue;
 what it read, one document at a time under a lock (the splitter's tokenizer is not shared between
 threads).  Parsing happens in the child processes and chunking mostly in Rust, so the caller's
 thread keeps embedding meanwhile.  What happened to each file, and each OCRed page, arrives on
-one queue in completion order; a bad file is one :class:`Parsed` with its one-line error, exactly
-as the serial loop reported it.
+one queue in completion order; a bad file is one :class:`~ingest.outcome.FileOutcome` with its
+one-line error.
 
 A worker process is killed by the kernel when the *thread* that started it ends
 (``PR_SET_PDEATHSIG``), so each thread closes its worker before it returns and the pool's threads
@@ -20,11 +20,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.document import LoadedDocument
 from ingest.errors import LoadError, WorkerStartError, unexpected_error
+from ingest.outcome import FileOutcome, ReadDocument
 from ingest.worker import ParserWorker
 from rag_qa.store.base import ChunkRow
 
@@ -45,22 +46,6 @@ def family(document: LoadedDocument) -> list[LoadedDocument]:
     return out
 
 
-@dataclass
-class Parsed:
-    """One file read (``loaded``: each document of its family with its chunks) or refused (``error``)."""
-
-    position: int  # the file's place in the list given to the pool
-    path: Path
-    sha: str
-    mtime: float = 0.0
-    size: int = 0
-    loaded: list[tuple[LoadedDocument, list[ChunkRow]]] = field(default_factory=list)
-    error: str | None = None
-    remember: bool = False  # the error is the file's own fault (remembered by content hash)
-    parse_s: float = 0.0
-    chunk_s: float = 0.0
-
-
 @dataclass(frozen=True)
 class Pages:
     """OCR progress inside one file."""
@@ -72,9 +57,9 @@ class Pages:
 
 def read_one(parser: ParserWorker, position: int, path: Path, sha: str,
              chunk: Callable[[LoadedDocument], list[ChunkRow]],
-             pages: Callable[[int, int], None] | None = None) -> Parsed:
+             pages: Callable[[int, int], None] | None = None) -> FileOutcome:
     """Parse ``path`` in ``parser`` and chunk each document of its family; any failure is one line."""
-    result = Parsed(position, path, sha)
+    result = FileOutcome(position, path, sha)
     try:
         stat = path.stat()
         result.mtime, result.size = stat.st_mtime, stat.st_size
@@ -82,7 +67,8 @@ def read_one(parser: ParserWorker, position: int, path: Path, sha: str,
         document = parser.load(path, pages)
         result.parse_s = time.perf_counter() - started
         started = time.perf_counter()
-        result.loaded = [(doc, chunk(doc)) for doc in family(document)]
+        result.documents = [ReadDocument(doc.source, doc.type, doc.pages, chunk(doc), list(doc.notes),
+                                         list(doc.failed), list(doc.skipped)) for doc in family(document)]
         result.chunk_s = time.perf_counter() - started
     except WorkerStartError as exc:  # not the file's fault: not remembered
         result.error = str(exc)
@@ -93,14 +79,15 @@ def read_one(parser: ParserWorker, position: int, path: Path, sha: str,
     except Exception as exc:  # one odd file must not stop the others
         result.error = unexpected_error(exc)
     if result.error is not None:
-        result.loaded = []
+        result.documents = []
     return result
 
 
 class ParsePool:
     """``workers`` parser processes (one thread each) reading ``todo`` in order of availability.
 
-    Use as a context manager; :meth:`events` yields :class:`Parsed` and :class:`Pages` as they come.
+    Use as a context manager; :meth:`events` yields :class:`~ingest.outcome.FileOutcome` s and
+    :class:`Pages` as they come.
     """
 
     def __init__(self, workers: Sequence[ParserWorker], todo: Sequence[tuple[Path, str]],
@@ -109,7 +96,7 @@ class ParsePool:
         self._todo: queue.SimpleQueue[tuple[int, Path, str]] = queue.SimpleQueue()
         for position, (path, sha) in enumerate(todo):
             self._todo.put((position, path, sha))
-        self._events: queue.SimpleQueue[Parsed | Pages | None] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[FileOutcome | Pages | None] = queue.SimpleQueue()
         self._chunk_lock = threading.Lock()
         self._chunk = chunk
         self._stop = threading.Event()
@@ -152,7 +139,7 @@ class ParsePool:
             parser.close()  # the worker dies with this thread anyway; end it cleanly first
             self._events.put(None)
 
-    def events(self, block: bool) -> Iterator[Parsed | Pages]:
+    def events(self, block: bool) -> Iterator[FileOutcome | Pages]:
         """What arrived so far; with ``block``, wait until at least one event (or the end) comes."""
         while self._running > 0:
             try:

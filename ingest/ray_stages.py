@@ -72,19 +72,21 @@ def _chunk(settings: Settings, document: LoadedDocument) -> list[ChunkRow]:
 
 
 def read_file(row: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """Read and chunk one file (``row``: position, path, sha); the outcome as a JSON string in ``result``."""
+    """Read and chunk one file (``row``: position, path, sha); its outcome as JSON strings (``info``: the
+    file and its documents, ``chunks``: their chunks), decoded again only on the driver."""
     config = settings_from(settings)
-    parsed = read_one(_parser(config), int(row["position"]), Path(str(row["path"])), str(row["sha"]),
-                      lambda doc: _chunk(config, doc))
+    outcome = read_one(_parser(config), int(row["position"]), Path(str(row["path"])), str(row["sha"]),
+                       lambda doc: _chunk(config, doc))
     documents, chunks = [], []
-    for doc, rows in parsed.loaded:
-        documents.append({"source": doc.source, "type": doc.type, "pages": doc.pages, "n_chunks": len(rows),
+    for doc in outcome.documents:
+        documents.append({"source": doc.source, "type": doc.type, "pages": doc.pages, "n_chunks": len(doc.rows),
                           "notes": doc.notes, "failed": [list(f) for f in doc.failed], "skipped": doc.skipped})
-        chunks.extend({"file": str(parsed.path), "id": r.id, "source": r.source, "page": r.page, "start": r.start,
-                       "end": r.end, "text": r.text, "unit": r.unit, "section": r.section, "ocr": r.ocr} for r in rows)
-    info = {"position": parsed.position, "path": str(parsed.path), "sha": parsed.sha, "mtime": parsed.mtime,
-            "size": parsed.size, "error": parsed.error, "remember": parsed.remember, "documents": documents,
-            "chunks": len(chunks), "parse_s": parsed.parse_s, "chunk_s": parsed.chunk_s}
+        chunks.extend({"file": str(outcome.path), "id": r.id, "source": r.source, "page": r.page, "start": r.start,
+                       "end": r.end, "text": r.text, "unit": r.unit, "section": r.section, "ocr": r.ocr}
+                      for r in doc.rows)
+    info = {"position": outcome.position, "path": str(outcome.path), "sha": outcome.sha, "mtime": outcome.mtime,
+            "size": outcome.size, "error": outcome.error, "remember": outcome.remember, "documents": documents,
+            "chunks": len(chunks), "parse_s": outcome.parse_s, "chunk_s": outcome.chunk_s}
     return {"info": json.dumps(info, ensure_ascii=False), "chunks": json.dumps(chunks, ensure_ascii=False)}
 
 
