@@ -29,6 +29,9 @@ class ReadDocument:
     notes: list[str] = field(default_factory=list)  # one-line remarks for the report (pages OCRed, ...)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (attachment source, one-line error)
     skipped: list[str] = field(default_factory=list)  # attachments of types that are not read
+    # each row's token ids as the encoder takes them (computed where the file was chunked); the
+    # executor drops them once the rows are embedded
+    token_ids: list[np.ndarray] | None = None
 
 
 @dataclass

@@ -3,12 +3,19 @@
 Vectors are L2-normalised so that FAISS inner product is cosine similarity.  The model is
 resolved offline through :func:`rag_qa.models.resolve_model`, loaded lazily on first use and
 shared by every instance in the process (loading MiniLM costs seconds; embedding a query, ms).
+
+:meth:`SentenceTransformerEmbeddings.embed_token_ids` embeds chunks the caller has already
+tokenised (ingest tokenises each chunk once, where it chunks it): the ids go through the model's
+own modules (transformer, pooling, normalisation) without being tokenised again, and the result
+is the same vector ``encode`` gives the text (within float rounding; ``tests/test_ingest_identity.py``).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -22,6 +29,11 @@ if TYPE_CHECKING:
 
 _MODELS: dict[str, SentenceTransformer] = {}
 _LOCK = threading.Lock()
+#: model path -> (its own preprocessing gives the ids callers hand in, it adds token_type_ids)
+_IDS_AGREE: dict[str, tuple[bool, bool]] = {}
+#: the features a text-only sentence-transformers model's preprocessing makes (ids are enough to rebuild them)
+_TEXT_FEATURES = {"input_ids", "attention_mask", "token_type_ids", "modality"}
+log = logging.getLogger(__name__)
 
 
 def load_sentence_transformer(path: str) -> SentenceTransformer:
@@ -84,6 +96,62 @@ class SentenceTransformerEmbeddings(Embeddings):
             convert_to_numpy=True, show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype="float32")
+
+    def embed_token_ids(self, ids: Sequence[Any], texts: Sequence[str]) -> np.ndarray:
+        """:meth:`embed_array` of ``texts``, from each text's token ids (the model tokenizer's, special
+        tokens included) instead of tokenising the texts again.
+
+        The ids are checked once per model against the model's own preprocessing of a few of the
+        texts; a model that builds its features otherwise (a prompt, other inputs) or ids longer
+        than its ``max_seq_length`` (which it would truncate) take :meth:`embed_array`'s path.
+        Batches of ``batch_size`` by length, longest first, as ``encode`` forms them.
+        """
+        if not texts:
+            return np.zeros((0, self.dimension), dtype="float32")
+        model = self.model
+        if any(len(x) > model.max_seq_length for x in ids) or not self._ids_agree(model, ids, texts):
+            return self.embed_array(list(texts))
+        import torch
+
+        pad = model.tokenizer.pad_token_id or 0
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        out = np.zeros((len(ids), self.dimension), dtype="float32")
+        with torch.inference_mode():
+            for first in range(0, len(order), self.batch_size):
+                batch = order[first:first + self.batch_size]
+                width = len(ids[batch[0]])
+                input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, i in enumerate(batch):
+                    input_ids[row, :len(ids[i])] = torch.as_tensor(np.asarray(ids[i], dtype="int64"))
+                    mask[row, :len(ids[i])] = 1
+                features: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask, "modality": "text"}
+                if _IDS_AGREE[self._spec.path][1]:
+                    features["token_type_ids"] = torch.zeros_like(input_ids)
+                vectors = model(features)["sentence_embedding"]
+                vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
+                out[batch] = vectors.float().cpu().numpy()
+        return out
+
+    def _ids_agree(self, model: SentenceTransformer, ids: Sequence[Any], texts: Sequence[str]) -> bool:
+        """Does ``model``'s own preprocessing turn (a few of) ``texts`` into ``ids`` and nothing else?"""
+        path = self._spec.path
+        if path not in _IDS_AGREE:
+            sample = list(range(min(8, len(texts))))
+            features = model.preprocess([texts[i] for i in sample])
+            types = features.get("token_type_ids")
+            agree = (set(features) <= _TEXT_FEATURES and features.get("modality", "text") == "text"
+                     and getattr(model, "default_prompt_name", None) is None
+                     and getattr(model, "truncate_dim", None) is None
+                     and (types is None or not bool(types.any())))
+            if agree:
+                mask = features["attention_mask"].bool()
+                agree = all(features["input_ids"][row][mask[row]].tolist() == [int(x) for x in ids[i]]
+                            for row, i in enumerate(sample))
+            if not agree:
+                log.info("embedding model %s builds its inputs otherwise; embedding chunk texts", self.model_name)
+            _IDS_AGREE[path] = (agree, types is not None)
+        return _IDS_AGREE[path][0]
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.embed_array(list(texts)).tolist()

@@ -145,7 +145,6 @@ def test_an_unchanged_unreadable_file_is_reported_without_being_parsed_again(
     # nothing changed: no worker, no tokenizer, no embedding model; the same one-line errors
     with monkeypatch.context() as m:
         m.setattr(local_executor, "ParserWorker", _no_parsing)
-        m.setattr(local_executor, "load_tokenizer", _no_parsing)
         m.setattr(local_executor, "make_embeddings", _no_embedding)
         again = ingest_paths([folder], index, settings=settings)
     assert sorted(again.failed, key=str) == sorted(first.failed, key=str)
