@@ -1,8 +1,9 @@
 """The single-machine executor: read, chunk and embed the plan's files in this process and its parser workers.
 
 The order matters on a machine with few cores.  The embedding model starts loading first (in a
-thread: importing torch, transformers and sentence-transformers is most of a cold start, and only
-this process can do it), and at once a small pool of parser workers (``RAGQA_PARSE_PROCESSES``;
+thread: importing torch and transformers is most of a cold start, and only this process can do
+it; :meth:`~rag_qa.embeddings.SentenceTransformerEmbeddings.load_for_token_ids`), and at once a
+small pool of parser workers (``RAGQA_PARSE_PROCESSES``;
 :mod:`ingest.parse_pool`) parses, chunks and tokenises the files on the other cores, so for plain
 text every chunk is ready, with its token ids, by the time the model is.  Embedding then takes the
 longest waiting batch each time (:mod:`ingest.embed_batches`) straight from those ids.  While
@@ -51,7 +52,7 @@ class _ModelLoad(threading.Thread):
     def run(self) -> None:
         started = time.perf_counter()
         try:
-            self.embeddings.model  # noqa: B018 - the property loads and caches it
+            self.embeddings.load_for_token_ids()
             self.timings["model_load_s"] = time.perf_counter() - started
         except Exception:  # noqa: S110 - the embedding call meets it again and reports it
             pass
@@ -124,7 +125,7 @@ class LocalExecutor:
                             progress(0, embedder.added, "embedding")
                             timings["first_batch_s"] = time.perf_counter() - started
                         if threads is None:
-                            embeddings.model  # noqa: B018 - raises the model's own error if it did not load
+                            embeddings.load_for_token_ids()  # raises the model's own error if it did not load
                             threads = _Threads()
                         threads.beside(pool.running)
                         embedder.embed_next()

@@ -89,7 +89,8 @@ class EmbedChunks:
 
         torch.set_num_threads(max(1, threads))
         self.embeddings: SentenceTransformerEmbeddings = SentenceTransformerEmbeddings(settings=settings_from(settings))
-        self.dimension = self.embeddings.dimension  # loads the model
+        self.embeddings.load_for_token_ids()
+        self.dimension = self.embeddings.dimension
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         kinds = batch["kind"]

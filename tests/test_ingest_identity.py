@@ -6,6 +6,7 @@ in-process splitter on transformers' tokenizer, and the vectors ``encode`` gives
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ from ingest.chunking import chunk_document, encoder_ids, load_core_tokenizer, lo
 from ingest.loaders import load_document
 from ingest.worker import family
 from rag_qa.config import Settings
+from rag_qa.embeddings import PlainShape, plain_shape
+from rag_qa.models import resolve_model
 from rag_qa.store.faiss.layout import FAISS_FILE
 from rag_qa.store.faiss.reader import IndexStore
 
@@ -75,3 +78,34 @@ def test_the_workers_tokenizer_is_transformers_own(text: str) -> None:
     core, tokenizer = load_core_tokenizer("minilm"), load_tokenizer("minilm")
     assert len(core.encode(text, add_special_tokens=False).ids) == len(tokenizer.tokenize(text))
     assert encoder_ids(core, [text])[0].tolist() == tokenizer(text)["input_ids"]
+
+
+def test_only_the_plain_layout_runs_without_sentence_transformers(tmp_path: Path) -> None:
+    """A model folder is run by transformers alone only when sentence-transformers would do no more than
+    transformer -> mean/CLS pooling -> normalise; anything else keeps the sentence-transformers path."""
+    source = Path(resolve_model("minilm").path)
+
+    def folder(name: str, **changes: dict) -> Path:
+        target = tmp_path / name
+        for file in ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+                     "1_Pooling/config.json"):
+            data = json.loads((source / file).read_text(encoding="utf-8"))
+            data = changes.get(file, lambda d: d)(data)
+            (target / file).parent.mkdir(parents=True, exist_ok=True)
+            (target / file).write_text(json.dumps(data), encoding="utf-8")
+        return target
+
+    assert plain_shape(str(source)) == PlainShape("mean", True, 256)
+    assert plain_shape(str(folder("plain"))) == PlainShape("mean", True, 256)
+    dense = {"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"}
+    refused = {
+        "dense": {"modules.json": lambda d: [*d, dense]},
+        "prompts": {"config_sentence_transformers.json": lambda d: {**d, "prompts": {"query": "query: "},
+                                                                     "default_prompt_name": "query"}},
+        "lowercase": {"sentence_bert_config.json": lambda d: {**d, "do_lower_case": True}},
+        "max": {"1_Pooling/config.json": lambda d: {**d, "pooling_mode_mean_tokens": False,
+                                                     "pooling_mode_max_tokens": True}},
+    }
+    for name, changes in refused.items():
+        assert plain_shape(str(folder(name, **changes))) is None, name
+    assert plain_shape(str(tmp_path / "missing")) is None
