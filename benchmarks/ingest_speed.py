@@ -213,7 +213,10 @@ def install_profile() -> dict[str, float]:
         return wrapper
 
     for stage, module_name, attribute in PROFILED:
-        owner: Any = importlib.import_module(module_name)
+        try:
+            owner: Any = importlib.import_module(module_name)
+        except ImportError:  # a module of the code after (or before) a change
+            continue
         *path, name = attribute.split(".")
         for part in path:
             owner = getattr(owner, part)

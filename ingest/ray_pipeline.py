@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
 LOCAL = "local"
 MAX_BLOCKS = 2000  # input blocks (one read task each) at most; one per file below that
+BATCH_ROWS = 256  # rows per batch handed to an embedding actor (it sorts them by length into encoder batches)
 
 
 class ClusterError(RuntimeError):
@@ -128,7 +129,7 @@ def build_dataset(todo: Sequence[tuple[Path, str]], settings: Settings, workers:
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), MAX_BLOCKS)))
     ds = ds.map(read_fn, fn_kwargs={"settings": data}, num_cpus=settings.ray_parse_cpus)
     ds = ds.flat_map(explode, num_cpus=settings.ray_parse_cpus)
-    return ds.map_batches(embed_class, batch_size=4 * settings.embed_batch_size, batch_format="numpy",
+    return ds.map_batches(embed_class, batch_size=BATCH_ROWS, batch_format="numpy",
                           fn_constructor_kwargs={"settings": data,
                                                  "threads": max(1, round(settings.ray_worker_cpus))},
                           compute=ActorPoolStrategy(size=workers), num_cpus=settings.ray_worker_cpus)
