@@ -5,6 +5,12 @@ does the splitting.  It strips whitespace and overlaps chunks, so its ``add_star
 not trusted: each chunk is located by searching forward from the previous chunk's start, and
 ``document.text[start:end] == chunk.text`` is checked for every chunk.  PDF pages are split
 separately (as are slides, spreadsheet rows and e-book chapters), so a chunk never spans two.
+
+:class:`Chunker` is what the parser worker runs: the splitter on the embedding model's Rust
+tokenizer, loaded straight from the model's ``tokenizer.json`` (``tokenizers`` alone: no
+transformers, no torch in the worker), and each chunk tokenised once more, with the special
+tokens, into the ids the encoder takes (:meth:`rag_qa.embeddings.SentenceTransformerEmbeddings.embed_token_ids`),
+so the process that embeds does not tokenise at all.
 """
 
 from __future__ import annotations
@@ -13,7 +19,10 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ingest.loaders import LoadedDocument
 from rag_qa.env import set_offline_defaults
@@ -22,7 +31,10 @@ from rag_qa.store.base import ChunkRow
 
 if TYPE_CHECKING:
     from langchain_text_splitters import TextSplitter
+    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerBase
+
+    AnyTokenizer = PreTrainedTokenizerBase | Tokenizer
 
 SEPARATORS = ["\n\n", "\n", ". ", " ", ""]
 #: a piece this many characters per chunk token is surely over the chunk size (see token_counter)
@@ -38,7 +50,29 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(resolve_model(model, kind="embedding model").path)
 
 
-def token_counter(tokenizer: PreTrainedTokenizerBase, chunk_tokens: int) -> Callable[[str], int]:
+def load_core_tokenizer(model: str) -> Tokenizer:
+    """The embedding model's Rust tokenizer, truncation and padding off: its ``tokenizer.json`` read by
+    ``tokenizers`` (milliseconds, nothing else imported), else the core of :func:`load_tokenizer`'s.
+
+    It is the very tokenizer transformers builds from that file (``tests/test_chunking.py`` checks the
+    counts and ids match), so chunks and the encoder's ids are the same either way.
+    """
+    set_offline_defaults()
+    from tokenizers import Tokenizer
+
+    file = Path(resolve_model(model, kind="embedding model").path) / "tokenizer.json"
+    if file.is_file():
+        core = Tokenizer.from_file(str(file))
+        core.no_truncation()
+        core.no_padding()
+        return core
+    fallback = _rust_core(load_tokenizer(model))
+    if fallback is None:  # pragma: no cover - every embedding model we ship has a fast tokenizer
+        raise ValueError(f"embedding model {model} has no fast (Rust) tokenizer")
+    return fallback
+
+
+def token_counter(tokenizer: AnyTokenizer, chunk_tokens: int) -> Callable[[str], int]:
     """Token length for the splitter, bounded in time and memory on hostile text.
 
     The splitter asks for the length of every piece it considers: single characters of a
@@ -63,7 +97,7 @@ def token_counter(tokenizer: PreTrainedTokenizerBase, chunk_tokens: int) -> Call
     return count
 
 
-def _fast_length(tokenizer: PreTrainedTokenizerBase) -> Callable[[str], int]:
+def _fast_length(tokenizer: AnyTokenizer) -> Callable[[str], int]:
     """``len(tokenizer.tokenize(text))``, computed by the fast tokenizer's Rust core directly.
 
     Token counting is most of chunking's time; skipping transformers' Python around the Rust call
@@ -72,7 +106,8 @@ def _fast_length(tokenizer: PreTrainedTokenizerBase) -> Callable[[str], int]:
     "sequence length is longer than the specified maximum" warning for pieces the splitter only
     measures.  The counts are the same (``tests/test_chunking.py``); the core is a private copy with
     truncation and padding off, so nothing else using ``tokenizer`` can change them.  A tokenizer
-    without a Rust core falls back to ``tokenize``.
+    without a Rust core falls back to ``tokenize``; a ``tokenizers.Tokenizer`` (:func:`load_core_tokenizer`)
+    is such a core already.
     """
     core = _rust_core(tokenizer)
     if core is None:
@@ -81,12 +116,13 @@ def _fast_length(tokenizer: PreTrainedTokenizerBase) -> Callable[[str], int]:
 
 
 @lru_cache(maxsize=4)
-def _rust_core(tokenizer: PreTrainedTokenizerBase) -> Any:
+def _rust_core(tokenizer: AnyTokenizer) -> Any:
     """A private copy of ``tokenizer``'s Rust tokenizer with truncation and padding off (None: it has none)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
+    from tokenizers import Tokenizer
+
+    backend = tokenizer if isinstance(tokenizer, Tokenizer) else getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         return None
-    from tokenizers import Tokenizer
 
     core = Tokenizer.from_str(backend.to_str())
     core.no_truncation()
@@ -94,7 +130,7 @@ def _rust_core(tokenizer: PreTrainedTokenizerBase) -> Any:
     return core
 
 
-def make_splitter(tokenizer: PreTrainedTokenizerBase, chunk_tokens: int, overlap: int) -> TextSplitter:
+def make_splitter(tokenizer: AnyTokenizer, chunk_tokens: int, overlap: int) -> TextSplitter:
     """A recursive splitter whose sizes are counted in ``tokenizer`` tokens."""
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
@@ -163,3 +199,21 @@ def chunk_document(document: LoadedDocument, splitter: TextSplitter) -> list[Chu
                                  page=part.page, start=start, end=end, text=piece, unit=unit,
                                  section=part.section, ocr=part.ocr))
     return rows
+
+
+def encoder_ids(core: Tokenizer, texts: list[str]) -> list[np.ndarray]:
+    """Each text's token ids as the encoder takes them (special tokens added, no truncation), as int32."""
+    return [np.asarray(e.ids, dtype="int32") for e in core.encode_batch(texts, add_special_tokens=True)]
+
+
+class Chunker:
+    """Chunks documents and tokenises each chunk once for the encoder (what the parser worker runs)."""
+
+    def __init__(self, model: str, chunk_tokens: int, overlap: int) -> None:
+        self.core = load_core_tokenizer(model)
+        self.splitter = make_splitter(self.core, chunk_tokens, overlap)
+
+    def chunk(self, document: LoadedDocument) -> tuple[list[ChunkRow], list[np.ndarray]]:
+        """``document``'s chunks (:func:`chunk_document`) and their encoder token ids."""
+        rows = chunk_document(document, self.splitter)
+        return rows, encoder_ids(self.core, [row.text for row in rows])

@@ -6,13 +6,18 @@ for the embedder in a heap by length and embeds the ``batch_size`` longest of th
 parsing is faster than embedding (plain text) nearly everything waits and the order is the global
 longest-first one a single ``encode`` call would use; when parsing is slow (PDFs, OCR) the embedder
 takes what there is rather than idling.  Vectors come back in the order the chunks were added.
+
+Chunks that come with their token ids (the parser worker tokenises each chunk once) are measured
+in tokens, exactly what a batch pads to, and embedded from those ids
+(:meth:`~rag_qa.embeddings.SentenceTransformerEmbeddings.embed_token_ids`); without ids, in characters.
 """
 
 from __future__ import annotations
 
 import heapq
 import time
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -27,6 +32,8 @@ class ArrayEmbedder(Protocol):
 
     def embed_array(self, texts: list[str]) -> np.ndarray: ...
 
+    # and, optionally, ``embed_token_ids(ids, texts) -> np.ndarray`` (the same vectors from token ids)
+
 
 class LengthSortedEmbedder:
     """Collects texts (:meth:`add`), embeds the longest waiting batch on :meth:`embed_next`."""
@@ -36,6 +43,7 @@ class LengthSortedEmbedder:
         self.batch_size = max(1, batch_size or embeddings.batch_size)
         self._waiting: list[tuple[int, int]] = []  # (-length, index): a min-heap of the longest first
         self._texts: list[str] = []
+        self._ids: dict[int, Any] = {}  # index -> token ids, while the text waits
         self._done: list[tuple[list[int], np.ndarray]] = []
         self.embedded = 0
         self.seconds = 0.0  # time spent inside the model (the rest of the run overlaps it)
@@ -48,9 +56,13 @@ class LengthSortedEmbedder:
     def waiting(self) -> int:
         return len(self._waiting)
 
-    def add(self, texts: list[str]) -> None:
-        for text in texts:
-            heapq.heappush(self._waiting, (-len(text), len(self._texts)))
+    def add(self, texts: list[str], ids: Sequence[Any] | None = None) -> None:
+        """Queue ``texts`` (with their token ids, when known: then their length is counted in tokens)."""
+        for n, text in enumerate(texts):
+            index = len(self._texts)
+            if ids is not None:
+                self._ids[index] = ids[n]
+            heapq.heappush(self._waiting, (-(len(ids[n]) if ids is not None else len(text)), index))
             self._texts.append(text)
 
     def full_batch(self) -> bool:
@@ -63,7 +75,14 @@ class LengthSortedEmbedder:
         if not take:
             return 0
         started = time.perf_counter()
-        vectors = self.embeddings.embed_array([self._texts[i] for i in take])
+        texts = [self._texts[i] for i in take]
+        by_ids = getattr(self.embeddings, "embed_token_ids", None)
+        if by_ids is not None and all(i in self._ids for i in take):
+            vectors = by_ids([self._ids.pop(i) for i in take], texts)
+        else:
+            vectors = self.embeddings.embed_array(texts)
+            for i in take:
+                self._ids.pop(i, None)
         self.seconds += time.perf_counter() - started
         self._done.append((take, vectors))
         self.embedded += len(take)

@@ -1,12 +1,11 @@
 """Read and chunk files in a small pool of parser workers while the caller embeds.
 
 Each thread of the pool owns one :class:`~ingest.worker.ParserWorker` (a child process with the
-parse time limit and memory cap) and takes files from a shared queue; it also chunks
-what it read, one document at a time under a lock (the splitter's tokenizer is not shared between
-threads).  Parsing happens in the child processes and chunking mostly in Rust, so the caller's
-thread keeps embedding meanwhile.  What happened to each file, and each OCRed page, arrives on
-one queue in completion order; a bad file is one :class:`Parsed` with its one-line error, exactly
-as the serial loop reported it.
+parse time limit and memory cap) and takes files from a shared queue; the worker parses each file,
+chunks it and tokenises its chunks for the encoder (:meth:`~ingest.worker.ParserWorker.read`), so
+the caller's process only receives finished chunks and keeps its cores for embedding.  What
+happened to each file, and each OCRed page, arrives on one queue in completion order; a bad file
+is one :class:`~ingest.outcome.FileOutcome` with its one-line error.
 
 A worker process is killed by the kernel when the *thread* that started it ends
 (``PR_SET_PDEATHSIG``), so each thread closes its worker before it returns and the pool's threads
@@ -18,15 +17,13 @@ from __future__ import annotations
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.document import LoadedDocument
 from ingest.errors import LoadError, WorkerStartError, unexpected_error
+from ingest.outcome import FileOutcome
 from ingest.worker import ParserWorker
-from rag_qa.store.base import ChunkRow
 
 MAX_PROCESSES = 4  # beyond this the embedder, not parsing, is the limit on any machine we measured
 
@@ -35,30 +32,6 @@ def default_processes(configured: int, files: int) -> int:
     """Parser processes for ``files`` files: ``configured`` if set, else half the cores (1 to 4)."""
     wanted = configured if configured > 0 else min(MAX_PROCESSES, max(1, (os.cpu_count() or 1) // 2))
     return max(1, min(wanted, files))
-
-
-def family(document: LoadedDocument) -> list[LoadedDocument]:
-    """``document`` and its attachments, theirs too, in order."""
-    out = [document]
-    for attachment in document.attachments:
-        out.extend(family(attachment))
-    return out
-
-
-@dataclass
-class Parsed:
-    """One file read (``loaded``: each document of its family with its chunks) or refused (``error``)."""
-
-    position: int  # the file's place in the list given to the pool
-    path: Path
-    sha: str
-    mtime: float = 0.0
-    size: int = 0
-    loaded: list[tuple[LoadedDocument, list[ChunkRow]]] = field(default_factory=list)
-    error: str | None = None
-    remember: bool = False  # the error is the file's own fault (remembered by content hash)
-    parse_s: float = 0.0
-    chunk_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -71,19 +44,13 @@ class Pages:
 
 
 def read_one(parser: ParserWorker, position: int, path: Path, sha: str,
-             chunk: Callable[[LoadedDocument], list[ChunkRow]],
-             pages: Callable[[int, int], None] | None = None) -> Parsed:
-    """Parse ``path`` in ``parser`` and chunk each document of its family; any failure is one line."""
-    result = Parsed(position, path, sha)
+             pages: Callable[[int, int], None] | None = None) -> FileOutcome:
+    """Parse and chunk ``path`` (and its attachments) in ``parser``; any failure is one line."""
+    result = FileOutcome(position, path, sha)
     try:
         stat = path.stat()
         result.mtime, result.size = stat.st_mtime, stat.st_size
-        started = time.perf_counter()
-        document = parser.load(path, pages)
-        result.parse_s = time.perf_counter() - started
-        started = time.perf_counter()
-        result.loaded = [(doc, chunk(doc)) for doc in family(document)]
-        result.chunk_s = time.perf_counter() - started
+        result.documents, result.parse_s, result.chunk_s = parser.read(path, pages)
     except WorkerStartError as exc:  # not the file's fault: not remembered
         result.error = str(exc)
     except LoadError as exc:
@@ -93,25 +60,23 @@ def read_one(parser: ParserWorker, position: int, path: Path, sha: str,
     except Exception as exc:  # one odd file must not stop the others
         result.error = unexpected_error(exc)
     if result.error is not None:
-        result.loaded = []
+        result.documents = []
     return result
 
 
 class ParsePool:
     """``workers`` parser processes (one thread each) reading ``todo`` in order of availability.
 
-    Use as a context manager; :meth:`events` yields :class:`Parsed` and :class:`Pages` as they come.
+    Use as a context manager; :meth:`events` yields :class:`~ingest.outcome.FileOutcome` s and
+    :class:`Pages` as they come.
     """
 
-    def __init__(self, workers: Sequence[ParserWorker], todo: Sequence[tuple[Path, str]],
-                 chunk: Callable[[LoadedDocument], list[ChunkRow]]) -> None:
+    def __init__(self, workers: Sequence[ParserWorker], todo: Sequence[tuple[Path, str]]) -> None:
         self._workers = list(workers)
         self._todo: queue.SimpleQueue[tuple[int, Path, str]] = queue.SimpleQueue()
         for position, (path, sha) in enumerate(todo):
             self._todo.put((position, path, sha))
-        self._events: queue.SimpleQueue[Parsed | Pages | None] = queue.SimpleQueue()
-        self._chunk_lock = threading.Lock()
-        self._chunk = chunk
+        self._events: queue.SimpleQueue[FileOutcome | Pages | None] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._serve, args=(w,), name=f"parse-{i}", daemon=True)
                          for i, w in enumerate(self._workers)]
@@ -128,13 +93,9 @@ class ParsePool:
             thread.join()
 
     @property
-    def running(self) -> bool:
-        """True while some thread may still deliver events."""
-        return self._running > 0
-
-    def _locked_chunk(self, document: LoadedDocument) -> list[ChunkRow]:
-        with self._chunk_lock:
-            return self._chunk(document)
+    def running(self) -> int:
+        """How many threads may still deliver events (0: all done)."""
+        return self._running
 
     def _serve(self, parser: ParserWorker) -> None:
         try:
@@ -147,16 +108,16 @@ class ParsePool:
                 def pages(done: int, total: int, path: Path = path) -> None:
                     self._events.put(Pages(path, done, total))
 
-                self._events.put(read_one(parser, position, path, sha, self._locked_chunk, pages))
+                self._events.put(read_one(parser, position, path, sha, pages))
         finally:
             parser.close()  # the worker dies with this thread anyway; end it cleanly first
             self._events.put(None)
 
-    def events(self, block: bool) -> Iterator[Parsed | Pages]:
-        """What arrived so far; with ``block``, wait until at least one event (or the end) comes."""
+    def events(self, block: bool, timeout: float | None = None) -> Iterator[FileOutcome | Pages]:
+        """What arrived so far; with ``block``, wait until at least one event (or the end, or ``timeout``) comes."""
         while self._running > 0:
             try:
-                event = self._events.get(block=block)
+                event = self._events.get(block=block, timeout=timeout if block else None)
             except queue.Empty:
                 return
             block = False

@@ -7,30 +7,48 @@ for hours or allocate gigabytes.  :class:`ParserWorker` runs
 ``RAGQA_PARSE_TIMEOUT_S``: that file gets a one-line :class:`~ingest.errors.LoadError`, and the
 next file gets a fresh worker.  Requests and results travel as JSON bytes, never pickled.
 
+:meth:`ParserWorker.read` also chunks what it parsed, in the worker (:class:`~ingest.chunking.Chunker`:
+the splitter and each chunk's encoder token ids), so that reading, chunking and tokenising all run
+beside the process that embeds, on their own core and under the same limits, rather than taking
+turns with the embedder for that process's interpreter lock.  Chunks travel as offsets into their
+document's text, token ids as base64 ``int32``.
+
 A long scan is OCRed page by page: the worker reports each finished page (``{"progress": [done,
 total]}``) before its final reply, which feeds the progress bar and restarts the clock, so the
 time limit bounds each page's OCR (and every other stretch without progress) rather than the
-whole document; ``RAGQA_OCR_MAX_PAGES`` bounds the number of pages.
+whole document; ``RAGQA_OCR_MAX_PAGES`` bounds the number of pages.  After parsing, and after
+chunking each document, the worker says it is alive (``{"alive": true}``), so the limit bounds
+parsing and each document's chunking separately.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ingest.document import LoadedDocument
 from ingest.errors import LoadError, WorkerStartError, unexpected_error
+from ingest.outcome import ReadDocument
 from rag_qa.config import Settings
 from rag_qa.env import child_env
+from rag_qa.store.base import ChunkRow
+
+if TYPE_CHECKING:
+    from ingest.chunking import Chunker
 
 START_TIMEOUT_S = 60.0  # a fresh interpreter importing the parsers; not counted against a file's limit
 _READY = b"ready"
+_ALIVE = b'{"alive": true}'
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -59,10 +77,59 @@ def _error(message: str) -> bytes:
     return json.dumps({"error": message}).encode("utf-8")
 
 
-def _parse_one(path: str, settings: Settings, send: Callable[[bytes], None] | None = None) -> bytes:
-    """The reply for one request: the document as JSON, or its one-line error.
+def family(document: LoadedDocument) -> list[LoadedDocument]:
+    """``document`` and its attachments, theirs too, in order."""
+    out = [document]
+    for attachment in document.attachments:
+        out.extend(family(attachment))
+    return out
 
-    ``send`` carries progress messages (pages OCRed) back while the document is being read.
+
+_CHUNKERS: dict[tuple[str, int, int], Chunker] = {}  # this worker's chunker (built on the first read)
+
+
+def _chunker(settings: Settings) -> Chunker:
+    from ingest.chunking import Chunker
+
+    key = (settings.embedding_model, settings.chunk_tokens, settings.chunk_overlap)
+    if key not in _CHUNKERS:
+        _CHUNKERS[key] = Chunker(*key)
+    return _CHUNKERS[key]
+
+
+def pack_ids(ids: np.ndarray) -> str:
+    """Token ids as a JSON-ready string (base64 of little-endian int32: a quarter of a JSON list's size)."""
+    return base64.b64encode(np.asarray(ids, dtype="<i4").tobytes()).decode("ascii")
+
+
+def unpack_ids(text: str) -> np.ndarray:
+    """:func:`pack_ids` undone."""
+    return np.frombuffer(base64.b64decode(text), dtype="<i4")
+
+
+def _chunked(document: LoadedDocument, settings: Settings, send: Callable[[bytes], None] | None,
+             parse_s: float) -> dict[str, Any]:
+    """The reply to a ``read``: every document of ``document``'s family with its chunks and their token ids."""
+    started = time.perf_counter()
+    chunker = _chunker(settings)
+    documents = []
+    for member in family(document):
+        if send is not None:  # the time limit restarts: it bounds each document's chunking on its own
+            send(_ALIVE)
+        rows, ids = chunker.chunk(member)
+        documents.append({
+            "source": member.source, "type": member.type, "pages": member.pages, "notes": member.notes,
+            "failed": [list(f) for f in member.failed], "skipped": member.skipped, "text": member.text,
+            "chunks": [[r.id, r.page, r.start, r.end, r.unit, r.section, r.ocr] for r in rows],
+            "ids": [pack_ids(x) for x in ids]})
+    return {"documents": documents, "parse_s": parse_s, "chunk_s": time.perf_counter() - started}
+
+
+def _parse_one(path: str, settings: Settings, send: Callable[[bytes], None] | None = None,
+               chunk: bool = False) -> bytes:
+    """The reply for one request: the document as JSON (``chunk``: its family chunked), or its one-line error.
+
+    ``send`` carries progress messages (pages OCRed, alive) back while the document is being read.
     """
     from ingest.loaders import load_document
 
@@ -70,6 +137,7 @@ def _parse_one(path: str, settings: Settings, send: Callable[[bytes], None] | No
         if send is not None:
             send(json.dumps({"progress": [done, total]}).encode("utf-8"))
 
+    started = time.perf_counter()
     try:
         doc = load_document(Path(path), settings, progress)
     except LoadError as exc:
@@ -84,10 +152,13 @@ def _parse_one(path: str, settings: Settings, send: Callable[[bytes], None] | No
     except Exception as exc:  # one odd file must not stop the others
         return _error(unexpected_error(exc))
     try:
-        return json.dumps({"document": doc.to_json()}, ensure_ascii=False).encode("utf-8")
+        reply = _chunked(doc, settings, send, time.perf_counter() - started) if chunk else {"document": doc.to_json()}
+        return json.dumps(reply, ensure_ascii=False).encode("utf-8")
     except MemoryError:
         return _error(f"the extracted text does not fit the {settings.parse_memory_mb} MB memory cap "
                       "(RAGQA_PARSE_MEMORY_MB)")
+    except Exception as exc:  # pragma: no cover - chunking is total on any text (tests/test_chunking.py)
+        return _error(unexpected_error(exc))
 
 
 def serve(read_fd: int, write_fd: int) -> None:
@@ -105,7 +176,7 @@ def serve(read_fd: int, write_fd: int) -> None:
         replies.send_bytes(_READY)
         while True:
             request = json.loads(requests.recv_bytes())
-            replies.send_bytes(_parse_one(request["path"], settings, replies.send_bytes))
+            replies.send_bytes(_parse_one(request["path"], settings, replies.send_bytes, bool(request.get("chunk"))))
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
         return
 
@@ -174,17 +245,48 @@ class ParserWorker:
             from ingest.loaders import load_document
 
             return load_document(path, self.settings, progress)
+        return LoadedDocument.from_json(self._request(path, False, progress)["document"])
+
+    def read(self, path: Path, progress: Callable[[int, int], None] | None = None) -> tuple[list[ReadDocument],
+                                                                                           float, float]:
+        """Load ``path`` and chunk its family in the worker: (documents with their rows and token ids,
+        parse seconds, chunk seconds), within the same limits as :meth:`load`."""
+        if os.name == "nt":  # pragma: no cover - fd-based pipes are POSIX; no limits there
+            from ingest.loaders import load_document
+
+            started = time.perf_counter()
+            reply = _chunked(load_document(path, self.settings, progress), self.settings, None,
+                             time.perf_counter() - started)
+        else:
+            reply = self._request(path, True, progress)
+        documents = []
+        for data in reply["documents"]:
+            text, source = str(data["text"]), str(data["source"])
+            rows = [ChunkRow(id=str(cid), source=source, page=page, start=int(start), end=int(end),
+                             text=text[int(start):int(end)], unit=unit, section=section, ocr=bool(ocr))
+                    for cid, page, start, end, unit, section, ocr in data["chunks"]]
+            documents.append(ReadDocument(source, str(data["type"]), data["pages"], rows,
+                                          [str(n) for n in data["notes"]],
+                                          [(str(a), str(e)) for a, e in data["failed"]],
+                                          [str(k) for k in data["skipped"]],
+                                          [unpack_ids(x) for x in data["ids"]]))
+        return documents, float(reply["parse_s"]), float(reply["chunk_s"])
+
+    def _request(self, path: Path, chunk: bool, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+        """Send one request and wait for its reply (restarting the clock on each progress message)."""
         if self._proc is None or self._proc.poll() is not None:
             self._stop()
             self._start()
         limit = self.settings.parse_timeout_s
         try:
-            self._send.send_bytes(json.dumps({"path": str(path)}).encode("utf-8"))
+            self._send.send_bytes(json.dumps({"path": str(path), "chunk": chunk}).encode("utf-8"))
             while True:
                 if not self._recv.poll(limit):
                     self._stop()
                     raise LoadError(f"parsing took longer than {limit:g}s and was stopped (RAGQA_PARSE_TIMEOUT_S)")
                 reply = json.loads(self._recv.recv_bytes())
+                if "alive" in reply:
+                    continue
                 if "progress" not in reply:
                     break
                 if progress is not None:
@@ -195,7 +297,7 @@ class ParserWorker:
                             "it may need more memory than RAGQA_PARSE_MEMORY_MB allows") from None
         if "error" in reply:
             raise LoadError(reply["error"])
-        return LoadedDocument.from_json(reply["document"])
+        return reply
 
     def close(self) -> None:
         """Let the worker exit (the end of its input ends its loop); kill it if it does not."""

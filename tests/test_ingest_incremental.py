@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import BAD, DOCS
 
-import ingest.pipeline as pipeline
+import ingest.local_executor as local_executor
 from ingest.errors import IngestUsageError
 from ingest.pipeline import ingest_paths, remove_sources
 from rag_qa.config import Settings
@@ -41,7 +41,7 @@ def test_add_unchanged_update_remove(folder: Path, fresh_index: Path, backend_se
 
     # unchanged: no embedding (the model is not even asked for), no new version
     with monkeypatch.context() as m:
-        m.setattr(pipeline, "make_embeddings", _no_embedding)
+        m.setattr(local_executor, "make_embeddings", _no_embedding)
         again = ingest_paths([folder], index, settings=settings)
     assert (len(again.unchanged), len(again.added), again.version) == (3, 0, first.version)
     assert again.chunks == first.chunks
@@ -62,7 +62,7 @@ def test_add_unchanged_update_remove(folder: Path, fresh_index: Path, backend_se
     # a file disappears from the folder: it leaves the index, without embedding anything
     (folder / "oxygen.html").unlink()
     with monkeypatch.context() as m:
-        m.setattr(pipeline, "make_embeddings", _no_embedding)
+        m.setattr(local_executor, "make_embeddings", _no_embedding)
         gone = ingest_paths([folder], index, settings=settings)
         assert [Path(s).name for s in gone.removed] == ["oxygen.html"]
         assert gone.documents == 2
@@ -144,9 +144,8 @@ def test_an_unchanged_unreadable_file_is_reported_without_being_parsed_again(
 
     # nothing changed: no worker, no tokenizer, no embedding model; the same one-line errors
     with monkeypatch.context() as m:
-        m.setattr(pipeline, "ParserWorker", _no_parsing)
-        m.setattr(pipeline, "load_tokenizer", _no_parsing)
-        m.setattr(pipeline, "make_embeddings", _no_embedding)
+        m.setattr(local_executor, "ParserWorker", _no_parsing)
+        m.setattr(local_executor, "make_embeddings", _no_embedding)
         again = ingest_paths([folder], index, settings=settings)
     assert sorted(again.failed, key=str) == sorted(first.failed, key=str)
     assert (len(again.unchanged), again.version, again.exit_code) == (3, first.version, 3)
@@ -156,7 +155,7 @@ def test_an_unchanged_unreadable_file_is_reported_without_being_parsed_again(
     fixed = ingest_paths([folder], index, settings=settings)
     assert [Path(s).name for s in fixed.added] == ["corrupt.pdf"] and len(fixed.failed) == 2
     with monkeypatch.context() as m:
-        m.setattr(pipeline, "ParserWorker", _no_parsing)
+        m.setattr(local_executor, "ParserWorker", _no_parsing)
         with pytest.raises(AssertionError, match="parser worker"):
             ingest_paths([folder], index, settings=settings.model_copy(update={"max_file_mb": 49.0}))
     rebuilt = ingest_paths([folder], index, rebuild=True, settings=settings)

@@ -76,7 +76,7 @@ class PreviousVersion:
             raise IndexCorruptError(f"index version {version_dir} has no docstore") from exc
         self.documents = docstore.read_documents(self._con)
         self._positions: dict[int, int] | None = None
-        self._flat: Any = None
+        self._flat: np.ndarray | None = None  # the version's vectors, by position in its FAISS file
 
     def chunks_and_vectors(self, sources: Iterable[str]) -> tuple[list[ChunkRow], np.ndarray]:
         """The stored chunks of ``sources`` with their vectors, read back from the FAISS file."""
@@ -89,9 +89,10 @@ class PreviousVersion:
             index = faiss.read_index(str(self.dir / FAISS_FILE))
             ids = faiss.vector_to_array(index.id_map)
             self._positions = {int(i): p for p, i in enumerate(ids)}
-            self._flat = faiss.downcast_index(index.index)
-        vectors = np.stack([self._flat.reconstruct(self._positions[fid]) for fid, _ in pairs])
-        return [row for _, row in pairs], vectors.astype("float32")
+            flat = faiss.downcast_index(index.index)
+            self._flat = flat.reconstruct_n(0, flat.ntotal)  # every vector at once, not one call per kept chunk
+        vectors = self._flat[[self._positions[fid] for fid, _ in pairs]]
+        return [row for _, row in pairs], np.ascontiguousarray(vectors, dtype="float32")
 
     def close(self) -> None:
         self._con.close()
