@@ -25,7 +25,7 @@ the other), so a held-out set scores tables the reader has not seen, not memoris
 
     python -m ingest.table_questions --out runs/augment/tables-train.json.gz --questions 45000 --seed 1
     python -m ingest.table_questions --out benchmarks/data/table_questions_heldout.json --split heldout \\
-        --tables 60 --seed 7 --block-share 0
+        --tables 40 --seed 7 --block-share 0
 
 The output is SQuAD-shaped JSON (:func:`rag_qa.qa_data.load_examples` reads it): one article per
 table (its ``title`` unique, its ``document`` the loader's whole text), one paragraph per context,
@@ -167,7 +167,7 @@ class Value:
 
 
 def expected_cell(value: Any) -> str:
-    """The text the generator expects ingest to show for a stored cell: ``3`` for 3.0, a date's ISO
+    """The text the generator expects ingest to show for a stored cell: ``3`` for 3.0 (``1e+20`` stays), a date's ISO
     form (without a midnight time), TRUE/FALSE, whitespace collapsed.  Written here on purpose rather
     than imported from :mod:`ingest.formats.tables`: tests/test_augment.py checks the two agree."""
     if value is None:
@@ -175,7 +175,7 @@ def expected_cell(value: Any) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(round(value, 12))
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(round(value, 12))
     if isinstance(value, dt.datetime):
         return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
     if isinstance(value, dt.date | dt.time):
