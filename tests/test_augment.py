@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import random
 import re
 from collections import Counter
@@ -183,6 +184,27 @@ def test_augmentation_is_seeded_and_a_copy_does_not_depend_on_what_else_was_draw
     by_id = {e.id: e for e in first}
     shared = [e for e in half[12:] if e.id in by_id]
     assert shared and all(by_id[e.id] == e for e in shared)
+
+
+def test_augmentation_is_the_same_in_every_process() -> None:
+    """A resumed run on another machine rebuilds the very same examples (no set or hash order anywhere)."""
+    import subprocess
+    import sys
+
+    code = ("import hashlib, json; from rag_qa.qa_data import load_examples; from rag_qa.train import augment as A; "
+            "from ingest import table_questions as tq; "
+            "dev = load_examples('tests/data/squad/dev-mini.json')[0]; "
+            "out, _ = A.augment_examples(dev, {'context': 1, 'long': 1, 'typed': 1}, 3); "
+            "print(hashlib.sha256(json.dumps([[e.id, e.question, e.context, e.answers] for e in out]).encode()"
+            "+ json.dumps(tq.generate(tables=3, seed=5)).encode()).hexdigest())")
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1
 
 
 def test_spec_parsing() -> None:
