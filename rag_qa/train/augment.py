@@ -256,8 +256,8 @@ def typo(word: str, rng: random.Random) -> str:
 def typed_question(ex: QAExample, rng: random.Random, lower: float = 0.7, no_mark: float = 0.7,
                    typos: float = 0.5, keywords: float = 0.25) -> QAExample | None:
     """``ex`` asked the way people type: each change drawn with its probability (lower case, no
-    question mark, one or two typos, keyword style); at least one applies.  Context and answers are
-    the same objects' values, untouched.
+    question mark, one or two typos, keyword style); at least one applies.  The context and the
+    answers are copied unchanged: only the question differs.
 
     Words never typo'd or dropped: those the answer shares (the question's link to it), those with a
     capital after the first word or with a digit (names, years: a typo there asks something else),
