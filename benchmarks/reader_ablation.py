@@ -6,11 +6,18 @@
   best span taken whatever its confidence -- so the number measures how well the reader picks the
   right span *across* passages, not where a calibration happens to put the no-answer cut.
 
+* **table rows** (issue 24): held-out questions over generated tables
+  (``benchmarks/data/table_questions_heldout.json``, made by ``python -m ingest.table_questions``
+  from name pools no training table uses), read the two ways tables reach the reader:
+  ``rows``, every row of the question's table as its own passage (a spreadsheet or CSV: one part,
+  so one chunk, per row), and ``page``, the whole table as one passage of ``Header: value.`` lines
+  (a table on a PDF or DOCX page).  Either way the reader must pick the right row.
+
 Each model is read at every ``--top-k`` (5 by default; 8 and 10 tell whether reading more
 passages pays for its time).
 
     python benchmarks/reader_ablation.py models/minilm-squad runs/ablation/A runs/ablation/B \
-        [--gold 1000] [--open 500] [--top-k 5,8,10] [--out benchmarks/results/reader_ablation.json]
+        [--gold 1000] [--open 500] [--top-k 5,8,10] [--tables FILE|none] [--out benchmarks/results/reader_ablation.json]
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ set_offline_defaults()
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "squad" / "dev-v1.1-public.json"
+DEFAULT_TABLES = REPO / "benchmarks" / "data" / "table_questions_heldout.json"
 
 
 def retrieved(data: str, n: int, depth: int, seed: int) -> list[tuple]:
@@ -43,6 +51,30 @@ def retrieved(data: str, n: int, depth: int, seed: int) -> list[tuple]:
     retriever = QAService(index, settings).retriever("hybrid", depth)
     docs = retriever.batch([q.question for q in questions])
     return [(q.question, q.answers, to_passages(d)) for q, d in zip(questions, docs, strict=True)]
+
+
+def table_items(path: str | Path) -> dict[str, list[tuple]]:
+    """(question, answers, passages) per way of reading a table (``rows``, ``page``) for every
+    question of the table-question file ``path``."""
+    from rag_qa.types import Passage
+
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    out: dict[str, list[tuple]] = {"rows": [], "page": []}
+    for table in data["data"]:
+        rows = [p for p in table["paragraphs"] if p["shape"] == "row"]
+        doc = table["document"]
+        as_rows, at = [], 0
+        for p in rows:
+            at = doc.index(p["context"], at)
+            as_rows.append(Passage(p["context"], table["source"], p["row"], at, at + len(p["context"]), 1.0,
+                                   f"{table['title']}#{p['row']}", "row"))
+        page = [Passage(doc, table["source"], 1, 0, len(doc), 1.0, table["title"])]
+        for p in table["paragraphs"]:
+            for q in p["qas"]:
+                truths = [a["text"] for a in q["answers"]]
+                out["rows"].append((q["question"], truths, as_rows))
+                out["page"].append((q["question"], truths, page))
+    return out
 
 
 def score(reader, items: list[tuple], k: int | None) -> dict:
@@ -70,6 +102,8 @@ def main() -> None:
     ap.add_argument("--gold", type=int, default=1000, help="questions read with their gold paragraph")
     ap.add_argument("--open", type=int, default=500, help="questions asked end to end")
     ap.add_argument("--top-k", default="5", help="comma-separated passage counts for the open setting")
+    ap.add_argument("--tables", default=str(DEFAULT_TABLES),
+                    help="held-out table questions (python -m ingest.table_questions); 'none' to skip")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--out", default=None, help="JSON file for the results (default: print only)")
     args = ap.parse_args()
@@ -83,6 +117,7 @@ def main() -> None:
     gold_sample = random.Random(args.seed).sample(examples, min(args.gold, len(examples)))
     gold = [(e.question, [a["text"] for a in e.answers],
              [Passage(e.context, e.title, None, 0, len(e.context), 1.0, e.id)]) for e in gold_sample]
+    tables = table_items(args.tables) if args.tables.lower() != "none" else {}
     open_items = retrieved(args.data, args.open, max(ks), args.seed) if args.open else []
     results = []
     for model in args.models:
@@ -90,11 +125,15 @@ def main() -> None:
         row = {"model": model, "gold": score(reader, gold, None) if gold else None}
         for k in ks if open_items else []:
             row[f"open@{k}"] = score(reader, open_items, k)
+        for way, items in tables.items():
+            row[f"tables_{way}"] = score(reader, items, None)
         results.append(row)
         print(json.dumps(row), flush=True)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"gold_questions": len(gold), "open_questions": len(open_items),
+                                              "table_questions": len(tables.get("rows", [])),
+                                              "tables": args.tables if tables else None,
                                               "seed": args.seed, "results": results}, indent=2) + "\n")
 
 

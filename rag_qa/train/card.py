@@ -26,11 +26,18 @@ def write_card(out: Path, summary: dict, defaults: dict) -> None:
         "max_length", "doc_stride", "seed", "lora", "teacher", "negative_keep", "distractors", "distractor_pool",
         "shared_norm", "attention_dropout",
     )}
+    if cfg.get("augment"):  # only then: cards of runs without augmentation stay as they were
+        hp.update({k: cfg.get(k) for k in ("augment", "augment_ratio", "augment_tables")})
     em, f1 = _score(summary.get("eval_exact_match")), _score(summary.get("eval_f1"))
     n_train = summary["train_examples"]
     base_path = summary["base_path"].split("site-packages/")[-1]
     distractors, windows = summary.get("train_distractors", 0), summary["train_windows"]
     train_name = Path(cfg["train"]).name
+    augmented = summary.get("train_augmented") or {}
+    data = f"`{train_name}`: {n_train:,} questions"
+    if augmented:
+        data += (f" ({n_train - sum(augmented.values()):,} from the file, augmented: "
+                 + ", ".join(f"{arm} +{n:,}" for arm, n in augmented.items()) + ")")
     seen_q, seen_w = summary.get("questions_seen", n_train), summary.get("windows_seen", windows)
     total = summary.get("cumulative")
     cumulative = ""
@@ -52,7 +59,7 @@ Extractive question-answering reader fine-tuned by `rag_qa train` (a span head: 
 | | |
 |---|---|
 | base model | `{summary['base']}` ({base_path}) |
-| training data | `{train_name}`: {n_train:,} questions, {distractors:,} distractor passages, {windows:,} windows |
+| training data | {data}, {distractors:,} distractor passages, {windows:,} windows |
 | this run read | {seen_q:,} question groups, {seen_w:,} windows |
 | dev data | `{Path(cfg['eval']).name}`: {summary['eval_examples']:,} questions |
 | dev Exact Match | {em} |

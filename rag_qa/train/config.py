@@ -119,6 +119,14 @@ class TrainConfig:
     distractor_pool: int = option("draw distractors from the top N candidates", 3)
     shared_norm: float = option("weight of a shared-normalisation loss: one softmax over a question's passages, "
                                 "on the span margins the reader ranks by (0: off)", 0.0)
+    augment: str | None = option("data augmentation arms added to the training questions, each with its ratio "
+                                 "(new examples per question): 'context=0.5,long=0.3' of context (sentences "
+                                 "shuffled or dropped around the answer's), long (2-3 paragraphs of the article "
+                                 "joined), typed (questions typed the way people do), tables (questions over "
+                                 "spreadsheet rows, from --augment-tables); see rag_qa/train/augment.py", None)
+    augment_ratio: float = option("ratio of an arm named in --augment without one", 0.5)
+    augment_tables: str | None = option("table questions for the tables arm, made by `python -m "
+                                        "ingest.table_questions --out FILE`", None)
     attention_dropout: float | None = option(
         "attention dropout while training (0 lets PyTorch use fused attention, 2.7x faster per step on CPU); "
         "-1 keeps the checkpoint's value", 0.0, negative_is_none=True)

@@ -31,7 +31,7 @@ from rag_qa.models import ModelSpec, resolve_model
 from rag_qa.spans import model_inputs
 from rag_qa.train.callbacks import Budget, WallClock
 from rag_qa.train.config import TrainConfig
-from rag_qa.train.data import add_teacher_targets, load_data, load_train_features
+from rag_qa.train.data import add_teacher_targets, augmented_counts, load_data, load_train_features
 from rag_qa.train.features import TrainFeatures, eval_windows
 from rag_qa.train.loop import EvalPrinter, QACollator, QATrainer
 from rag_qa.train.outputs import cumulative, save_model, write_outputs
@@ -79,7 +79,7 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: Sequence[TrainerCa
     final = {} if budget.stopped else trainer.evaluate()
     seconds = clock.total() if resume else time.time() - t0
     summary = _summary(cfg, base, trainer, feats, groups_per_batch, len(train_ex), len(eval_ex), final, precision,
-                       seconds, budget.stopped)
+                       seconds, budget.stopped, augmented_counts(train_ex))
     if budget.stopped:  # a checkpoint to resume from; the finished model comes at the last step
         print(f"stopped at step {trainer.state.global_step} of {trainer.state.max_steps}; "
               f"resume with --resume (checkpoints in {checkpoints})")
@@ -153,8 +153,9 @@ def _training_arguments(cfg: TrainConfig, checkpoints: Path, groups_per_batch: i
 
 def _summary(cfg: TrainConfig, base: ModelSpec, trainer: QATrainer, feats: TrainFeatures, groups_per_batch: int,
              train_examples: int, eval_examples: int, final: dict, precision: str, seconds: float,
-             stopped: bool) -> dict:
-    """What metrics.json and the card say about this run."""
+             stopped: bool, augmented: dict[str, int] | None = None) -> dict:
+    """What metrics.json and the card say about this run (``augmented``: examples each augmentation
+    arm added, counted in ``train_examples``)."""
     state = trainer.state
     questions_seen = state.global_step * groups_per_batch * cfg.grad_accum
     windows_seen = round(questions_seen * feats.n_windows / max(len(feats), 1))
@@ -162,6 +163,7 @@ def _summary(cfg: TrainConfig, base: ModelSpec, trainer: QATrainer, feats: Train
         "base": cfg.base,
         "base_path": str(base.path),
         "train_examples": train_examples,
+        "train_augmented": augmented or {},
         "train_windows": feats.n_windows,
         "train_distractors": feats.distractors,
         "groups_per_batch": groups_per_batch,

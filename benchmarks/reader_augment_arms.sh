@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Augmentation ablation (issue 24): a baseline and one arm per augmentation, each on the same budget
+# as issue 13's ablation (300 steps of ~32 windows from the shipped weights) with the shipped recipe
+# (1 BM25 distractor, shared normalisation 1.0, lr 5e-5, 5% warm-up, linear decay to 0, seed 42).
+# Every arm adds RATIO new examples per training question (0.5: a third of what an arm reads is
+# augmented), so the arms differ only in what the augmentation is.  Then reader_ablation.py scores
+# every model on gold F1 (1,000 dev questions), open-domain EM (500) and the held-out table rows.
+#
+# A long CPU job: start it only when no other training run uses the cores (never two at once).
+# It resumes: an arm with a metrics.json is skipped, so run it again after an interruption.
+#   bash benchmarks/reader_augment_arms.sh            # PY=... SQUAD=... RATIO=... override the defaults
+#   COMBINED="context=0.3,tables=0.2" bash benchmarks/reader_augment_arms.sh   # + one arm of the winners
+set -u
+cd "$(dirname "$0")/.."  # the repository root; arms go to runs/augment/ (ignored)
+PY=${PY:-.venv/bin/python}
+SQUAD=${SQUAD:-../shared/data/squad}
+RATIO=${RATIO:-0.5}
+OUT=runs/augment
+mkdir -p "$OUT"
+# table questions over rows read back by ingest's loader: enough for RATIO x 87,599 questions
+TABLES=$OUT/tables-train.json.gz
+[ -f "$TABLES" ] || $PY -m ingest.table_questions --out "$TABLES" --questions 45000 --seed 1 > "$OUT/tables.log" 2>&1 \
+  || { echo "table questions failed: see $OUT/tables.log" >&2; exit 1; }
+COMMON="--train $SQUAD/train-v1.1.json.gz --eval $SQUAD/dev-v1.1-public.json --base models/minilm-squad --lr 5e-5 --warmup 0.05 --batch-size 32 --max-steps 300 --eval-steps 300 --save-steps 300 --max-eval-examples 200 --logging-steps 25 --distractors 1 --shared-norm 1.0"
+arm() { name=$1; shift; [ -f "$OUT/$name/metrics.json" ] || $PY -m rag_qa train $COMMON --output "$OUT/$name" "$@" > "$OUT/$name.log" 2>&1; }
+arm base
+arm context --augment "context=$RATIO"
+arm long --augment "long=$RATIO"
+arm typed --augment "typed=$RATIO"
+arm tables --augment "tables=$RATIO" --augment-tables "$TABLES"
+MODELS="models/minilm-squad $OUT/base $OUT/context $OUT/long $OUT/typed $OUT/tables"
+if [ -n "${COMBINED:-}" ]; then
+  arm combined --augment "$COMBINED" --augment-tables "$TABLES"
+  MODELS="$MODELS $OUT/combined"
+fi
+# shellcheck disable=SC2086  # MODELS is a list of directories
+$PY benchmarks/reader_ablation.py $MODELS --data "$SQUAD/dev-v1.1-public.json" --gold 1000 --open 500 --top-k 5 \
+  --out benchmarks/results/reader_augment_ablation.json
