@@ -21,7 +21,7 @@ from rag_qa.config import Settings
 from rag_qa.embeddings import PlainShape, plain_shape
 from rag_qa.models import resolve_model
 from rag_qa.store.faiss.layout import FAISS_FILE
-from rag_qa.store.faiss.reader import IndexStore
+from rag_qa.store.faiss.reader import FaissStore
 
 
 def _reference_rows(config: Settings) -> list[tuple]:
@@ -36,7 +36,7 @@ def _reference_rows(config: Settings) -> list[tuple]:
     return rows
 
 
-def _vectors(store: IndexStore) -> np.ndarray:
+def _vectors(store: FaissStore) -> np.ndarray:
     """The stored vectors in faiss id order (chunk ``i`` has faiss id ``i``)."""
     import faiss
 
@@ -48,7 +48,7 @@ def _vectors(store: IndexStore) -> np.ndarray:
 def test_chunks_and_vectors_are_the_ones_before(built_index: Path, embeddings) -> None:
     config = Settings()
     expected = _reference_rows(config)
-    with IndexStore.open(built_index) as store:
+    with FaissStore.open(built_index) as store:
         ids = store.all_chunk_ids()
         passages = store.get_passages(ids)
         got = [(p.chunk_id, p.source, p.page, p.start, p.end, p.text, p.unit, p.section, p.ocr) for p in passages]
