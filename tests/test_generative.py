@@ -186,3 +186,25 @@ def test_eval_reader_cli_runs_a_generative_reader_end_to_end(openai_server: str)
     assert out["reader"] == spec and out["n"] == 4
     # the test server answers with the first sentence of the context: long, but overlapping
     assert 0.0 <= out["exact_match"] <= out["f1"] and out["f1"] > 0.0 and out["rouge_l"] > 0.0
+
+
+def test_a_seq2seq_model_reads_as_a_generative_reader(tmp_path: Path) -> None:
+    """T5-style encoder-decoders load through the same backend (online users name a hub id such as
+    google/flan-t5-base); a tiny random T5 with MiniLM's tokenizer stands in for one here."""
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    from rag_qa.models import resolve_model
+
+    folder = tmp_path / "tiny-t5"
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("minilm").path)
+    config = T5Config(vocab_size=tokenizer.vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=2,
+                      decoder_start_token_id=tokenizer.pad_token_id, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=None)  # random weights: no end token, so it writes max_new_tokens
+    T5ForConditionalGeneration(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    reader = make_generative_reader(str(folder), SETTINGS)
+    assert isinstance(reader, GenerativeReader)
+    out = list(reader.stream("When was the Eiffel Tower completed?", [EIFFEL]))
+    assert reader.backend._model.config.is_encoder_decoder
+    assert isinstance(out[-1], Answer) and all(isinstance(p, str) for p in out[:-1])
+    assert 0 < reader.backend.count_tokens(out[-1].alternatives[0]["raw"]) <= SETTINGS.max_new_tokens + 1

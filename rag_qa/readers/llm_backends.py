@@ -69,7 +69,8 @@ def merge_lora(model: Any, folder: Path) -> Any:
 
 
 class TransformersChat:
-    """A causal LM run by transformers; ``gguf_file`` loads (and dequantises) a GGUF file.
+    """A causal LM, or a seq2seq model such as T5, run by transformers; ``gguf_file`` loads (and
+    dequantises) a GGUF file.
 
     ``adapter``: a LoRA adapter folder (PEFT, safetensors) merged into the weights at load time, so
     generation runs at the base model's speed.  ``precision``: ``fp32``, ``bf16``, ``int8`` (dynamic
@@ -109,9 +110,14 @@ class TransformersChat:
                 model = AutoModelForCausalLM.from_pretrained(self.model_name, gguf_file=self.gguf_file,
                                                              dtype=torch.float32)
             else:
+                from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
                 self._tokenizer = AutoTokenizer.from_pretrained(self.model_name)
-                model = AutoModelForCausalLM.from_pretrained(self.model_name, use_safetensors=True,
-                                                             dtype=torch.float32)
+                # an encoder-decoder (T5, FLAN-T5, BART) reads the prompt and writes the answer: the seq2seq
+                # reader of the QA literature; a decoder-only model continues the prompt
+                seq2seq = AutoConfig.from_pretrained(self.model_name).is_encoder_decoder
+                auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+                model = auto.from_pretrained(self.model_name, use_safetensors=True, dtype=torch.float32)
             if self.adapter:
                 model = merge_lora(model, Path(self.adapter))
             if self.precision == "bf16":
