@@ -37,10 +37,12 @@ ocr:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null; }
 
 # two pytest-xdist workers: tests wait on servers, browsers and child processes, so one process leaves a
-# core idle; tests/conftest.py keeps each file (and those sharing PostgreSQL or SmolLM2) on one worker
+# core idle; tests/conftest.py keeps each file (and those sharing PostgreSQL or SmolLM2) on one worker.
+# The Ray tests run afterwards on their own: their local cluster beside a busy worker took 5x as long.
 TEST_WORKERS ?= 2
 test: install browser ocr
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not ray"
+	$(BIN)/python -m pytest -m ray
 
 bench: install ocr
 	bash benchmarks/setup_baselines.sh
