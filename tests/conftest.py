@@ -4,6 +4,11 @@ Store tests run against both backends (``backend_settings`` / ``built_store``): 
 and PostgreSQL + pgvector.  The pgvector ones are marked ``pgvector`` and use the server in
 ``RAGQA_PG_DSN`` or, when none is set, a throwaway one that ``pgserver`` starts (PostgreSQL 16
 + pgvector from PyPI, no system packages; as root it runs the server as a ``pgserver`` user).
+
+What is expensive is made once per test run: the index (:func:`built_index`, shared by pytest-xdist's
+workers too; copy it before changing it), SmolLM2 from its GGUF file (:func:`gguf_loaded_once`), the
+embedder and the extractive reader (process-wide caches of their own).  ``make test`` runs the suite on
+two xdist workers (:func:`xdist_group` says which tests stay together, and why).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -28,6 +33,10 @@ if TYPE_CHECKING:
     from rag_qa.config import Settings
 
 set_offline_defaults()
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two workers on two cores: one thread each for torch (and the processes tests start), or each process's
+    # threads wait at every parallel region for a core the other worker holds
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -77,16 +86,26 @@ def docs_image(name: str, tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def built_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real index (MiniLM + FAISS + SQLite + BM25) over ``tests/data/docs``, built once per session.
+    """A real index (MiniLM + FAISS + SQLite + BM25) over ``tests/data/docs``, built once per test run
+    (with xdist, by the first worker that needs it, in the folder all workers share).
 
     Treat it as read-only; copy it (``shutil.copytree``) before changing it.
     """
+    from filelock import FileLock
+
     from ingest.pipeline import ingest_paths
     from rag_qa.config import Settings
 
-    index = tmp_path_factory.mktemp("built") / "index"
-    report = ingest_paths([DOCS], index, settings=Settings())
-    assert not report.failed, report.failed
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        root = tmp_path_factory.mktemp("built")
+    else:  # every worker's basetemp is inside the run's own folder
+        root = tmp_path_factory.getbasetemp().parent / "built"
+    index, done = root / "index", root / "index.built"
+    with FileLock(str(root) + ".lock"):
+        if not done.exists():
+            report = ingest_paths([DOCS], index, settings=Settings())
+            assert not report.failed, report.failed
+            done.touch()
     return index
 
 
@@ -96,6 +115,32 @@ def embeddings():
     from rag_qa.embeddings import SentenceTransformerEmbeddings
 
     return SentenceTransformerEmbeddings("minilm")
+
+
+@pytest.fixture(scope="session")
+def gguf_loaded_once() -> Iterator[None]:
+    """SmolLM2 is read from its GGUF file once per test run: loading dequantises every tensor (about 20 s of
+    2 cores).  Each later load of the same file gets a deep copy of the first (a training run wraps and
+    changes the model it gets, so no two callers share one).  Requested by the tests that load it."""
+    import copy
+
+    import transformers
+
+    auto = transformers.AutoModelForCausalLM
+    real = auto.from_pretrained
+    first: dict[tuple[str, ...], Any] = {}
+
+    def from_pretrained(name: Any, *args: Any, gguf_file: str | None = None, **kwargs: Any) -> Any:
+        if gguf_file is None or args:
+            return real(name, *args, gguf_file=gguf_file, **kwargs)
+        key = (str(name), str(gguf_file), *(f"{k}={v!r}" for k, v in sorted(kwargs.items())))
+        if key not in first:
+            first[key] = real(name, gguf_file=gguf_file, **kwargs)
+        return copy.deepcopy(first[key])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auto, "from_pretrained", from_pretrained)
+        yield
 
 
 @pytest.fixture
@@ -183,3 +228,46 @@ def folder(tmp_path: Path) -> Path:
     for name in CHEAP:
         shutil.copy(DOCS / name, docs / name)
     return docs
+
+
+#: files whose tests use the PostgreSQL server (besides the ``[pgvector]`` cases of the store tests), and
+#: files whose tests load SmolLM2 (:func:`gguf_loaded_once`)
+POSTGRES_FILES = ("test_pg_store.py", "test_ray_ingest.py")
+SMOLLM2_FILES = ("test_generative.py", "test_gen_train.py")
+#: the groups that start first on xdist's workers: the longest (a minute or more of 2 cores each), so that
+#: no worker is left with one of them at the end while the other waits
+LONGEST_FIRST = ("test_benchmarks.py", "postgres", "test_train.py", "smollm2", "test_eval_cli.py",
+                 "test_train_recipe.py", "test_ingest_crash.py", "test_ui_signin.py")
+
+
+def xdist_group(nodeid: str) -> str:
+    """The tests that share an xdist worker: those of the PostgreSQL server (one server is started), those
+    that load SmolLM2 (loaded once), else each file's (its module fixtures, a running app or a training
+    run, are made once)."""
+    path, _, rest = nodeid.partition("::")
+    name = path.rsplit("/", 1)[-1]
+    if name in POSTGRES_FILES or "[pgvector" in rest:
+        return "postgres"
+    return "smollm2" if name in SMOLLM2_FILES else name
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` (what ``make test`` runs) hands out whole :func:`xdist_group` groups.  (xdist's own
+    ``xdist_group`` mark works by renaming test ids, which pytest 9.2 no longer lets it do.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+    return GroupScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On xdist's workers, the :data:`LONGEST_FIRST` groups first (each file keeps its own order)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        rank = {group: n for n, group in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(xdist_group(item.nodeid), len(rank)))

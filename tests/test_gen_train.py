@@ -107,7 +107,9 @@ def test_training_ids_are_the_serving_prompt_then_the_target(dev_examples) -> No
     tok = load_tokenizer("smollm2")
     ids, n_prompt = encode_item(tok, item)
     reader = make_generative_reader("smollm2", Settings(llm_backend="transformers"))
-    reader.backend._tokenizer = tok  # the prompt needs only the tokenizer: skip loading the weights
+    # the prompt needs only the tokenizer: skip loading the weights (the backend counts tokens with its
+    # tokenizer, which would load the model first unless one is there)
+    reader.backend._tokenizer, reader.backend._model = tok, object()
     reader._ready = True
     served = encode_prompt(tok, reader.prompt(item.question, item.as_passages()).messages())
     assert ids[:n_prompt] == served
@@ -115,7 +117,7 @@ def test_training_ids_are_the_serving_prompt_then_the_target(dev_examples) -> No
 
 
 @pytest.mark.slow
-def test_a_tiny_run_writes_an_adapter_that_loads_and_answers(tmp_path: Path) -> None:
+def test_a_tiny_run_writes_an_adapter_that_loads_and_answers(tmp_path: Path, gguf_loaded_once: None) -> None:
     from rag_qa.config import Settings
     from rag_qa.readers.generative import GenerativeReader, make_generative_reader
     from rag_qa.train.gen_config import GenConfig

@@ -38,7 +38,7 @@ SETTINGS = Settings(max_new_tokens=16, llm_context_tokens=512, temperature=0.0, 
 
 
 @pytest.fixture(scope="session")
-def reader() -> GenerativeReader:
+def reader(gguf_loaded_once: None) -> GenerativeReader:
     """The offline default reader through transformers' GGUF loading, loaded once."""
     made = make_generative_reader(None, SETTINGS)
     assert isinstance(made, GenerativeReader)

@@ -71,6 +71,7 @@ class Team:
     users_file: Path
     signin_log: Path
     client: Callable[[str], Any]  # a signed-in gradio_client.Client per user name (cached)
+    forget: Callable[[str], None]  # drop a cached client whose sessions a test ended (the next one signs in anew)
     llm: str  # base URL of the model server behind the operator's reader "team-llm"
     gradio_tmp: Path  # Gradio's upload folder (GRADIO_TEMP_DIR)
 
@@ -115,7 +116,8 @@ def team(built_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                                                          httpx_kwargs=SLOW_OK)
                 return clients[name]
 
-            yield Team(url, root, users_file, base / "sign-ins.jsonl", client, llm_url, base / "gradio-tmp")
+            yield Team(url, root, users_file, base / "sign-ins.jsonl", client, lambda name: clients.pop(name, None),
+                       llm_url, base / "gradio-tmp")
     finally:
         llm.terminate()
         llm.wait(timeout=30)
@@ -574,6 +576,7 @@ def test_sign_in_in_a_real_browser(team: Team, browser: Browser, tmp_path: Path)
 
     page.goto(team.url + "logout")
     page.get_by_label("username").wait_for(timeout=120_000)
+    team.forget("alice")  # Gradio's sign-out ends every session of alice's, her API client's too
     with page.expect_navigation(timeout=120_000):
         assert submit("nora", ACCOUNTS["nora"][0]) == 200
     page.locator("#account").get_by_text("do not have access to any index yet").wait_for(timeout=120_000)

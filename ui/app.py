@@ -65,7 +65,7 @@ def build_app(index: Path | None = None, settings: Settings | None = None,
 
     def refused_files(user: str | None, endpoint: str, paths: list[str], inputs: list, message: str) -> None:
         index_value = inputs[1] if endpoint == "upload" and len(inputs) > 1 else None
-        h.audit_refusal(user, endpoint, index_value, message, files=paths)
+        h.guard.audit_refusal(user, endpoint, index_value, message, files=paths)
 
     with GuardedBlocks(title="rag-qa", on_refused=refused_files) as demo:
         gr.Markdown("## rag-qa: ask your documents\nAnswers come only from the documents in the chosen index, "

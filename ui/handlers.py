@@ -1,24 +1,24 @@
 """What each UI event does: ask, search, upload, remove, switch or create an index.
 
-Every handler catches its own failures and turns them into a message on the page, so a bad
-question or file never takes the app down.  Answers come from :class:`rag_qa.service.QAService`,
-the same code path as the CLI.
+Every handler runs its work inside :meth:`ui.guard.Guard.event`, the one place that checks the
+signed-in user's access (``gr.Request.username``, set by Gradio's sign-in) through
+:class:`ui.access.Access`, holds one of the user's request slots, writes refusals to the audit
+trail and turns any failure into a message on the page, so a bad question or file never takes
+the app down; what follows the ``with`` block is what the page shows after a refusal or failure.
+Answers come from :class:`rag_qa.service.QAService`, the same code path as the CLI.
 
-With a users file, every handler first asks :class:`ui.access.Access` whether the signed-in user
-(``gr.Request.username``, set by Gradio's sign-in) may do this on this index, so a refusal holds for
-the HTTP API as much as for the page; a refused request changes nothing and gets a clear message.
+A refusal holds for the HTTP API as much as for the page, changes nothing and gets a clear message.
 The other fields of a request are checked on the server too: the reader must be one the operator
 offers (:class:`ui.readers.OfferedReaders`: a typed spec never reaches the reader registry), the
 mode and top-k must be valid (:mod:`ui.validation`).  Uploads, removals, index creation and every
-refusal are written to the audit trail: the index's own log, or the server's log when the request
-named no index on offer.
+refusal are written to the audit trail.  Copies of uploads that have no use left are deleted by
+:mod:`ui.discard`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
-import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 from typing import Any
@@ -30,36 +30,25 @@ from ingest.pipeline import ingest_paths, remove_sources
 from rag_qa.service import EmptyQuestionError, QAService
 from rag_qa.store import IndexNotFoundError, IndexStoreError, index_exists
 from rag_qa.types import Answer
-from ui import audit, render
+from ui import render
 from ui.access import NO_INDEX_HINT, Access, AccessDenied
 from ui.conversation import plain_history
+from ui.discard import discard_stored_uploads, gradio_copies_discarded
+from ui.guard import Event, Guard, user_of
 from ui.indexes import IndexCatalog, sanitise_index_name
-from ui.limits import QuestionTooLong, TooManyRequests, UserSlots, question_too_long
+from ui.limits import QuestionTooLong, UserSlots, check_length
 from ui.permissions import Action, Role, role_on
 from ui.readers import OfferedReaders
 from ui.sources import source_label, source_labels
-from ui.uploads import discard_gradio_copies, save_uploads, uploaded_copy
-from ui.validation import RequestRefused, check_mode, check_top_k
+from ui.uploads import save_uploads
+from ui.validation import check_mode, check_top_k
 
-log = logging.getLogger("rag_qa.ui")
 History = list[dict[str, Any]]
 IndexView = tuple[dict[str, Any], str, list[list[Any]], dict[str, Any]]
 DocumentsView = tuple[list[list[Any]], dict[str, Any]]
 DOCUMENT_HEADERS = ["Name", "Type", "Pages", "Chunks", "Added", "Source"]
-_REFUSALS = (AccessDenied, TooManyRequests, RequestRefused)
-_AUDITED = (AccessDenied, RequestRefused)  # refusals of what was asked (the per-user cap is load, not intent)
-
-
-def _user_error(exc: BaseException) -> str:
-    """A one-line message for the page; our own errors already say what to do."""
-    text = str(exc).strip() or type(exc).__name__
-    return text if isinstance(exc, ValueError | IndexStoreError | RuntimeError | PermissionError) else (
-        f"{type(exc).__name__}: {text}")
-
-
-def user_of(request: gr.Request | None) -> str | None:
-    """The signed-in user Gradio attached to the request (``None`` without sign-in)."""
-    return getattr(request, "username", None) if request is not None else None
+#: what an upload can run into that is not a bug: a file or index ingestion refuses, a disk or lock problem
+INGEST_ERRORS = (IngestUsageError, IndexStoreError, OSError)
 
 
 class Handlers:
@@ -72,8 +61,7 @@ class Handlers:
         self.max_upload_mb = max_upload_mb
         self.access = access or Access(catalog, None)
         self.readers = readers or OfferedReaders(self.settings)
-        self.slots = UserSlots(self.settings.user_concurrency)
-        self.server_log = self.settings.signin_log  # events that belong to no index
+        self.guard = Guard(self.access, UserSlots(self.settings.user_concurrency), self.settings.signin_log)
 
     def _ready_service(self, index: Path) -> QAService | None:
         """The service for ``index``, or ``None`` when that index has no documents yet."""
@@ -82,31 +70,12 @@ class Handlers:
         service = self.catalog.service(index)
         return service if service.store.chunk_count > 0 else None
 
-    def _audit(self, index: Path | None, user: str | None, action: Action | str, outcome: str, **fields: Any) -> None:
-        """Append one event to ``index``'s audit log (the user is ``None`` when sign-in is off)."""
-        if index is not None:
-            name = action.value if isinstance(action, Action) else action
-            audit.append(audit.index_log(index), audit.event(user, name, outcome, **fields))
-
-    def audit_refusal(self, user: str | None, action: Action | str, index_value: object, detail: str,
-                      server: bool = False, **fields: Any) -> None:
-        """A refusal in the trail: the index's log if the request named an index on offer, else (or when
-        ``server``) the server's log with the index as the request named it (``A/../B``, another team's path)."""
-        name = action.value if isinstance(action, Action) else action
-        index = self.access.known(index_value) if isinstance(index_value, str) and not server else None
-        if index is not None:
-            self._audit(index, user, name, "refused", detail=detail, **fields)
-        else:
-            audit.append(self.server_log, audit.event(user, name, "refused", detail=detail,
-                                                      index=index_value if isinstance(index_value, str) else
-                                                      repr(index_value), **fields))
-
-    def _refused(self, exc: Exception, user: str | None, action: Action, index_value: str | None,
-                 files: list[str] | None = None, **fields: Any) -> str:
-        """Log a refusal of what was asked in the audit trail and return its message."""
-        if isinstance(exc, _AUDITED):
-            self.audit_refusal(user, action, index_value, str(exc), files=files or [], **fields)
-        return str(exc)
+    def _may_open(self, user: str | None, index_value: object) -> Path | None:
+        """The index ``index_value`` names if ``user`` may open it, else ``None``."""
+        try:
+            return self.access.index(user, index_value, Action.LIST)  # type: ignore[arg-type]
+        except AccessDenied:
+            return None
 
     # ------------------------------------------------------------------ Ask
     def ask(self, question: str, history: History | None, reader: str, mode: str, top_k: float,
@@ -119,19 +88,19 @@ class Handlers:
         if not question or not question.strip():
             yield history, {}, question
             return
-        user = user_of(request)
         conversation = plain_history(history)  # the turns before this question, plain text, capped
         history.append({"role": "user", "content": html.escape(question[:self.settings.max_question_chars])})
         label = reader or self.readers.default
-        try:
-            if (too_long := question_too_long(question, self.settings.max_question_chars)) is not None:
-                raise QuestionTooLong(too_long)
+        with self.guard.event(Action.ASK, request, index_value, log_as=f"question failed: {question[:200]!r}",
+                              expected=(IndexNotFoundError, EmptyQuestionError),
+                              reader=label if isinstance(label, str) else repr(label)) as event:
+            check_length(question, self.settings.max_question_chars)
             # every field is checked before anything is opened, loaded or called
             spec, mode, k = self.readers.spec(reader), check_mode(mode), check_top_k(top_k)
-            index = self.access.index(user, index_value, Action.ASK)
-            with self.slots.slot(user):
+            index = event.open()
+            with event.slot():
                 if self.settings.audit_questions:
-                    self._audit(index, user, Action.ASK, "ok", question=question, reader=label)
+                    event.audit("ok", question=question, reader=label)
                 service = self._ready_service(index)
                 if service is None:
                     history.append({"role": "assistant", "content": render.hint_html(render.EMPTY_INDEX_HINT)})
@@ -151,47 +120,38 @@ class Handlers:
                         text += piece
                         history[-1] = {"role": "assistant", "content": render.notice_message(text, "partial")}
                         yield history, {}, ""
-        except (IndexNotFoundError, EmptyQuestionError) as exc:
-            history.append({"role": "assistant", "content": render.hint_html(html.escape(str(exc)))})
-            yield history, {"hint": str(exc)}, ""
-        except (*_REFUSALS, QuestionTooLong) as exc:  # refused before any work: nothing changed
-            message = self._refused(exc, user, Action.ASK, index_value, reader=label if isinstance(label, str)
-                                    else repr(label))
-            history.append({"role": "assistant", "content": render.notice_message(message, "error")})
-            yield history, {"error": message}, question if isinstance(exc, QuestionTooLong) else ""
-        except Exception as exc:  # any failure is shown in the chat; the app stays up
-            log.exception("question failed: %r", question[:200])
-            message = _user_error(exc)
+            return
+        if isinstance(event.error, IndexNotFoundError | EmptyQuestionError):  # a hint, not an error
+            history.append({"role": "assistant", "content": render.hint_html(html.escape(str(event.error)))})
+            yield history, {"hint": str(event.error)}, ""
+            return
+        message = event.message
+        if not event.refused:  # it failed while answering
             if isinstance(label, str) and self.readers.hides_spec(label):  # its error may name the URL
                 message = f"The reader {label!r} failed; the server's log says why."
             if history and history[-1]["role"] == "assistant" and history[-1]["content"] == "…":
                 history.pop()
-            history.append({"role": "assistant", "content": render.notice_message(message, "error")})
-            yield history, {"error": message}, ""
+        history.append({"role": "assistant", "content": render.notice_message(message, "error")})
+        # a question over the limit stays in the box, to be shortened
+        yield history, {"error": message}, question if isinstance(event.error, QuestionTooLong) else ""
 
     # ------------------------------------------------------------------ Search
     def search(self, query: str, mode: str, top_k: float, index_value: str, request: gr.Request | None = None) -> str:
         """Top-k passages as HTML cards, query words marked; hints and errors as HTML too."""
         if not query or not query.strip():
             return render.hint_html("Type a query to search your documents.")
-        user = user_of(request)
-        try:
-            if (too_long := question_too_long(query, self.settings.max_question_chars, "query")) is not None:
-                return render.notice_message(too_long, "error")
+        with self.guard.event(Action.SEARCH, request, index_value, log_as=f"search failed: {query[:200]!r}") as event:
+            check_length(query, self.settings.max_question_chars, "query")
             mode, k = check_mode(mode), check_top_k(top_k)
-            index = self.access.index(user, index_value, Action.SEARCH)
-            with self.slots.slot(user):
+            index = event.open()
+            with event.slot():
                 if self.settings.audit_questions:
-                    self._audit(index, user, Action.SEARCH, "ok", question=query)
+                    event.audit("ok", question=query)
                 service = self._ready_service(index)
                 if service is None:
                     return render.hint_html(render.EMPTY_INDEX_HINT)
                 return render.passages_html(service.search(query, mode=mode, top_k=k), query, self._shown(index))
-        except _REFUSALS as exc:
-            return render.notice_message(self._refused(exc, user, Action.SEARCH, index_value), "error")
-        except Exception as exc:
-            log.exception("search failed: %r", query[:200])
-            return render.notice_message(_user_error(exc), "error")
+        return render.notice_message(event.message, "error")
 
     # ------------------------------------------------------------------ Documents
     def _shown(self, index: Path) -> Callable[[str], str]:
@@ -208,25 +168,28 @@ class Handlers:
 
         return shown
 
+    def _document_rows(self, index: Path | None) -> list[dict[str, Any]]:
+        """The documents of ``index`` as table rows, each keyed by its column (:data:`DOCUMENT_HEADERS`).
+
+        Sources are shown relative to the index or its uploads folder, never as the server's absolute path."""
+        if index is None or not index_exists(index, self.settings):
+            return []
+        docs = list(self.catalog.service(index).store.documents())
+        labels = source_labels([d.source for d in docs], PurePath(index))
+        return [{"Name": render.display_name(d.source), "Type": d.type, "Pages": "" if d.pages is None else d.pages,
+                 "Chunks": d.chunks, "Added": d.added_at, "Source": labels[d.source]} for d in docs]
+
     def documents(self, index: Path | None) -> DocumentsView:
-        """The documents table rows and the remove-dropdown update for ``index`` (already permitted).
+        """The documents table and the remove-dropdown update for ``index`` (already permitted); the remove
+        list names each document as the table's Source column does."""
+        rows = self._document_rows(index)
+        return ([[row[column] for column in DOCUMENT_HEADERS] for row in rows],
+                gr.update(choices=[(row["Source"], row["Source"]) for row in rows], value=None))
 
-        Sources are shown relative to the index or its uploads folder; the remove list names them so too.
-        """
-        docs = list(self.catalog.service(index).store.documents()) if index is not None and index_exists(
-            index, self.settings) else []
-        labels = source_labels([d.source for d in docs], PurePath(index)) if index is not None else {}
-        rows: list[list[Any]] = [[render.display_name(d.source), d.type, d.pages if d.pages is not None else "",
-                                  d.chunks, d.added_at, labels[d.source]] for d in docs]
-        return rows, gr.update(choices=[(r[5], r[5]) for r in rows], value=None)
-
-    def _kept(self, user: str | None, index_value: str | None) -> DocumentsView:
-        """The documents view after a refused upload or removal: the table as the page had it (the index's
-        documents, if the user may see that index at all), never emptied because of the refusal."""
-        try:
-            return self.documents(self.access.index(user, index_value, Action.LIST))
-        except AccessDenied:
-            return self.documents(None)
+    def _documents_as_they_were(self, user: str | None, index_value: object) -> DocumentsView:
+        """The documents view after a refused or failed upload or removal: the table as the page had it (the
+        index's documents, if the user may see that index at all), never emptied because of the refusal."""
+        return self.documents(self._may_open(user, index_value))
 
     def _held(self, index: Path) -> dict[str, str]:
         """The documents ``index`` holds: their label and their absolute source, each to its source."""
@@ -242,26 +205,21 @@ class Handlers:
         """Store the uploads under sanitised names in ``<index>/uploads/`` and ingest them with progress.
 
         Gradio's own copies of the files are deleted afterwards, whatever the outcome."""
-        user = user_of(request)
-        names = [Path(f).name for f in files or []]
-        try:
-            try:
-                index = self.access.index(user, index_value, Action.UPLOAD)
-            except AccessDenied as exc:
-                return render.notice_message(self._refused(exc, user, Action.UPLOAD, index_value, names), "error"), \
-                    *self._kept(user, index_value)
+        with gradio_copies_discarded(files), self.guard.event(
+                Action.UPLOAD, request, index_value, log_as="ingest failed", expected=INGEST_ERRORS,
+                audit_failures=True, files=[Path(f).name for f in files or []]) as event:
+            index = event.open()
             if not files:
                 return render.hint_html("Choose or drop files to upload."), *self.documents(index)
-            try:
-                with self.slots.slot(user):
-                    status = self._ingest(list(files), index, user, progress)
-            except TooManyRequests as exc:
-                status = render.notice_message(str(exc), "error")
+            with event.slot():
+                status = self._ingest(list(files), event, progress)
             return status, *self.documents(index)
-        finally:
-            discard_gradio_copies(files)
+        return render.notice_message(event.message, "error"), *self._documents_as_they_were(event.user, index_value)
 
-    def _ingest(self, files: list[str], index: Path, user: str | None, progress: gr.Progress) -> str:
+    def _ingest(self, files: list[str], event: Event, progress: gr.Progress) -> str:
+        """Store and ingest ``files`` into the event's index; the upload report, written to the trail too."""
+        index = event.opened
+        assert index is not None
         progress(0.0, desc="saving uploads")
         saved = save_uploads(files, index, self.max_upload_mb)
         failed = list(saved.failed)
@@ -270,74 +228,58 @@ class Handlers:
         unchanged: list[str] = []
         skipped: list[str] = []
         notes: list[dict[str, str]] = []
-        try:
-            if saved.saved:
-                def report_progress(done: int, total: int, desc: str) -> None:
-                    progress(done / total if total > 0 else 1.0, desc=desc)
+        if saved.saved:
+            def report_progress(done: int, total: int, desc: str) -> None:
+                progress(done / total if total > 0 else 1.0, desc=desc)
 
-                report = ingest_paths(saved.saved, index, settings=self.settings, progress=report_progress)
-                failed += report.failed
-                added, updated, unchanged, skipped = report.added, report.updated, report.unchanged, report.skipped
-                notes = report.file_notes
-                for item in report.failed:  # a stored upload that could not be indexed is not kept
-                    copy = uploaded_copy(item["path"], index)
-                    if copy is not None:
-                        copy.unlink(missing_ok=True)
-        except Exception as exc:
-            if not isinstance(exc, IngestUsageError | IndexStoreError | OSError):
-                log.exception("ingest failed")
-            self._audit(index, user, Action.UPLOAD, "failed", files=[Path(f).name for f in files],
-                        detail=_user_error(exc))
-            return render.notice_message(_user_error(exc), "error")
+            report = ingest_paths(saved.saved, index, settings=self.settings, progress=report_progress)
+            failed += report.failed
+            added, updated, unchanged, skipped = report.added, report.updated, report.unchanged, report.skipped
+            notes = report.file_notes
+            discard_stored_uploads([item["path"] for item in report.failed], index)  # not indexed: not kept
         names = [render.display_name(str(p)) for p in added + updated + unchanged]
         # skipped: mail attachments of types that are not read, named in the trail as on the page
-        self._audit(index, user, Action.UPLOAD, "failed" if failed and not names else "ok", files=names,
+        event.audit("failed" if failed and not names else "ok", files=names,
                     detail="; ".join(f"{render.display_name(f['path'])}: {f['error']}" for f in failed),
                     skipped=[render.display_name(p) for p in skipped] or None)
-        rows, _ = self.documents(index)
-        return render.upload_report_html(added, updated, unchanged, failed, len(rows), sum(int(r[3]) for r in rows),
-                                         skipped, notes)
+        rows = self._document_rows(index)
+        return render.upload_report_html(added, updated, unchanged, failed, len(rows),
+                                         sum(int(row["Chunks"]) for row in rows), skipped, notes)
 
     def remove(self, source: str | None, index_value: str, request: gr.Request | None = None,
                progress: gr.Progress = gr.Progress()) -> tuple[str, list[list[Any]], dict[str, Any]]:  # noqa: B008
         """Drop one document from the index (and its stored upload, if it was uploaded here).
 
         ``source`` is the document as the remove list names it (relative to the index), or its absolute path."""
-        user = user_of(request)
-        try:
-            index = self.access.index(user, index_value, Action.REMOVE)
-        except AccessDenied as exc:
-            names = [render.display_name(source)] if isinstance(source, str) and source else []
-            return render.notice_message(self._refused(exc, user, Action.REMOVE, index_value, names), "error"), \
-                *self._kept(user, index_value)
-        if not source or not isinstance(source, str):
-            return render.hint_html("Pick a document to remove."), *self.documents(index)
-        name = render.display_name(source)
-        try:
-            with self.slots.slot(user):
-                held = self._held(index)
-                target = held.get(source) or held.get(str(Path(source).expanduser().resolve()))
-                if target is None:
-                    # one document of this index, never a folder: remove_sources would take everything under
-                    # a path such as the index's uploads folder or "/", in one request the trail names as one
-                    self._audit(index, user, Action.REMOVE, "not-found", files=[name])
-                    return render.hint_html(html.escape(f"{name} was not in the index.")), *self.documents(index)
-                progress(0.0, desc="removing")
-                report = remove_sources([target], index, settings=self.settings)
-                copy = uploaded_copy(target, index)
-                if copy is not None:
-                    copy.unlink(missing_ok=True)
-            removed = [render.display_name(s) for s in report.removed]  # a mail goes with its attachments
-            message = f"Removed {', '.join(removed)}." if removed else f"{name} was not in the index."
-            self._audit(index, user, Action.REMOVE, "ok" if removed else "not-found", files=removed or [name])
-            status = render.hint_html(html.escape(message))
-        except TooManyRequests as exc:
-            status = render.notice_message(str(exc), "error")
-        except Exception as exc:
-            log.exception("remove failed: %s", source)
-            self._audit(index, user, Action.REMOVE, "failed", files=[name], detail=_user_error(exc))
-            status = render.notice_message(_user_error(exc), "error")
-        return status, *self.documents(index)
+        name = render.display_name(source) if isinstance(source, str) and source else None
+        with self.guard.event(Action.REMOVE, request, index_value, log_as=f"remove failed: {source}",
+                              audit_failures=True, files=[name] if name else []) as event:
+            index = event.open()
+            if not isinstance(source, str) or name is None:
+                return render.hint_html("Pick a document to remove."), *self.documents(index)
+            with event.slot():
+                status = self._remove(source, name, event, progress)
+            return status, *self.documents(index)
+        return render.notice_message(event.message, "error"), *self._documents_as_they_were(event.user, index_value)
+
+    def _remove(self, source: str, name: str, event: Event, progress: gr.Progress) -> str:
+        """Remove the one document ``source`` names from the event's index; the message, written to the trail."""
+        index = event.opened
+        assert index is not None
+        held = self._held(index)
+        target = held.get(source) or held.get(str(Path(source).expanduser().resolve()))
+        if target is None:
+            # one document of this index, never a folder: remove_sources would take everything under
+            # a path such as the index's uploads folder or "/", in one request the trail names as one
+            event.audit("not-found", files=[name])
+            return render.hint_html(html.escape(f"{name} was not in the index."))
+        progress(0.0, desc="removing")
+        report = remove_sources([target], index, settings=self.settings)
+        discard_stored_uploads([target], index)
+        removed = [render.display_name(s) for s in report.removed]  # a mail goes with its attachments
+        event.audit("ok" if removed else "not-found", files=removed or [name])
+        return render.hint_html(html.escape(f"Removed {', '.join(removed)}." if removed else
+                                            f"{name} was not in the index."))
 
     # ------------------------------------------------------------------ Indexes
     def _role(self, user: str | None, index: Path | None) -> Role | None:
@@ -350,10 +292,7 @@ class Handlers:
         if user is None:
             return ""
         text = f"Signed in as <b>{html.escape(user)}</b>"
-        try:
-            index: Path | None = self.access.index(user, index_value, Action.LIST) if index_value else None
-        except AccessDenied:
-            index = None
+        index = self._may_open(user, index_value) if index_value else None
         role = self._role(user, index)
         if role is not None and index is not None:
             text += (f' · <span class="account-role">{role.value}</span> of '
@@ -370,10 +309,7 @@ class Handlers:
         if not self.access.enabled:
             return gr.update(), gr.update(visible=True), gr.update(visible=True), gr.update(visible=True)
         user = user_of(request)
-        try:
-            index: Path | None = self.access.index(user, index_value, Action.LIST) if index_value else None
-        except AccessDenied:
-            index = None
+        index = self._may_open(user, index_value) if index_value else None
         role = self._role(user, index)
         edits = role is not None and role.rank >= Role.EDITOR.rank
         creates = any(r is Role.ADMIN for r in self.access.roles(user).values())
@@ -401,34 +337,29 @@ class Handlers:
     def open_index(self, index_value: str | None, request: gr.Request | None = None) -> IndexView:
         """Switch to an index from the dropdown (on page load: the first one the user may open)."""
         user = user_of(request)
-        try:
-            index = self.access.index(user, index_value, Action.LIST)
-        except AccessDenied as exc:
+        if not index_value and self.access.enabled:  # page load: the first index this user may open, if any
             choices = self.access.choices(user)
-            if index_value or not choices:  # an explicit, refused choice is said so; none at all is the empty state
-                if index_value:  # choosing an index is not acting on it: the server's log records the try
-                    self.audit_refusal(user, "open-index", index_value, str(exc), server=True)
-                view = self._index_view(user, Path(choices[0][1]) if choices else None, "")
-                return view[0], render.notice_message(str(exc), "error" if index_value else "hint"), *view[2:]
-            index = Path(choices[0][1])
-        return self._index_view(user, index, f"Using index {html.escape(self._label(user, index))}.")
+            if not choices:  # no index at all: the empty state, not an error
+                return self._index_view(user, None, "")
+            index_value = choices[0][1]
+        # choosing an index is not acting on it: the server's log records a refused choice
+        with self.guard.event(Action.LIST, request, index_value, log_as=f"opening index failed: {index_value!r}",
+                              audit_as="open-index", server=True) as event:
+            index = event.open()
+            return self._index_view(user, index, f"Using index {html.escape(self._label(user, index))}.")
+        choices = self.access.choices(user)  # what the user may open instead, and why not this one
+        view = self._index_view(user, Path(choices[0][1]) if choices else None, "")
+        return view[0], render.notice_message(event.message, "error"), *view[2:]
 
     def create_index(self, name: str, index_value: str | None, request: gr.Request | None = None) -> IndexView:
         """Create an empty index folder under the indexes root and switch to it."""
-        user = user_of(request)
-        try:
-            self.access.check_create(user, name)
+        wanted = sanitise_index_name(name) if isinstance(name, str) else ""
+        new = str(self.catalog.root / wanted) if wanted else name  # as a refusal names it in the trail
+        with self.guard.event(Action.CREATE, request, new, log_as=f"creating index failed: {name!r}",
+                              expected=(ValueError, OSError), name=name) as event:
+            self.access.check_create(event.user, name)
             index = self.catalog.create(name)
-        except (ValueError, OSError, AccessDenied) as exc:
-            if isinstance(exc, AccessDenied):
-                wanted = sanitise_index_name(name) if isinstance(name, str) else ""
-                self.audit_refusal(user, Action.CREATE, str(self.catalog.root / wanted) if wanted else name,
-                                   str(exc), name=name)
-            try:
-                current = self.access.index(user, index_value, Action.LIST)
-            except AccessDenied:
-                current = None
-            view = self._index_view(user, current, "")
-            return view[0], render.notice_message(_user_error(exc), "error"), view[2], view[3]
-        self._audit(index, user, Action.CREATE, "ok")
-        return self._index_view(user, index, f"Created index {html.escape(self._label(user, index))}.")
+            event.audit("ok", index)
+            return self._index_view(event.user, index, f"Created index {html.escape(self._label(event.user, index))}.")
+        view = self._index_view(event.user, self._may_open(event.user, index_value), "")
+        return view[0], render.notice_message(event.message, "error"), view[2], view[3]

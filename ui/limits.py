@@ -30,6 +30,12 @@ def question_too_long(text: str, max_chars: int, what: str = "question") -> str 
             f"Shorten it and try again.")
 
 
+def check_length(text: str, max_chars: int, what: str = "question") -> None:
+    """:class:`QuestionTooLong` when ``text`` is over ``max_chars`` characters (see :func:`question_too_long`)."""
+    if (too_long := question_too_long(text, max_chars, what)) is not None:
+        raise QuestionTooLong(too_long)
+
+
 class UserSlots:
     """At most ``per_user`` requests running for each user name; ``None`` (no sign-in) is not capped."""
 

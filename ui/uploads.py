@@ -4,12 +4,12 @@ The allowed types are the ones ingestion reads (:data:`ingest.loaders.SUPPORTED_
 
 Uploads land in ``<index>/uploads/`` under a sanitised base name, so a name like
 ``../../etc/passwd`` can never write outside that folder.  Files that fail a check are
-reported (name + reason) and the others still go in.
+reported (name + reason) and the others still go in.  Deleting copies that have no use left (a stored
+upload whose document is not in the index, Gradio's temporary copy) is :mod:`ui.discard`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 import unicodedata
@@ -90,39 +90,8 @@ def save_uploads(paths: list[str | Path], index_dir: Path, max_mb: float) -> Sav
     return result
 
 
-def uploaded_copy(source: str, index_dir: Path) -> Path | None:
-    """The stored upload behind an indexed ``source``, if it lives in this index's uploads folder."""
-    path = Path(source)
-    folder = (index_dir / UPLOADS_DIR).resolve()
-    return path if path.parent == folder and path.is_file() else None
-
-
 def gradio_upload_folder() -> Path:
     """Where Gradio keeps the files a browser or client uploads (``GRADIO_TEMP_DIR``), resolved."""
     from gradio.utils import get_upload_folder
 
     return Path(get_upload_folder()).resolve()
-
-
-def discard_gradio_copies(paths: list[str | Path] | None) -> None:
-    """Delete Gradio's own copies of uploaded files (and the folder Gradio made for each, once empty).
-
-    Gradio keeps every upload in its temporary folder, served at ``/gradio_api/file=`` to anyone who
-    knows the path, until the server stops.  Once an upload is stored in the index (or refused) that
-    copy has no use left.  Only paths inside Gradio's upload folder are touched, nothing else.
-    """
-    if not paths:
-        return
-    folder = gradio_upload_folder()
-    for raw in paths:
-        path = Path(raw).resolve()
-        if not path.is_relative_to(folder) or path == folder:
-            continue
-        if not path.is_file():
-            continue
-        with contextlib.suppress(OSError):
-            path.unlink()
-        parent = path.parent
-        if parent != folder and parent.is_relative_to(folder):
-            with contextlib.suppress(OSError):  # not empty: another upload of the same content is there
-                parent.rmdir()
