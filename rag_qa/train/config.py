@@ -130,7 +130,9 @@ class TrainConfig:
     attention_dropout: float | None = option(
         "attention dropout while training (0 lets PyTorch use fused attention, 2.7x faster per step on CPU); "
         "-1 keeps the checkpoint's value", 0.0, negative_is_none=True)
-    threads: int | None = option("torch threads (default: all usable cores)", None, reproduce=False)
+    threads: int | None = option("torch threads (default: all usable cores while the machine is otherwise idle, "
+                                  "else 1: two processes each running 2 threads on 2 cores run 3-7x slower)", None,
+                                  reproduce=False)
     feature_cache: str | None = option("directory for tokenised features reused across runs ('none' to turn off; "
                                        "default: the cache folder)", None, reproduce=False)
     distractor_file: str | None = option("precomputed distractor choices (from `python -m rag_qa.train.gpu pack`) "

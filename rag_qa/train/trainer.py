@@ -29,7 +29,7 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, TrainerCa
 from rag_qa.hardware import pick_precision
 from rag_qa.models import ModelSpec, resolve_model
 from rag_qa.spans import model_inputs
-from rag_qa.train.callbacks import Budget, WallClock
+from rag_qa.train.callbacks import Budget, ShareCores, WallClock
 from rag_qa.train.config import TrainConfig
 from rag_qa.train.data import add_teacher_targets, augmented_counts, load_data, load_train_features
 from rag_qa.train.features import TrainFeatures, eval_windows
@@ -40,7 +40,8 @@ from rag_qa.train.outputs import cumulative, save_model, write_outputs
 def train(cfg: TrainConfig, progress: bool = True, callbacks: Sequence[TrainerCallback] = ()) -> dict:
     """Run one fine-tuning job end to end; returns the summary written to ``output/metrics.json``."""
     t0 = time.time()
-    torch.set_num_threads(cfg.threads or len(os.sched_getaffinity(0)))
+    cores = len(os.sched_getaffinity(0))
+    torch.set_num_threads(cfg.threads or cores)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     base, tokenizer, model = _load_base(cfg)
@@ -73,7 +74,7 @@ def train(cfg: TrainConfig, progress: bool = True, callbacks: Sequence[TrainerCa
         eval_wins=wins,
         qa_config=cfg,
         group_lengths=feats.group_lengths() if cfg.length_grouping else None,
-        callbacks=[*callbacks, EvalPrinter(), clock, budget],
+        callbacks=[*callbacks, EvalPrinter(), clock, budget, *([] if cfg.threads else [ShareCores(cores)])],
     )
     trainer.train(resume_from_checkpoint=True if resume else None)
     final = {} if budget.stopped else trainer.evaluate()
