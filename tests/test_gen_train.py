@@ -149,6 +149,33 @@ def test_a_tiny_run_writes_an_adapter_that_loads_and_answers(tmp_path: Path, ggu
                          [make_passage("The Eiffel Tower was completed in 1889.")])
     assert answer.reader.startswith("generative:") and isinstance(answer.answer, str)
 
+    # a later run goes on from these weights (--init-adapter), not from fresh LoRA matrices
+    import torch
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    saved = load_file(out / "adapter_model.safetensors")
+    started: dict[str, torch.Tensor] = {}
+
+    class AtStart(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            started.update({k: v.detach().clone() for k, v in model.named_parameters() if "lora_B" in k})
+
+    more = tmp_path / "more"
+    again = train_generative(GenConfig(
+        train=str(TRAIN), eval=str(DEV), output=str(more), max_steps=1, batch_size=1, lora_r=4, seed=43,
+        init_adapter=str(out), final_eval_examples=0, eval_loss_examples=2, eval_steps=1, save_steps=1,
+        feature_cache=str(tmp_path / "cache")), progress=False, callbacks=[AtStart()])
+    b_name = next(k for k in saved if "lora_B" in k)  # fresh lora_B matrices are zeros
+    here = next(v for k, v in started.items() if k.replace(".default", "") == b_name)
+    assert saved[b_name].abs().sum() > 0 and torch.equal(here, saved[b_name].float())
+    assert (again["prompts_seen_total"], again["runs"]) == (3, 2)
+    assert "all runs together | 3 prompts, 2 runs" in (more / "README.md").read_text()
+    with pytest.raises(ValueError, match="rank 4 .* this run is base smollm2, rank 8"):
+        train_generative(GenConfig(train=str(TRAIN), eval=str(DEV), output=str(tmp_path / "bad"), max_steps=1,
+                                   lora_r=8, init_adapter=str(out), feature_cache=str(tmp_path / "cache")),
+                         progress=False)
+
 
 def make_passage(text: str):
     from rag_qa.types import Passage

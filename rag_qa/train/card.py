@@ -126,6 +126,17 @@ def _generative_eval_table(final: dict | None) -> str:
     return "| dev evaluation | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
 
 
+def _lineage(summary: dict) -> str:
+    """The card rows for an adapter that continued an earlier one (``--init-adapter``); empty otherwise."""
+    earlier = summary.get("continues")
+    if not earlier:
+        return ""
+    return (f"| continued from | `{earlier['adapter']}` ({earlier['prompts_seen_total']:,} prompts, "
+            f"{earlier['runs']} run(s), {earlier['seconds_total'] / 3600:.1f} h) |\n"
+            f"| all runs together | {summary['prompts_seen_total']:,} prompts, {summary['runs']} runs, "
+            f"{summary['seconds_total'] / 3600:.1f} h |\n")
+
+
 def write_generative_card(out: Path, summary: dict, defaults: dict) -> None:
     """README.md for a LoRA adapter trained by `rag_qa train generative`."""
     cfg = summary["config"]
@@ -153,7 +164,7 @@ the base weights at load time (`--reader generative`).
 | base model | `{summary['base']}`: {summary['base_source']} |
 | training data | {data} |
 | this run read | {summary['prompts_seen']:,} prompts in {summary['global_steps']:,} steps |
-| dev data | `{Path(cfg['eval']).name}` |
+{_lineage(summary)}| dev data | `{Path(cfg['eval']).name}` |
 | hardware | {summary['hardware']}, {summary['precision']} |
 | training time | {summary['seconds'] / 60:.1f} min |
 

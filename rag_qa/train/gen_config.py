@@ -43,6 +43,9 @@ class GenConfig:
     max_passage_words: int = option("passages cut to whole sentences of at most this many words", MAX_PASSAGE_WORDS)
     max_train_examples: int | None = option("random subset of the training questions", None)
     seed: int = option("seed for data order, distractors and LoRA init", 42)
+    init_adapter: str | None = option("start from the LoRA adapter in this folder (same base, rank and target "
+                                      "modules) instead of fresh matrices; give it another --seed so that this run "
+                                      "draws other prompts", None)
     eval_steps: int = option("evaluate (teacher-forced loss on dev prompts) every N steps", 100)
     eval_loss_examples: int = option("dev prompts in that loss", 100)
     final_eval_examples: int = option("dev questions answered by generation at the end (0: skip); each is also "

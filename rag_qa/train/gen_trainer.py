@@ -262,6 +262,7 @@ def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[
     model = get_peft_model(model, LoraConfig(
         task_type=TaskType.CAUSAL_LM, r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
         target_modules=[m.strip() for m in cfg.lora_targets.split(",") if m.strip()]))
+    earlier = continue_from(model, cfg) if cfg.init_adapter else None
     precision = pick_precision(cfg.precision)
     checkpoints = out / "checkpoints"
     resume = cfg.resume and any(checkpoints.glob("checkpoint-*"))
@@ -302,6 +303,12 @@ def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[
         "hardware": torch.cuda.get_device_name(0) if torch.cuda.is_available()
         else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
         "seconds": round(seconds, 1),
+        # every run behind these weights, this one included (an --init-adapter chain adds up)
+        "prompts_seen_total": state.global_step * cfg.batch_size * cfg.grad_accum
+        + (earlier["prompts_seen_total"] if earlier else 0),
+        "seconds_total": round(seconds + (earlier["seconds_total"] if earlier else 0.0), 1),
+        "runs": 1 + (earlier["runs"] if earlier else 0),
+        "continues": earlier,
         "config": asdict(cfg),
         "log_history": state.log_history,
     }
@@ -314,6 +321,34 @@ def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[
         summary["final_eval"] = final_evaluation(trainer.model.merge_and_unload(), tokenizer, cfg, progress)
     write_outputs(out, summary)
     return summary
+
+
+def continue_from(model: Any, cfg: GenConfig) -> dict[str, Any]:
+    """Loads ``cfg.init_adapter``'s LoRA weights into ``model``'s fresh ones, so that a long run can go on
+    across sessions from committed weights rather than a checkpoint left on one machine.  Returns what
+    that adapter's metrics.json says it took (for the card's totals)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    folder = Path(cfg.init_adapter or "")
+    config_file, weights = folder / "adapter_config.json", folder / "adapter_model.safetensors"
+    if not config_file.is_file() or not weights.is_file():
+        raise FileNotFoundError(f"--init-adapter {folder}: no adapter_config.json + adapter_model.safetensors there")
+    config = json.loads(config_file.read_text())
+    targets = sorted(m.strip() for m in cfg.lora_targets.split(",") if m.strip())
+    have = (config.get("base_model_name_or_path"), config.get("r"), sorted(config.get("target_modules") or []))
+    if have != (cfg.base, cfg.lora_r, targets):
+        raise ValueError(f"--init-adapter {folder}: base {have[0]}, rank {have[1]} on {','.join(have[2])}; this run "
+                         f"is base {cfg.base}, rank {cfg.lora_r} on {','.join(targets)}")
+    state = {k: v.float() for k, v in load_file(weights).items()}  # saved in fp16, trained in fp32
+    loaded = set_peft_model_state_dict(model, state)
+    if loaded.unexpected_keys:
+        raise ValueError(f"--init-adapter {folder}: weights this model has no place for: {loaded.unexpected_keys[:3]}")
+    metrics_file = folder / "metrics.json"
+    earlier = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    return {"adapter": str(folder), "runs": int(earlier.get("runs", 1)),
+            "prompts_seen_total": int(earlier.get("prompts_seen_total", earlier.get("prompts_seen", 0))),
+            "seconds_total": float(earlier.get("seconds_total", earlier.get("seconds", 0.0)))}
 
 
 def save_adapter(model: Any, out: Path, base: str) -> None:
