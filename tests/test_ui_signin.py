@@ -604,10 +604,14 @@ def test_two_users_chatting_at_once_never_see_each_others_conversation(team: Tea
         alice, bob = pool.map(converse, ["alice", "bob"])
     assert "Rollo" in alice["searched_for"] and "Baran" not in alice["searched_for"], alice
     assert "Baran" in bob["searched_for"] and "Rollo" not in bob["searched_for"], bob
-    # a plain-text history from a script works too, and it is only ever the caller's own
+    # a history a script writes itself works too (in Gradio's message format, the one /ask returns: Gradio 6
+    # refuses a bare string as content before any handler runs), and it is only ever the caller's own
+    def text(words: str) -> list[dict]:
+        return [{"type": "text", "text": words}]
+
     _, plain, _ = team.client("rita").predict(
-        "What did he do?", [{"role": "user", "content": "Who was the Norse leader?"},
-                            {"role": "assistant", "content": "Rollo"}], "extractive", "hybrid", 3,
+        "What did he do?", [{"role": "user", "content": text("Who was the Norse leader?")},
+                            {"role": "assistant", "content": text("Rollo")}], "extractive", "hybrid", 3,
         team.index("alpha"), api_name="/ask")
     assert "Rollo" in plain["searched_for"]
 
