@@ -181,3 +181,23 @@ def make_passage(text: str):
     from rag_qa.types import Passage
 
     return Passage(text, "eiffel.txt", None, 0, len(text))
+
+
+def test_the_ablation_table_goes_into_the_card_once(tmp_path: Path) -> None:
+    """benchmarks/gen_ablation.py --card: the section is replaced on a rerun, the rest of the card kept."""
+    from conftest import load_benchmark
+
+    ablation = load_benchmark("gen_ablation")
+    final = {k: 10.0 for k in ablation.COLUMNS}
+    for name, f1 in (("smollm2", 39.0), ("gemma3", 31.5)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({
+            "base": name, "global_steps": 100, "prompts_seen": 400, "seconds": 800.0, "hardware": "CPU",
+            "final_eval": {**final, "f1": f1}}))
+    card = tmp_path / "README.md"
+    card.write_text("# adapter\n\nintro\n\n## Hyperparameters\n\nlr\n")
+    for _ in range(2):
+        assert ablation.main([str(tmp_path / "smollm2"), str(tmp_path / "gemma3"), "--card", str(card)]) == 0
+    text = card.read_text()
+    assert text.count("## Base-model ablation") == 1 and text.count("## Hyperparameters") == 1
+    assert "| smollm2 | 100 x 4 | 2.00 | 10.0 | 39.0 |" in text and "| gemma3 | 100 x 4 | 2.00 | 10.0 | 31.5 |" in text
