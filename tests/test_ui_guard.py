@@ -14,16 +14,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from ui_server import team_handlers
 
 from rag_qa.config import Settings
 from ui import audit
-from ui.access import Access
 from ui.discard import discard_gradio_copies, discard_stored_uploads
 from ui.handlers import Handlers
-from ui.indexes import IndexCatalog
-from ui.users_file import User, UsersStore, parse_roles, save_users
 
-NOT_A_REAL_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
 READER = SimpleNamespace(username="rita")  # a reader of ``team``: may ask and search, not change it
 
 
@@ -33,14 +30,7 @@ def no_progress(*_: Any, **__: Any) -> None:
 
 @pytest.fixture
 def team(tmp_path: Path) -> tuple[Handlers, Path]:
-    root = (tmp_path / "indexes").resolve()
-    index = root / "team"
-    index.mkdir(parents=True)
-    users_file = tmp_path / "users.json"
-    save_users(users_file, {"rita": User("rita", NOT_A_REAL_HASH, parse_roles(["team=reader"]))})
-    settings = Settings(signin_log=tmp_path / "sign-ins.jsonl")
-    catalog = IndexCatalog(root, index, settings)
-    return Handlers(catalog, settings.max_upload_mb, Access(catalog, UsersStore(users_file).load())), index
+    return team_handlers(tmp_path, "rita", "reader", Settings(signin_log=tmp_path / "sign-ins.jsonl"))
 
 
 def test_every_refusal_is_one_line_in_the_trail_in_the_same_shape(team: tuple[Handlers, Path],

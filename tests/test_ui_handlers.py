@@ -13,18 +13,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from ui_server import team_handlers
 
 from rag_qa.config import Settings
 from ui import audit
-from ui.access import Access
 from ui.handlers import Handlers
-from ui.indexes import IndexCatalog
-from ui.users_file import User, UsersStore, parse_roles, save_users
 
 pytestmark = pytest.mark.slow  # each test ingests a small mail (the embedding model loads)
 
-# never checked here (no one signs in: the handlers get the user name as Gradio would attach it)
-NOT_A_REAL_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
 EDITOR = SimpleNamespace(username="ed")  # what Handlers reads from gr.Request
 MAIL = "notes.eml"
 
@@ -36,14 +32,7 @@ def no_progress(*_: Any, **__: Any) -> None:
 @pytest.fixture
 def team(tmp_path: Path) -> tuple[Handlers, Path]:
     """Handlers over ``indexes/team``, where ``ed`` is an editor; mails are read for 2 attachments at most."""
-    root = (tmp_path / "indexes").resolve()
-    index = root / "team"
-    index.mkdir(parents=True)
-    users_file = tmp_path / "users.json"
-    save_users(users_file, {"ed": User("ed", NOT_A_REAL_HASH, parse_roles(["team=editor"]))})
-    settings = Settings(max_attachments=2)
-    catalog = IndexCatalog(root, index, settings)
-    return Handlers(catalog, settings.max_upload_mb, Access(catalog, UsersStore(users_file).load())), index
+    return team_handlers(tmp_path, "ed", "editor", Settings(max_attachments=2))
 
 
 def write_mail(path: Path) -> Path:

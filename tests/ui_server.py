@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import gradio as gr
 
     from rag_qa.config import Settings
+    from ui.handlers import Handlers
     from ui.users_file import UsersStore
 
 
@@ -118,3 +119,23 @@ def app_process(index: Path, cwd: Path, env: dict[str, str], *args: str, timeout
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# never checked (no one signs in: handlers called directly get the user name as Gradio would attach it)
+NOT_A_REAL_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+
+
+def team_handlers(tmp_path: Path, user: str, role: str, settings: Settings) -> tuple[Handlers, Path]:
+    """The app's ``Handlers`` over a new empty index ``indexes/team`` where ``user`` has ``role``; no server."""
+    from ui.access import Access
+    from ui.handlers import Handlers
+    from ui.indexes import IndexCatalog
+    from ui.users_file import User, UsersStore, parse_roles, save_users
+
+    root = (tmp_path / "indexes").resolve()
+    index = root / "team"
+    index.mkdir(parents=True)
+    users_file = tmp_path / "users.json"
+    save_users(users_file, {user: User(user, NOT_A_REAL_HASH, parse_roles([f"team={role}"]))})
+    catalog = IndexCatalog(root, index, settings)
+    return Handlers(catalog, settings.max_upload_mb, Access(catalog, UsersStore(users_file).load())), index
