@@ -5,7 +5,7 @@ and the generation scores on the shared dev questions.  Prints a Markdown table 
 the README) and writes the rows as JSON.
 
     python benchmarks/gen_ablation.py runs/gen-ablation/smollm2 runs/gen-ablation/gemma3 \
-        [--out benchmarks/results/gen_ablation.json] [--card models/smollm2-squad-lora/README.md]
+        [--out benchmarks/results/gen_ablation.json] [--card models/gemma3-squad-lora/README.md]
 
 ``--card`` writes the table into a model card as its "Base-model ablation" section (replacing an
 earlier one), since the card is where a reader of the adapter looks for why this base.

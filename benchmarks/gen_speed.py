@@ -1,6 +1,6 @@
 """How fast the offline generative reader answers: prefill and decode apart, per arithmetic and trimming.
 
-    .venv/bin/python benchmarks/gen_speed.py [--limit 30] [--adapter models/smollm2-squad-lora] \
+    .venv/bin/python benchmarks/gen_speed.py [--limit 30] [--adapter models/gemma3-squad-lora] \
         [--precisions fp32,bf16,int8] [--words 0,80] [--json]
 
 For each weight arithmetic (fp32; bf16; int8 = dynamic quantisation of the linear layers) the
@@ -33,7 +33,7 @@ set_offline_defaults()
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "squad" / "dev-v1.1-public.json"
-DEFAULT_ADAPTER = REPO / "models" / "smollm2-squad-lora"
+DEFAULT_ADAPTER = REPO / "models" / "gemma3-squad-lora"
 
 
 def _p(values: list[float], q: float) -> float:

@@ -1,12 +1,13 @@
 """The generative reader, measured: prompt formats x models on the same SQuAD dev questions.
 
-    .venv/bin/python benchmarks/generative.py [--limit 100] [--models smollm2,tuned] \
-        [--styles terse,few-shot,cot,quote] [--adapter models/smollm2-squad-lora] [--json]
+    .venv/bin/python benchmarks/generative.py [--limit 100] [--models base,tuned,smollm2] \
+        [--styles terse,few-shot,cot,quote] [--adapter models/gemma3-squad-lora] [--json]
 
 Every question is asked twice: with its gold paragraph and two same-article BM25 distractors in a
 seeded order, and with the gold paragraph removed (``rag_qa.train.gen_data.dev_eval_items``, the
-items the training run's own evaluation uses).  For each model (``smollm2``: the base as released;
-``tuned``: the base with our LoRA adapter merged) and each prompt format
+items the training run's own evaluation uses).  For each model (``base``: the adapter's base as released,
+Gemma 3 270M; ``tuned``: that base with our LoRA adapter merged; ``smollm2``: SmolLM2-135M-Instruct)
+and each prompt format
 (:data:`rag_qa.readers.prompting.PROMPT_STYLES`: terse, few-shot, chain-of-thought, quote-then-answer)
 it reports EM, F1, ROUGE-L, BLEU (sacrebleu), citation accuracy, refusals with the gold removed,
 false refusals, tokens generated, p50 latency and tokens/s (``rag_qa.eval.generative_eval``).  The
@@ -28,7 +29,7 @@ set_offline_defaults()
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "squad" / "dev-v1.1-public.json"
-DEFAULT_ADAPTER = REPO / "models" / "smollm2-squad-lora"
+DEFAULT_ADAPTER = REPO / "models" / "gemma3-squad-lora"
 SHOWN = ("exact_match", "f1", "rouge_l", "bleu", "citation_accuracy", "refusals_gold_removed", "false_refusals",
          "tokens_mean", "latency_p50_s", "tokens_per_s")
 
@@ -39,6 +40,8 @@ def backend(model: str, adapter: Path):
     from rag_qa.readers.generative import make_backend
 
     settings = Settings(llm_backend="transformers")
+    if model == "base":  # the tuned model's base as released: the name its adapter_config.json gives
+        model = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
     return make_backend(str(adapter) if model == "tuned" else model, settings)
 
 
@@ -63,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--limit", type=int, default=100, help="dev questions (each also asked without its gold)")
-    parser.add_argument("--models", default="smollm2,tuned", help="comma-separated: smollm2, tuned")
+    parser.add_argument("--models", default="base,tuned,smollm2",
+                        help="comma-separated: base (the adapter's base as released), tuned, or any generative name")
     parser.add_argument("--styles", default="terse,few-shot,cot,quote")
     parser.add_argument("--adapter", type=Path, default=DEFAULT_ADAPTER, help="the tuned model's LoRA adapter")
     parser.add_argument("--no-extractive", action="store_true", help="skip the extractive reader's run")

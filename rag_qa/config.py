@@ -116,7 +116,9 @@ class Settings(BaseSettings):
         "auto", description="Extractive reader arithmetic: `auto` is bf16 where the CPU/GPU does it natively, "
         "else fp32; `int8` is dynamic quantisation of the linear layers (CPU only).")
     # generative reader (see rag_qa.readers.generative)
-    llm_model: str = Field("smollm2", description="What plain `--reader generative` runs.")
+    llm_model: str = Field("gemma3-squad-lora", description="What plain `--reader generative` runs: a name of "
+                           "`python -m rag_qa readers` (default: Gemma 3 270M with our LoRA adapter, "
+                           "models/gemma3-squad-lora).")
     llm_backend: Literal["auto", "llama.cpp", "transformers"] = Field(
         "auto", description="How a local GGUF model runs; `auto`: llama.cpp if installed, else transformers.")
     llm_base_url: str | None = Field(None, description="Default server for `openai:<model>` and "

