@@ -261,7 +261,7 @@ def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[
     model.config.use_cache = False
     model = get_peft_model(model, LoraConfig(
         task_type=TaskType.CAUSAL_LM, r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-        target_modules=[m.strip() for m in cfg.lora_targets.split(",") if m.strip()]))
+        target_modules=_lora_targets(cfg)))
     earlier = continue_from(model, cfg) if cfg.init_adapter else None
     precision = pick_precision(cfg.precision)
     checkpoints = out / "checkpoints"
@@ -288,6 +288,7 @@ def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[
     trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = clock.total() if resume else time.time() - t0
     state = trainer.state
+    seen = state.global_step * cfg.batch_size * cfg.grad_accum
     summary: dict[str, Any] = {
         "kind": "generative",
         "base": cfg.base,
@@ -295,7 +296,7 @@ def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[
         "train_prompts": len(train_f),
         "train_refusals": train_f.refusals,
         "train_tokens": int(train_f.bounds[-1]),
-        "prompts_seen": state.global_step * cfg.batch_size * cfg.grad_accum,
+        "prompts_seen": seen,
         "global_steps": state.global_step,
         "max_steps": state.max_steps,
         "stopped": budget.stopped,
@@ -304,8 +305,7 @@ def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[
         else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
         "seconds": round(seconds, 1),
         # every run behind these weights, this one included (an --init-adapter chain adds up)
-        "prompts_seen_total": state.global_step * cfg.batch_size * cfg.grad_accum
-        + (earlier["prompts_seen_total"] if earlier else 0),
+        "prompts_seen_total": seen + (earlier["prompts_seen_total"] if earlier else 0),
         "seconds_total": round(seconds + (earlier["seconds_total"] if earlier else 0.0), 1),
         "runs": 1 + (earlier["runs"] if earlier else 0),
         "continues": earlier,
@@ -323,6 +323,11 @@ def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[
     return summary
 
 
+def _lora_targets(cfg: GenConfig) -> list[str]:
+    """The module names of ``--lora-targets``."""
+    return [m.strip() for m in cfg.lora_targets.split(",") if m.strip()]
+
+
 def continue_from(model: Any, cfg: GenConfig) -> dict[str, Any]:
     """Loads ``cfg.init_adapter``'s LoRA weights into ``model``'s fresh ones, so that a long run can go on
     across sessions from committed weights rather than a checkpoint left on one machine.  Returns what
@@ -335,7 +340,7 @@ def continue_from(model: Any, cfg: GenConfig) -> dict[str, Any]:
     if not config_file.is_file() or not weights.is_file():
         raise FileNotFoundError(f"--init-adapter {folder}: no adapter_config.json + adapter_model.safetensors there")
     config = json.loads(config_file.read_text())
-    targets = sorted(m.strip() for m in cfg.lora_targets.split(",") if m.strip())
+    targets = sorted(_lora_targets(cfg))
     have = (config.get("base_model_name_or_path"), config.get("r"), sorted(config.get("target_modules") or []))
     if have != (cfg.base, cfg.lora_r, targets):
         raise ValueError(f"--init-adapter {folder}: base {have[0]}, rank {have[1]} on {','.join(have[2])}; this run "
