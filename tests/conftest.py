@@ -6,9 +6,10 @@ and PostgreSQL + pgvector.  The pgvector ones are marked ``pgvector`` and use th
 + pgvector from PyPI, no system packages; as root it runs the server as a ``pgserver`` user).
 
 What is expensive is made once per test run: the index (:func:`built_index`, shared by pytest-xdist's
-workers too; copy it before changing it), SmolLM2 from its GGUF file (:func:`gguf_loaded_once`), the
-embedder and the extractive reader (process-wide caches of their own).  ``make test`` runs the suite on
-two xdist workers (:func:`xdist_group` says which tests stay together, and why).
+workers too; copy it before changing it), the embedder and the extractive reader (process-wide caches of
+their own); each GGUF model's dequantised weights are made once and kept in the user's cache
+(``rag_qa.models.dequantised``).  ``make test`` runs the suite on two xdist workers (:func:`xdist_group`
+says which tests stay together, and why).
 """
 
 from __future__ import annotations
@@ -117,32 +118,6 @@ def embeddings():
     return SentenceTransformerEmbeddings("minilm")
 
 
-@pytest.fixture(scope="session")
-def gguf_loaded_once() -> Iterator[None]:
-    """SmolLM2 is read from its GGUF file once per test run: loading dequantises every tensor (about 20 s of
-    2 cores).  Each later load of the same file gets a deep copy of the first (a training run wraps and
-    changes the model it gets, so no two callers share one).  Requested by the tests that load it."""
-    import copy
-
-    import transformers
-
-    auto = transformers.AutoModelForCausalLM
-    real = auto.from_pretrained
-    first: dict[tuple[str, ...], Any] = {}
-
-    def from_pretrained(name: Any, *args: Any, gguf_file: str | None = None, **kwargs: Any) -> Any:
-        if gguf_file is None or args:
-            return real(name, *args, gguf_file=gguf_file, **kwargs)
-        key = (str(name), str(gguf_file), *(f"{k}={v!r}" for k, v in sorted(kwargs.items())))
-        if key not in first:
-            first[key] = real(name, gguf_file=gguf_file, **kwargs)
-        return copy.deepcopy(first[key])
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(auto, "from_pretrained", from_pretrained)
-        yield
-
-
 @pytest.fixture
 def index_copy(built_index: Path, tmp_path: Path) -> Path:
     """A private, writable copy of :func:`built_index`."""
@@ -231,7 +206,7 @@ def folder(tmp_path: Path) -> Path:
 
 
 #: files whose tests use the PostgreSQL server (besides the ``[pgvector]`` cases of the store tests), and
-#: files whose tests load SmolLM2 (:func:`gguf_loaded_once`)
+#: files whose tests load SmolLM2 (the first to run dequantises its GGUF into the cache for the others)
 POSTGRES_FILES = ("test_pg_store.py", "test_ray_ingest.py")
 SMOLLM2_FILES = ("test_generative.py", "test_gen_train.py")
 #: the groups that start first on xdist's workers: the longest (a minute or more of 2 cores each), so that

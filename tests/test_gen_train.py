@@ -117,7 +117,7 @@ def test_training_ids_are_the_serving_prompt_then_the_target(dev_examples) -> No
 
 
 @pytest.mark.slow
-def test_a_tiny_run_writes_an_adapter_that_loads_and_answers(tmp_path: Path, gguf_loaded_once: None) -> None:
+def test_a_tiny_run_writes_an_adapter_that_loads_and_answers(tmp_path: Path) -> None:
     from rag_qa.config import Settings
     from rag_qa.readers.generative import GenerativeReader, make_generative_reader
     from rag_qa.train.gen_config import GenConfig
@@ -126,8 +126,8 @@ def test_a_tiny_run_writes_an_adapter_that_loads_and_answers(tmp_path: Path, ggu
     out = tmp_path / "adapter"
     summary = train_generative(GenConfig(
         train=str(TRAIN), eval=str(DEV), output=str(out), max_steps=2, batch_size=1, lora_r=4,
-        final_eval_examples=2, eval_loss_examples=2, eval_steps=2, save_steps=2, logging_steps=1,
-        feature_cache=str(tmp_path / "cache")), progress=False)
+        final_eval_examples=2, eval_loss_examples=1, eval_steps=2, save_steps=2, logging_steps=1,
+        distractors=1, max_passage_words=40, feature_cache=str(tmp_path / "cache")), progress=False)
     assert summary["global_steps"] == 2
     assert [h["eval_loss"] for h in summary["log_history"] if "eval_loss" in h]
     for name in ("adapter_model.safetensors", "adapter_config.json", "README.md", "metrics.json",
@@ -164,8 +164,9 @@ def test_a_tiny_run_writes_an_adapter_that_loads_and_answers(tmp_path: Path, ggu
     more = tmp_path / "more"
     again = train_generative(GenConfig(
         train=str(TRAIN), eval=str(DEV), output=str(more), max_steps=1, batch_size=1, lora_r=4, seed=43,
-        init_adapter=str(out), final_eval_examples=0, eval_loss_examples=2, eval_steps=1, save_steps=1,
-        feature_cache=str(tmp_path / "cache")), progress=False, callbacks=[AtStart()])
+        init_adapter=str(out), final_eval_examples=0, eval_loss_examples=1, eval_steps=1, save_steps=1,
+        distractors=1, max_passage_words=40, feature_cache=str(tmp_path / "cache")), progress=False,
+        callbacks=[AtStart()])
     b_name = next(k for k in saved if "lora_B" in k)  # fresh lora_B matrices are zeros
     here = next(v for k, v in started.items() if k.replace(".default", "") == b_name)
     assert saved[b_name].abs().sum() > 0 and torch.equal(here, saved[b_name].float())

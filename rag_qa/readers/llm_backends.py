@@ -104,11 +104,13 @@ class TransformersChat:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            # weights from a GGUF file or safetensors, never from a pickle
+            # weights from a GGUF file (dequantised once into the cache) or safetensors, never from a pickle
             if self.gguf_file:
-                self._tokenizer = AutoTokenizer.from_pretrained(self.model_name, gguf_file=self.gguf_file)
-                model = AutoModelForCausalLM.from_pretrained(self.model_name, gguf_file=self.gguf_file,
-                                                             dtype=torch.float32)
+                from rag_qa.models import dequantised
+
+                folder = dequantised(Path(self.model_name) / self.gguf_file)
+                self._tokenizer = AutoTokenizer.from_pretrained(folder)
+                model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
             else:
                 from transformers import AutoConfig, AutoModelForSeq2SeqLM
 

@@ -47,38 +47,30 @@ IGNORE = -100  # label of a token the loss skips (prompt and padding)
 
 
 # ---------------------------------------------------------------------- the base model
-def _base_files(name: str) -> tuple[str, str | None, str]:
-    """(folder, GGUF file name or None, where it came from) for an alias, GGUF file, model dir or hub id."""
-    from rag_qa.models import resolve_model
+def _base_files(name: str) -> tuple[str, str]:
+    """(transformers folder, where it came from) for an alias, GGUF file, model dir or hub id; a GGUF
+    is dequantised to fp32 (once, into the cache): LoRA trains on top of those weights."""
+    from rag_qa.models import dequantised, resolve_model
 
     spec = resolve_model(name, kind="generative model")
     path = Path(spec.path)
-    if path.suffix == ".gguf":  # dequantised to fp32 by transformers: LoRA trains on top of it
-        return str(path.parent), path.name, spec.source
-    return spec.path, None, spec.source
+    if path.suffix == ".gguf":
+        return str(dequantised(path)), spec.source
+    return spec.path, spec.source
 
 
 def load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
-    folder, gguf, _ = _base_files(name)
-    return AutoTokenizer.from_pretrained(folder, gguf_file=gguf) if gguf else AutoTokenizer.from_pretrained(folder)
+    return AutoTokenizer.from_pretrained(_base_files(name)[0])
 
 
 def load_base(name: str) -> tuple[Any, str]:
-    """(fp32 model, where it came from): the frozen weights the adapter trains on (GGUF or safetensors)."""
+    """(fp32 model, where it came from): the frozen weights the adapter trains on (safetensors only)."""
     from transformers import AutoModelForCausalLM
 
-    folder, gguf, source = _base_files(name)
-    if gguf is None:
-        return AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32), source
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32)
-    # transformers marks a GGUF model as quantised, and Trainer refuses to train one; but its weights
-    # were dequantised to plain fp32 tensors on load, so nothing quantised is left to refuse
-    model.hf_quantizer, model.is_quantized = None, False
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    return model, source
+    folder, source = _base_files(name)
+    return AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32), source
 
 
 # ---------------------------------------------------------------------- prompts -> token ids
