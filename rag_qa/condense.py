@@ -248,6 +248,30 @@ BOUNDARY = re.compile(r"\b(?:that|say|says|said|claim|claimed|believe|believed|t
                       r"before|because|if|and|but|who|which)\b|,")
 
 
+PLURAL_NOUN = re.compile(r"\b(?i:which|what)\s+([a-z][a-z-]+)\b|\b([a-z][a-z-]{2,}s)\b")
+FIRST_VERB = re.compile(rf"(?<!\bto )\b(?:{'|'.join(sorted(AUX))})\b", re.IGNORECASE)  # not "to have"
+
+
+def _plural_nouns(text: str, pronoun: str) -> list[str]:
+    """Common nouns in ``text`` that a following "their" or "them" (``pronoun``) can point back to: plurals
+    ("maidens", "customers") and the noun a "which"/"what" asks about ("Which company won ... their ad").
+
+    Not a noun before the question's first auxiliary: that is the question's own object ("How many titles
+    did their coach win?" asks about someone else's coach) or, for "them", the subject ("Tumor antigens
+    are complexed with them" cannot mean themselves; "schedules with 16 games in them" are the games).
+    """
+    verb = FIRST_VERB.search(text)
+    found = []
+    for m in PLURAL_NOUN.finditer(text):
+        noun = m.group(1) or m.group(2)
+        if noun in STOP or (m.group(2) and noun.endswith(("ss", "us", "is", "'s", "’s"))):
+            continue
+        if (verb is not None and m.start() < verb.start()) or (verb is None and pronoun == "them"):
+            continue
+        found.append(noun)
+    return found
+
+
 def _first_anaphor(question: str) -> re.Match[str] | None:
     """The first pronoun of ``question`` that points outside it, or None when every one has its
     antecedent in the question itself (the question names its own subject)."""
@@ -258,11 +282,14 @@ def _first_anaphor(question: str) -> re.Match[str] | None:
         if word in THING and DUMMY_IT.search(question[max(0, m.start() - 12): m.end() + 14]):
             continue
         before = question[: m.start()]
-        own = _names(before)
+        own, nouns = _names(before), []
         if word in PERSON:
             own = [n for n in own if not n.isupper()]
         elif word in PLURAL:
             own = [n for n in own if n.endswith("s")] + re.findall(r"\bthe\s+\w+s\b", before, re.IGNORECASE)
+            if word != "they":  # "viewers ... on their phones", "schedules with 16 games in them"
+                nouns = _plural_nouns(before, word)
+                own += nouns
         elif word == "there":
             own = re.findall(rf"\b(?:in|at|to)\s+(?:the\s+)?{NAME}", before)
         if not own:
@@ -271,8 +298,10 @@ def _first_anaphor(question: str) -> re.Match[str] | None:
         prev = prev_words[-1].lower() if prev_words else ""
         objective = word in ("him", "them", "it", "her") and prev not in AUX | WH and not BOUNDARY.search(
             before[before.rfind(own[-1]) + len(own[-1]):] if own[-1] in before else before)
-        if objective:
-            return m  # "What did Sasse proclaim him to be?": an object is not its own clause's subject
+        if objective and own[-1] not in nouns:
+            # "What did Sasse proclaim him to be?": an object is not its own clause's subject (but "games
+            # in them" are the games)
+            return m
         # bound to a name in the question ("What did Tesla say he wanted?"): look at the next pronoun
     return None
 
