@@ -1,11 +1,11 @@
 """How fast the offline generative reader answers: prefill and decode apart, per arithmetic and trimming.
 
     .venv/bin/python benchmarks/gen_speed.py [--limit 30] [--adapter models/gemma3-squad-lora] \
-        [--precisions fp32,bf16,int8] [--words 0,80] [--json]
+        [--precisions fp32,bf16,int8,int8-head] [--words 0,80] [--json]
 
-For each weight arithmetic (fp32; bf16; int8 = dynamic quantisation of the linear layers) the
-model is loaded with the adapter merged, then for ``--limit`` dev questions (gold + 2 distractors,
-as in ``benchmarks/generative.py``) it measures, under ``torch.inference_mode``:
+For each weight arithmetic (fp32; bf16; int8 = dynamic quantisation of the linear layers; int8-head = of
+the output layer alone) the model is loaded with the adapter merged, then for ``--limit`` dev questions
+(gold + 2 distractors, as in ``benchmarks/generative.py``) it measures, under ``torch.inference_mode``:
 
 - **prefill**: one forward pass over the prompt that fills the KV cache (ms, and prompt tokens/s);
 - **decode**: greedy steps reusing the cache until the answer ends (ms per generated token);
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--limit", type=int, default=30)
     parser.add_argument("--adapter", type=Path, default=DEFAULT_ADAPTER)
-    parser.add_argument("--precisions", default="fp32,bf16,int8")
+    parser.add_argument("--precisions", default="fp32,bf16,int8,int8-head")
     parser.add_argument("--words", default="0,80", help="passage word caps to compare (0: whole passages)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "gen_speed.json")
     parser.add_argument("--json", action="store_true")

@@ -108,3 +108,22 @@ def test_end_to_end_over_ingested_documents_it_cites_the_document_that_holds_the
     assert "Baran" in answer.answer and not answer.no_answer and answer.grounded is True
     assert answer.citations and {c.source.rsplit("/", 1)[-1] for c in answer.citations} == {"packet_switching_2p.pdf"}
     assert answer.citations[0].page is not None
+
+
+def test_int8_head_quantises_the_output_layer_alone_and_answers_alike(tuned: GenerativeReader) -> None:
+    """``llm_precision=int8-head``: the 262k-word output layer in int8 (most of a generated token's weight
+    reads), every layer inside left in fp32 (int8 there cost Gemma most of its F1)."""
+    import torch
+
+    made = make_generative_reader(None, SETTINGS.model_copy(update={"llm_precision": "int8-head"}))
+    assert isinstance(made, GenerativeReader)
+    made.warm_up()
+    model = made.backend._model
+    quantised = {n.split(".")[0] for n, m in model.named_modules()
+                 if type(m).__module__.startswith("torch.ao.nn.quantized")}
+    assert quantised == {"lm_head"}
+    assert sum(isinstance(m, torch.nn.Linear) for m in model.modules()) > 100  # the rest stays fp32
+    for question, passages in (("What is the atomic number of oxygen?", [TESLA, PLAGUE, OXYGEN]),
+                               ("Who wrote the novel War and Peace?", [TESLA, PLAGUE, OXYGEN])):
+        fast, full = made.read(question, passages), tuned.read(question, passages)
+        assert (fast.answer, fast.no_answer, fast.citations) == (full.answer, full.no_answer, full.citations)

@@ -74,7 +74,8 @@ class TransformersChat:
 
     ``adapter``: a LoRA adapter folder (PEFT, safetensors) merged into the weights at load time, so
     generation runs at the base model's speed.  ``precision``: ``fp32``, ``bf16``, ``int8`` (dynamic
-    quantisation of the linear layers, CPU) or ``auto`` (bf16 where the hardware does it natively).
+    quantisation of the linear layers, CPU), ``int8-head`` (the output layer alone) or ``auto`` (bf16
+    where the hardware does it natively).
     """
 
     def __init__(self, model: str, gguf_file: str | None = None, source: str = "", adapter: str | None = None,
@@ -126,6 +127,10 @@ class TransformersChat:
                 model = model.to(torch.bfloat16)
             elif self.precision == "int8":
                 model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            elif self.precision == "int8-head":
+                # the output layer alone: Gemma 3's is 262k x 640, most of a generated token's weight reads;
+                # int8 activations in the layers inside cost it most of its F1 (benchmarks/gen_speed.py)
+                model = torch.ao.quantization.quantize_dynamic(model, {"lm_head"}, dtype=torch.qint8)
             self._model = model.eval()
 
     @property
