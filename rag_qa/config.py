@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     llm_precision: Literal["auto", "fp32", "bf16", "int8", "int8-head"] = Field(
         "auto", description="Arithmetic of an LLM run by transformers: `auto` is bf16 where the CPU/GPU does it "
         "natively, else fp32; `int8` is dynamic quantisation of the linear layers (CPU; fast, but it costs "
-        "Gemma 3 most of its F1); `int8-head` quantises the output layer alone (CPU; about 1.8x the decode "
+        "Gemma 3 most of its F1); `int8-head` quantises the output layer alone (CPU; about 1.6x the decode "
         "speed, F1 kept); benchmarks/gen_speed.py measures each.")
     llm_passage_words: int = Field(0, description="Each passage the LLM reads is cut to this many words of whole "
                                    "sentences around the one most like the question (0: whole passages); fewer "

@@ -12,6 +12,7 @@ import contextlib
 import importlib.util
 import os
 import shutil
+import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,11 +42,17 @@ def cache_dir() -> Path:
     """Folder for caches (features, evaluation indexes, assembled models): ``cache_dir``, else ``~/.cache/rag-qa``."""
     return _setting("cache_dir") or Path.home() / ".cache" / "rag-qa"
 
+
+#: one conversion at a time in a process: :func:`_gguf_parsed_once` swaps a module attribute, and two
+#: threads swapping it at once could leave the other's stand-in behind
+_CONVERTING = threading.Lock()
+
+
 @contextlib.contextmanager
 def _gguf_parsed_once() -> Iterator[None]:
     """transformers opens a fresh ``gguf.GGUFReader`` for the config, the tokenizer and the weights: one
     reader per file here instead (it is a read-only memory map), so the metadata is parsed once, not three
-    times (about 35 of Gemma 3's 100 s)."""
+    times (about 35 of Gemma 3's 100 s).  Callers hold :data:`_CONVERTING`."""
     import gguf
 
     real, readers = gguf.GGUFReader, {}
@@ -83,6 +90,14 @@ def dequantised(gguf: Path) -> Path:
     target = cache_dir() / "dequantised" / f"{gguf.stem}-{digest.hexdigest()[:16]}"
     if (target / "model.safetensors").is_file():
         return target
+    with _CONVERTING:
+        if not (target / "model.safetensors").is_file():  # another thread may have made it meanwhile
+            _convert(gguf, target)
+    return target
+
+
+def _convert(gguf: Path, target: Path) -> None:
+    """Dequantise ``gguf`` into ``target`` (written beside it, then renamed into place)."""
     import tempfile
 
     import torch
@@ -107,7 +122,6 @@ def dequantised(gguf: Path) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 #: the extractive reader we fine-tuned and ship in models/
