@@ -7,6 +7,12 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install demo test browser ocr bench lint docs clean
 
+# Python compiles what it imports on first import and keeps the .pyc (see --no-compile below).  Where the
+# environment sets PYTHONDONTWRITEBYTECODE (CI's does), nothing is kept: every process -- each test's
+# `python -m ingest`, each xdist worker -- compiled torch, transformers and LangChain from source again
+# (8 s more per start; the fresh clone's `make test` took 19 min 45 s instead of about 11).
+unexport PYTHONDONTWRITEBYTECODE
+
 # torch==2.13.0 first: it is the CPU build; a bare `torch` requirement would pull a multi-GB CUDA build.
 # --no-compile: pip would byte-compile all ~25,000 installed modules, one at a time (about a minute of a
 # fresh install); Python compiles the few thousand that are imported, on first import, instead.

@@ -21,6 +21,7 @@ def cache(tmp_path_factory) -> Path:
 
 
 def run(cache: Path, *args: str) -> dict:
+    """`python -m rag_qa eval ARGS --json` in a child process, as a user runs it."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAGQA_CACHE_DIR": str(cache)}
     done = subprocess.run([sys.executable, "-m", "rag_qa", "eval", *args, "--json"], capture_output=True, text=True,
                           cwd=REPO, env=env, timeout=600)
@@ -28,8 +29,30 @@ def run(cache: Path, *args: str) -> dict:
     return json.loads(done.stdout)
 
 
-def test_eval_retrieval_scores_every_mode(cache):
-    results = {m: run(cache, "retrieval", "--data", str(SQUAD / "dev-mini.json"), "--mode", m, "--k", "1,5")
+@pytest.fixture
+def run_here(cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """The same command through :func:`rag_qa.cli.main` in this process: the embedder and the reader
+    load once per test process instead of once per command (a child process spends ~10 s on imports
+    and model loads before it reads a question)."""
+    from rag_qa.cli import main
+    from rag_qa.config import get_settings
+
+    monkeypatch.setenv("RAGQA_CACHE_DIR", str(cache))
+    get_settings.cache_clear()
+
+    def run_command(*args: str) -> dict:
+        capsys.readouterr()
+        code = main(["eval", *args, "--json"])
+        out, err = capsys.readouterr()
+        assert code == 0, err[-2000:]
+        return json.loads(out)
+
+    yield run_command
+    get_settings.cache_clear()  # the next test reads its own environment's settings
+
+
+def test_eval_retrieval_scores_every_mode(run_here):
+    results = {m: run_here("retrieval", "--data", str(SQUAD / "dev-mini.json"), "--mode", m, "--k", "1,5")
                for m in ("bm25", "dense", "hybrid")}
     for r in results.values():
         assert r["n"] == 35 and set(r["recall@k"]) == {"1", "5"}
@@ -45,8 +68,8 @@ def test_eval_open_end_to_end(cache):
     assert r["exact_match"] <= r["f1"]
 
 
-def test_eval_reader_v2_reports_splits_and_threshold(cache):
-    r = run(cache, "reader", "--data", str(SQUAD / "dev-v2-mini.json"))
+def test_eval_reader_v2_reports_splits_and_threshold(run_here):
+    r = run_here("reader", "--data", str(SQUAD / "dev-v2-mini.json"))
     assert r["n"] == 22 and r["HasAns_total"] == 13 and r["NoAns_total"] == 9
     assert "best_f1" in r and "best_no_answer_threshold" in r
     # the reader's own cut-off is one of the thresholds searched, so the best is at least as good
