@@ -7,8 +7,9 @@
 # every model on gold F1 (1,000 dev questions), open-domain EM (500) and the held-out table rows.
 #
 # A long CPU job: start it only when no other training run uses the cores (never two at once).
-# It resumes: an arm with a metrics.json is skipped and an interrupted one continues from its last
-# checkpoint (every 100 steps), so run it again after an interruption.  Each arm reads a seeded 12,000 of
+# It resumes: an arm with a metrics.json is skipped, so run it again after an interruption (an arm
+# stopped before its one checkpoint starts again: the best-model pick needs eval and save steps to
+# agree, and more evaluations would let it pick an earlier step).  Each arm reads a seeded 12,000 of
 # the 87,599 training questions (300 steps x 32 windows use under 10,000 windows): tokenising all of them
 # took 8 minutes per arm on 2 cores, longer than a third of the arm's training.
 #   bash benchmarks/reader_augment_arms.sh            # PY=... SQUAD=... RATIO=... override the defaults
@@ -24,7 +25,7 @@ mkdir -p "$OUT"
 TABLES=$OUT/tables-train.json.gz
 [ -f "$TABLES" ] || $PY -m ingest.table_questions --out "$TABLES" --questions 45000 --seed 1 > "$OUT/tables.log" 2>&1 \
   || { echo "table questions failed: see $OUT/tables.log" >&2; exit 1; }
-COMMON="--train $SQUAD/train-v1.1.json.gz --eval $SQUAD/dev-v1.1-public.json --base models/minilm-squad --lr 5e-5 --warmup 0.05 --batch-size 32 --max-steps 300 --eval-steps 300 --save-steps 100 --max-eval-examples 200 --logging-steps 25 --distractors 1 --shared-norm 1.0 --max-train-examples 12000 --resume"
+COMMON="--train $SQUAD/train-v1.1.json.gz --eval $SQUAD/dev-v1.1-public.json --base models/minilm-squad --lr 5e-5 --warmup 0.05 --batch-size 32 --max-steps 300 --eval-steps 300 --save-steps 300 --max-eval-examples 200 --logging-steps 25 --distractors 1 --shared-norm 1.0 --max-train-examples 12000 --resume"
 arm() { name=$1; shift; [ -f "$OUT/$name/metrics.json" ] || $PY -m rag_qa train $COMMON --output "$OUT/$name" "$@" > "$OUT/$name.log" 2>&1; }
 arm base
 arm context --augment "context=$RATIO"
