@@ -26,7 +26,9 @@ TABLES=$OUT/tables-train.json.gz
 [ -f "$TABLES" ] || $PY -m ingest.table_questions --out "$TABLES" --questions 45000 --seed 1 > "$OUT/tables.log" 2>&1 \
   || { echo "table questions failed: see $OUT/tables.log" >&2; exit 1; }
 COMMON="--train $SQUAD/train-v1.1.json.gz --eval $SQUAD/dev-v1.1-public.json --base models/minilm-squad --lr 5e-5 --warmup 0.05 --batch-size 32 --max-steps 300 --eval-steps 300 --save-steps 300 --max-eval-examples 200 --logging-steps 25 --distractors 1 --shared-norm 1.0 --max-train-examples 12000 --resume"
-arm() { name=$1; shift; [ -f "$OUT/$name/metrics.json" ] || $PY -m rag_qa train $COMMON --output "$OUT/$name" "$@" > "$OUT/$name.log" 2>&1; }
+# an arm that fails stops the script: scoring the arms that are there would compare a partial set
+arm() { name=$1; shift; [ -f "$OUT/$name/metrics.json" ] || $PY -m rag_qa train $COMMON --output "$OUT/$name" "$@" \
+  > "$OUT/$name.log" 2>&1 || { echo "arm $name failed: see $OUT/$name.log" >&2; exit 1; }; }
 arm base
 arm context --augment "context=$RATIO"
 arm long --augment "long=$RATIO"
