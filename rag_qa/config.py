@@ -133,6 +133,10 @@ class Settings(BaseSettings):
         "natively, else fp32; `int8` is dynamic quantisation of the linear layers (CPU; fast, but it costs "
         "Gemma 3 most of its F1); `int8-head` quantises the output layer alone (CPU; about 1.6x the decode "
         "speed, F1 kept); benchmarks/gen_speed.py measures each.")
+    llm_refusal_threshold: float | None = Field(
+        None, ge=0.0, description="A LoRA-tuned generative reader (ours) refuses when the first token of its "
+        "refusal is at least this likely, and answers otherwise; unset: whichever greedy decoding ranks first. "
+        "Lower refuses more; benchmarks/refusal_threshold.py measures the trade-off on dev questions.")
     llm_passage_words: int = Field(0, description="Each passage the LLM reads is cut to this many words of whole "
                                    "sentences around the one most like the question (0: whole passages); fewer "
                                    "prompt tokens, a faster answer.")

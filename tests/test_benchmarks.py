@@ -118,3 +118,30 @@ def test_load_ui_signed_in_smoke(tmp_path: Path) -> None:
     assert code == 0 and summary["errors"] == 0 and summary["crosstalk"] == 0, first["first_errors"]
     assert first["requests"] == 2 * 2 + 2 * 2 and first["refused_normal_users"] == 0
     assert all(first["per_user_p50_ms"].values()) and first["greedy"]["requests"] == 4
+
+
+def test_refusal_threshold_scores_each_threshold_from_one_pass() -> None:
+    """benchmarks/refusal_threshold.py reads each prompt once with the refusal ruled out and keeps the
+    refusal's first-token probability p: at threshold t a row counts as refused where p >= t (or where the
+    model refused in words anyway), and the kept threshold meets both refusal targets."""
+    bench = load_benchmark("refusal_threshold")
+
+    def row(i: int, gold: int | None, p: float, prediction: str, no_answer: bool = False) -> dict:
+        return {"id": f"q{i}", "gold": gold, "answers": ["Paul Baran"] if gold else [], "p": p,
+                "no_answer": no_answer, "prediction": prediction, "cited": [gold or 1]}
+
+    answerable = [row(i, 2, p, "Paul Baran") for i, p in enumerate([0.01, 0.05, 0.2, 0.6])]
+    answerable.append(row(4, 1, 0.02, "", no_answer=True))  # refused in other words: a refusal at every t
+    removed = [row(10 + i, None, p, "Donald Davies") for i, p in enumerate([0.1, 0.5, 0.7, 0.8, 0.9])]
+    rows = answerable + removed
+
+    low, high = bench.score(rows, 0.15), bench.score(rows, 0.55)
+    assert (low["false_refusals"], low["refusals_gold_removed"]) == (60.0, 80.0)  # 0.2, 0.6 and the worded one
+    assert (high["false_refusals"], high["refusals_gold_removed"]) == (40.0, 60.0)
+    assert low["f1"] == low["exact_match"] == 40.0 and high["f1"] == 60.0
+    assert bench.score(rows, 1.01)["refusals_gold_removed"] == 0.0
+
+    curve = [bench.score(rows, t) for t in bench.THRESHOLDS]
+    assert bench.choose(curve) is None  # no threshold gets 80% refusals with at most 10% false ones here
+    met = [dict(c, refusals_gold_removed=85.0, false_refusals=5.0) for c in curve[:3]]
+    assert bench.choose(met + curve[3:])["threshold"] == max(met, key=lambda c: c["f1"])["threshold"]

@@ -127,3 +127,38 @@ def test_int8_head_quantises_the_output_layer_alone_and_answers_alike(tuned: Gen
                                ("Who wrote the novel War and Peace?", [TESLA, PLAGUE, OXYGEN])):
         fast, full = made.read(question, passages), tuned.read(question, passages)
         assert (fast.answer, fast.no_answer, fast.citations) == (full.answer, full.no_answer, full.citations)
+
+
+def test_a_refusal_threshold_decides_at_the_first_token(tuned: GenerativeReader) -> None:
+    """``llm_refusal_threshold``: refuse when the refusal's first token is at least that likely, else answer
+    with that token ruled out (greedy decoding alone moved the boundary between training runs)."""
+    import copy
+
+    assert make_generative_reader(None, SETTINGS.model_copy(update={"llm_refusal_threshold": 0.4})) \
+        .backend.refusal_threshold == 0.4
+    answerable = ("What is the atomic number of oxygen?", [TESLA, PLAGUE, OXYGEN])
+    unanswerable = ("Who wrote the novel War and Peace?", [TESLA, PLAGUE, OXYGEN])
+
+    def at(threshold: float) -> tuple[GenerativeReader, list]:
+        backend = copy.copy(tuned.backend)  # the loaded weights, shared
+        backend.refusal_threshold = threshold
+        rules: list = []
+        made_by = backend.refusal_rule
+        backend.refusal_rule = lambda: rules.extend(made_by()) or rules[-1:]
+        reader = copy.copy(tuned)
+        reader.backend = backend
+        return reader, rules
+
+    never, rules = at(1.01)  # above 1: the model may not start the refusal, so it answers something
+    forced = never.read(*unanswerable)
+    assert not forced.no_answer and forced.answer.strip()
+    kept = never.read(*answerable)
+    greedy = tuned.read(*answerable)
+    assert (kept.answer, kept.citations) == (greedy.answer, greedy.citations)  # it answered anyway
+    p_unanswerable, p_answerable = rules[0].probabilities[0], rules[1].probabilities[0]
+    assert 0.0 <= p_answerable < p_unanswerable <= 1.0
+
+    always, _ = at(0.0)  # every reply is the refusal, even with the answer in the passages
+    assert always.read(*answerable).no_answer
+    between, _ = at((p_answerable + p_unanswerable) / 2)  # the greedy decisions on these two questions
+    assert not between.read(*answerable).no_answer and between.read(*unanswerable).no_answer

@@ -75,13 +75,14 @@ class TransformersChat:
     ``adapter``: a LoRA adapter folder (PEFT, safetensors) merged into the weights at load time, so
     generation runs at the base model's speed.  ``precision``: ``fp32``, ``bf16``, ``int8`` (dynamic
     quantisation of the linear layers, CPU), ``int8-head`` (the output layer alone) or ``auto`` (bf16
-    where the hardware does it natively).
+    where the hardware does it natively).  ``refusal_threshold``: refuse when the refusal's first token
+    is at least this likely (:mod:`rag_qa.readers.refusal`; None: whatever greedy decoding ranks first).
     """
 
     def __init__(self, model: str, gguf_file: str | None = None, source: str = "", adapter: str | None = None,
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", refusal_threshold: float | None = None) -> None:
         self.model_name, self.gguf_file, self.source = model, gguf_file, source
-        self.adapter = adapter
+        self.adapter, self.refusal_threshold = adapter, refusal_threshold
         if precision == "auto":
             from rag_qa.hardware import native_bf16
 
@@ -149,7 +150,7 @@ class TransformersChat:
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
     def stream(self, messages: Messages, max_new_tokens: int, temperature: float) -> Iterator[str]:
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+        from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         self.load()
         stop = threading.Event()
@@ -168,6 +169,7 @@ class TransformersChat:
             streamer=streamer,
             max_new_tokens=max_new_tokens,
             stopping_criteria=StoppingCriteriaList([_StopWhenAsked()]),
+            logits_processor=LogitsProcessorList(self.refusal_rule()),
             pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
             **sampling,
         )
@@ -195,9 +197,18 @@ class TransformersChat:
         if errors:
             raise errors[0]
 
+    def refusal_rule(self) -> list[Any]:
+        """The first-token refusal rule when a threshold is set (a fresh one per reply: it keeps state)."""
+        if self.refusal_threshold is None:
+            return []
+        from rag_qa.readers.refusal import RefusalThreshold, refusal_token
+
+        return [RefusalThreshold(refusal_token(self._tokenizer), self.refusal_threshold)]
+
     def describe(self) -> dict[str, Any]:
         return {"engine": "transformers", "model": self.model_name, "gguf_file": self.gguf_file,
-                "adapter": self.adapter, "precision": self.precision, "weights": self.source or self.model_name}
+                "adapter": self.adapter, "precision": self.precision, "refusal_threshold": self.refusal_threshold,
+                "weights": self.source or self.model_name}
 
 
 class LlamaCppChat:

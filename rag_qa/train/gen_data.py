@@ -107,10 +107,13 @@ def eval_items(examples: Sequence[QAExample], distractors: Sequence[tuple[int, Q
     rng = random.Random(seed)
     chosen = sorted(rng.sample(range(len(answered)), min(n, len(answered))))
     with_gold = [answered[i] for i in chosen]
-    without = [GenItem(f"{it.id}#nogold", it.question,
-                       tuple(p for j, p in enumerate(it.passages, 1) if j != it.gold), it.title, None, ())
-               for it in with_gold]
-    return with_gold, without
+    return with_gold, gold_removed(with_gold)
+
+
+def gold_removed(items: Sequence[GenItem]) -> list[GenItem]:
+    """The same questions with the gold paragraph taken out: the right reply is the refusal."""
+    return [GenItem(f"{it.id}#nogold", it.question, tuple(p for j, p in enumerate(it.passages, 1) if j != it.gold),
+                    it.title, None, ()) for it in items]
 
 
 def dev_eval_items(path: str, n: int, max_words: int = MAX_PASSAGE_WORDS) -> tuple[list[GenItem], list[GenItem]]:
