@@ -201,9 +201,10 @@ class TransformersChat:
         """The first-token refusal rule when a threshold is set (a fresh one per reply: it keeps state)."""
         if self.refusal_threshold is None:
             return []
-        from rag_qa.readers.refusal import RefusalThreshold, refusal_token
+        from rag_qa.readers.prompting import REFUSAL
+        from rag_qa.readers.refusal import RefusalThreshold
 
-        return [RefusalThreshold(refusal_token(self._tokenizer), self.refusal_threshold)]
+        return [RefusalThreshold(encode_reply(self._tokenizer, REFUSAL)[0], self.refusal_threshold)]
 
     def describe(self) -> dict[str, Any]:
         return {"engine": "transformers", "model": self.model_name, "gguf_file": self.gguf_file,

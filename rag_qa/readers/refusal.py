@@ -11,18 +11,9 @@ dev questions by ``benchmarks/refusal_threshold.py``), else answer with that tok
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from transformers import LogitsProcessor
-
-from rag_qa.readers.llm_backends import encode_reply
-from rag_qa.readers.prompting import REFUSAL
-
-
-def refusal_token(tokenizer: Any) -> int:
-    """The first token of the refusal as the model is trained to write it (:func:`encode_reply`)."""
-    return encode_reply(tokenizer, REFUSAL)[0]
 
 
 class RefusalThreshold(LogitsProcessor):
@@ -31,7 +22,9 @@ class RefusalThreshold(LogitsProcessor):
     finished (and an answer written) by the model as usual.  ``threshold > 1`` never refuses, which is
     how the threshold is fitted: every prompt's answer and its refusal probability from one pass.
 
-    ``probabilities`` holds each row's refusal probability once the first token is chosen.
+    ``token_id``: the refusal's first token as the model is trained to write it
+    (``encode_reply(tokenizer, REFUSAL)[0]``).  ``probabilities`` holds each row's refusal probability
+    once the first token is chosen.
     """
 
     def __init__(self, token_id: int, threshold: float) -> None:
