@@ -56,15 +56,15 @@ def read_all(reader: Any, items: list, label: str) -> list[dict]:
     """Every item read once with the refusal ruled out; its answer, citation and refusal probability."""
     from tqdm import tqdm
 
-    rules: list = []
-    backend = reader.backend
-    made_by = backend.refusal_rule
-    backend.refusal_rule = lambda: rules.extend(made_by()) or rules[-1:]  # keep each reply's rule to read p
+    from rag_qa.eval.generative_eval import cited_numbers
+    from rag_qa.readers.refusal import recorded
+
+    rules = recorded(reader.backend)  # each reply's rule, to read its p
     rows = []
     for item in tqdm(items, desc=label, unit="q"):
         t0 = time.perf_counter()
         answer = reader.read(item.question, item.as_passages())
-        cited = [next((n for n, p in enumerate(item.passages, 1) if p == c.text), 0) for c in answer.citations]
+        cited = cited_numbers(item, answer)
         rows.append({"id": item.id, "gold": item.gold, "answers": list(item.answers), "p": rules[-1].probabilities[0],
                      "no_answer": answer.no_answer, "prediction": "" if answer.no_answer else answer.answer,
                      "cited": cited, "seconds": round(time.perf_counter() - t0, 3)})

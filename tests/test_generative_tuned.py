@@ -134,6 +134,8 @@ def test_a_refusal_threshold_decides_at_the_first_token(tuned: GenerativeReader)
     with that token ruled out (greedy decoding alone moved the boundary between training runs)."""
     import copy
 
+    from rag_qa.readers.refusal import recorded
+
     assert make_generative_reader(None, SETTINGS.model_copy(update={"llm_refusal_threshold": 0.4})) \
         .backend.refusal_threshold == 0.4
     answerable = ("What is the atomic number of oxygen?", [TESLA, PLAGUE, OXYGEN])
@@ -142,9 +144,7 @@ def test_a_refusal_threshold_decides_at_the_first_token(tuned: GenerativeReader)
     def at(threshold: float) -> tuple[GenerativeReader, list]:
         backend = copy.copy(tuned.backend)  # the loaded weights, shared
         backend.refusal_threshold = threshold
-        rules: list = []
-        made_by = backend.refusal_rule
-        backend.refusal_rule = lambda: rules.extend(made_by()) or rules[-1:]
+        rules = recorded(backend)
         reader = copy.copy(tuned)
         reader.backend = backend
         return reader, rules

@@ -46,6 +46,11 @@ def bleu(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> flo
     return float(sacrebleu.corpus_bleu(list(predictions), streams, lowercase=True).score)
 
 
+def cited_numbers(item: GenItem, answer: Answer) -> list[int]:
+    """The numbers ([1]..[n]) of the item's passages that ``answer`` cites, in its order (0: a text not among them)."""
+    return [next((n for n, p in enumerate(item.passages, 1) if p == c.text), 0) for c in answer.citations]
+
+
 def evaluate_items(reader: Reader, with_gold: Sequence[GenItem], without_gold: Sequence[GenItem] = (), *,
                    parse: Callable[[str], str] | None = None, count_tokens: Callable[[str], int] | None = None,
                    progress: bool = True) -> dict[str, Any]:
@@ -65,7 +70,7 @@ def evaluate_items(reader: Reader, with_gold: Sequence[GenItem], without_gold: S
         text = answer.answer if parse is None else parse(raw)
         no_answer = answer.no_answer if parse is None else not text
         model_cited = parse_citations(raw, len(item.passages))
-        shown = [next((n for n, p in enumerate(item.passages, 1) if p == c.text), 0) for c in answer.citations]
+        shown = cited_numbers(item, answer)
         rows.append({"id": item.id, "gold": item.gold, "answers": list(item.answers), "prediction": "" if no_answer
                      else text, "no_answer": no_answer, "raw": raw, "cited": shown, "model_cited": model_cited,
                      "seconds": seconds, "tokens": count_tokens(raw) if count_tokens else None})

@@ -11,6 +11,7 @@ dev questions by ``benchmarks/refusal_threshold.py``), else answer with that tok
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from transformers import LogitsProcessor
@@ -43,3 +44,13 @@ class RefusalThreshold(LogitsProcessor):
         out[refuse, self.token_id] = scores[refuse, self.token_id]
         out[~refuse, self.token_id] = -math.inf  # ... an answering row may not start it
         return out
+
+
+def recorded(backend: Any) -> list[RefusalThreshold]:
+    """Make ``backend`` (a :class:`~rag_qa.readers.llm_backends.TransformersChat`) keep every rule it makes,
+    one per reply, in the list returned: each rule's ``probabilities`` are that reply's refusal probability
+    (how the benchmark and the tests read p)."""
+    rules: list[RefusalThreshold] = []
+    made_by = backend.refusal_rule
+    backend.refusal_rule = lambda: rules.extend(made_by()) or rules[-1:]
+    return rules
