@@ -16,7 +16,7 @@ import pytest
 from safetensors import safe_open
 
 from rag_qa.qa_data import load_examples
-from rag_qa.readers.prompting import REFUSAL
+from rag_qa.readers.prompting import INSTRUCTION, REFUSAL, SYSTEM_PROMPT, trained_style
 from rag_qa.squad_metrics import normalize_answer
 from rag_qa.train.distractors import add_distractors, holds_answer
 from rag_qa.train.gen_data import answer_sentence, build_items, eval_items, trim_passage
@@ -91,8 +91,14 @@ def test_quote_target_quotes_the_answer_sentence(dev_examples) -> None:
     examples, pairs = dev_examples
     item = build_items(examples, pairs, refusal_rate=0.0, seed=0)[0]
     quote = item.target("quote")
-    assert quote.startswith(f'"{item.sentence}" [{item.gold}]') and quote.endswith(item.target())
+    assert quote.startswith(f'"{item.sentence}" [{item.gold}]\n') and quote.endswith(item.target())
     assert item.sentence in item.passages[item.gold - 1]
+    # the reader of a quote-trained model reads the answer line back, and a refusal as a refusal
+    reads = trained_style("quote")
+    assert reads.multiline and reads.system == SYSTEM_PROMPT and reads.instruction == INSTRUCTION
+    assert reads.extract(quote) == item.target()
+    assert reads.extract(" " + REFUSAL) == REFUSAL
+    assert trained_style("terse").extract(item.target()) == item.target()
 
 
 @pytest.mark.slow
@@ -127,7 +133,8 @@ def test_a_tiny_run_writes_an_adapter_that_loads_and_answers(tmp_path: Path) -> 
     summary = train_generative(GenConfig(
         train=str(TRAIN), eval=str(DEV), output=str(out), max_steps=2, batch_size=1, lora_r=4,
         final_eval_examples=2, eval_loss_examples=1, eval_steps=2, save_steps=2, logging_steps=1,
-        distractors=1, max_passage_words=40, feature_cache=str(tmp_path / "cache")), progress=False)
+        distractors=1, max_passage_words=40, feature_cache=str(tmp_path / "cache"), target_style="quote"),
+        progress=False)
     assert summary["global_steps"] == 2
     assert [h["eval_loss"] for h in summary["log_history"] if "eval_loss" in h]
     for name in ("adapter_model.safetensors", "adapter_config.json", "README.md", "metrics.json",
@@ -145,6 +152,7 @@ def test_a_tiny_run_writes_an_adapter_that_loads_and_answers(tmp_path: Path) -> 
     reader = make_generative_reader(str(out), Settings(max_new_tokens=8, llm_context_tokens=512))
     assert isinstance(reader, GenerativeReader)
     assert reader.describe()["adapter"] == str(out.resolve())
+    assert reader.style == trained_style("quote")  # asked as trained, its two-line reply read to the answer
     answer = reader.read("When was the Eiffel Tower completed?",
                          [make_passage("The Eiffel Tower was completed in 1889.")])
     assert answer.reader.startswith("generative:") and isinstance(answer.answer, str)

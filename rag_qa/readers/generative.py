@@ -21,7 +21,7 @@ from typing import Any
 from rag_qa.readers.base import Reader
 from rag_qa.readers.grounding import ground_answer, strip_citations
 from rag_qa.readers.llm_backends import ChatBackend, LangChainChat, LlamaCppChat, TransformersChat
-from rag_qa.readers.prompting import PROMPT_STYLES, Prompt, PromptStyle, build_prompt
+from rag_qa.readers.prompting import PROMPT_STYLES, Prompt, PromptStyle, build_prompt, trained_style
 from rag_qa.sentences import focus
 from rag_qa.types import Answer, Passage
 
@@ -259,11 +259,22 @@ def make_generative_reader(spec: str | None = None, settings: Any = None) -> Rea
 
         settings = get_settings()
     spec = spec or settings.llm_model
+    adapter = _adapter_dir(spec)
     return GenerativeReader(
         make_backend(spec, settings),
         max_new_tokens=settings.max_new_tokens,
         temperature=settings.temperature,
         context_tokens=settings.llm_context_tokens,
         name=f"generative:{spec}" if spec != settings.llm_model else "generative",
+        style=trained_style(_target_style(adapter)) if adapter else PROMPT_STYLES["terse"],
         passage_words=settings.llm_passage_words,
     )
+
+
+def _target_style(adapter: Path) -> str:
+    """The reply format the adapter was trained to write (its metrics.json; ``terse`` when not recorded)."""
+    import json
+
+    metrics = adapter / "metrics.json"
+    config = json.loads(metrics.read_text()).get("config", {}) if metrics.is_file() else {}
+    return config.get("target_style", "terse")

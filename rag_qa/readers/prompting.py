@@ -80,6 +80,18 @@ PROMPT_STYLES: dict[str, PromptStyle] = {
         "Quote, then answer:", multiline=True, max_new_tokens=128),
 }
 
+
+
+def trained_style(target_style: str) -> PromptStyle:
+    """How to ask and read a model fine-tuned with ``rag_qa train generative --target-style``: the
+    training prompt (terse's), and for ``quote`` a two-line reply read to its ``Answer:`` line."""
+    if target_style == "terse":
+        return PROMPT_STYLES["terse"]
+    if target_style == "quote":
+        return PromptStyle("quote-trained", SYSTEM_PROMPT, INSTRUCTION, multiline=True, max_new_tokens=128)
+    raise ValueError(f"unknown target style {target_style!r} (terse or quote)")
+
+
 # Anything that could end a passage block early, open a new chat turn or spell a control
 # token: a "<" before a tag-ish name, "/" or "|" (``</passage>``, ``<user>``, ``<|im_start|>``,
 # ``<file_sep>``), the "|>" that closes control tokens, and Llama-2 style ``[INST]`` markers.

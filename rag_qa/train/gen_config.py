@@ -23,7 +23,8 @@ class GenConfig:
     eval: str = option("SQuAD dev data (evaluation prompts are built from it)")
     output: str = option("directory for the adapter, card, metrics and curve")
     base: str = option("base causal LM: smollm2, gemma3, a local GGUF/model dir or a hub id", "smollm2")
-    target_style: str = option("reply format: terse ('answer [n]') or quote ('\"sentence\" [n] -> answer [n]')",
+    target_style: str = option("reply format: terse ('answer [n]') or quote ('\"sentence\" [n]', then "
+                               "'Answer: answer [n]')",
                                "terse", choices=("terse", "quote"))
     learning_rate: float = option("peak learning rate (linear decay to 0)", 2e-4, flag="--lr")
     epochs: float = option("passes over the training items", 1.0)

@@ -46,11 +46,12 @@ class GenItem:
 
     def target(self, style: str = "terse") -> str:
         """The reply the model is trained towards: ``answer [n]`` (``terse``), or the answer's sentence
-        quoted first (``quote``: ``"sentence" [n] -> answer [n]``); the refusal when gold is removed."""
+        quoted first (``quote``: ``"sentence" [n]``, then a line ``Answer: answer [n]``, read by
+        :func:`~rag_qa.readers.prompting.trained_style`); the refusal when gold is removed."""
         if self.gold is None:
             return REFUSAL
         if style == "quote":
-            return f'"{self.sentence}" [{self.gold}] -> {self.answers[0]} [{self.gold}]'
+            return f'"{self.sentence}" [{self.gold}]\nAnswer: {self.answers[0]} [{self.gold}]'
         if style != "terse":
             raise ValueError(f"unknown target style {style!r} (terse or quote)")
         return f"{self.answers[0]} [{self.gold}]"

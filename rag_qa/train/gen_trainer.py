@@ -34,7 +34,7 @@ from transformers import TrainerCallback, TrainingArguments, set_seed
 from rag_qa.hardware import pick_precision
 from rag_qa.qa_data import QAExample, load_examples
 from rag_qa.readers.llm_backends import TransformersChat, encode_prompt, encode_reply
-from rag_qa.readers.prompting import INSTRUCTION, SYSTEM_PROMPT, build_prompt
+from rag_qa.readers.prompting import INSTRUCTION, SYSTEM_PROMPT, build_prompt, trained_style
 from rag_qa.train.callbacks import Budget, ShareCores, WallClock, fair_threads
 from rag_qa.train.features import features_key, file_digest
 from rag_qa.train.gen_config import GenConfig, config_defaults
@@ -373,7 +373,7 @@ def final_evaluation(model: Any, tokenizer: Any, cfg: GenConfig, progress: bool)
     if not cfg.threads:
         torch.set_num_threads(fair_threads(len(os.sched_getaffinity(0))))
     backend = TransformersChat.loaded(model, tokenizer, source=f"{cfg.base} + adapter in training")
-    reader = GenerativeReader(backend, name="generative (training run)")
+    reader = GenerativeReader(backend, name="generative (training run)", style=trained_style(cfg.target_style))
     with torch.inference_mode():
         result = evaluate_items(reader, with_gold, without, count_tokens=backend.count_tokens, progress=progress)
     print(f"final eval: EM {result['exact_match']:.1f} F1 {result['f1']:.1f} citations "
