@@ -45,10 +45,12 @@ ocr:
 # two pytest-xdist workers: tests wait on servers, browsers and child processes, so one process leaves a
 # core idle; tests/conftest.py keeps each file (and those sharing PostgreSQL or SmolLM2) on one worker.
 # The Ray tests run afterwards on their own: their local cluster beside a busy worker took 5x as long.
+# They are named by file, so that pytest does not import every other test module only to deselect it
+# (tests/conftest.py refuses a Ray test anywhere else).
 TEST_WORKERS ?= 2
 test: install browser ocr
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not ray"
-	$(BIN)/python -m pytest -m ray
+	$(BIN)/python -m pytest -m ray tests/test_ray_ingest.py
 
 bench: install ocr
 	bash benchmarks/setup_baselines.sh

@@ -241,8 +241,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return GroupScheduling(config, log)
 
 
+#: where every test that starts a Ray cluster lives: ``make test`` runs this file on its own, after the rest,
+#: by path (``pytest -m ray`` alone would import all ~50 test modules to deselect them: 12 s of 2 cores)
+RAY_FILE = "test_ray_ingest.py"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On xdist's workers, the :data:`LONGEST_FIRST` groups first (each file keeps its own order)."""
+    """A Ray test outside :data:`RAY_FILE` is an error (``make test`` would not run it); on xdist's
+    workers, the :data:`LONGEST_FIRST` groups first (each file keeps its own order)."""
+    stray = [item.nodeid for item in items if item.get_closest_marker("ray") and item.path.name != RAY_FILE]
+    if stray:
+        raise pytest.UsageError(f"Ray tests belong in tests/{RAY_FILE} (make test runs only that file with -m ray): "
+                                + ", ".join(stray))
     if os.environ.get("PYTEST_XDIST_WORKER"):
         rank = {group: n for n, group in enumerate(LONGEST_FIRST)}
         items.sort(key=lambda item: rank.get(xdist_group(item.nodeid), len(rank)))
