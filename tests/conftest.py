@@ -15,8 +15,10 @@ says which tests stay together, and why).
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import shutil
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -203,6 +205,34 @@ def folder(tmp_path: Path) -> Path:
     for name in CHEAP:
         shutil.copy(DOCS / name, docs / name)
     return docs
+
+
+@pytest.fixture
+def rag_qa_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """``python -m rag_qa ARGS`` through :func:`rag_qa.cli.main` in this process, returned as a child process's
+    result would be (exit code, stdout, stderr): the embedder and the readers load once per test process
+    instead of once per command (a child spends 5-10 s on imports and model loads before it reads a question).
+    ``env`` entries are set for the rest of the test; ``stdin`` is what the command reads.  What only a real
+    process shows (exactly one JSON object
+    on stdout, no stray output from imports) stays with a few subprocess tests."""
+    from rag_qa.cli import main
+    from rag_qa.config import get_settings
+
+    def run(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        get_settings.cache_clear()  # settings are read from this test's environment
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:  # argparse's usage errors exit as they would in a child
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["rag_qa", *args], code, out, err)
+
+    yield run
+    get_settings.cache_clear()  # the next test reads its own environment's settings
 
 
 #: files whose tests use the PostgreSQL server (besides the ``[pgvector]`` cases of the store tests), and

@@ -1,4 +1,7 @@
-"""`python -m rag_qa ask|readers|search` as a user runs them: JSON contract and one-line errors."""
+"""`python -m rag_qa ask|readers|search` as a user runs them: JSON contract and one-line errors.
+
+The JSON contract of ``ask`` runs in a child process, as a user runs it; the other commands run through
+the same entry point in this process (the ``rag_qa_here`` fixture), where the models are loaded once."""
 
 from __future__ import annotations
 
@@ -33,17 +36,17 @@ def test_ask_json_contract(built_index):
     assert (c["page"], c["unit"], c["section"], c["ocr"]) == (None, None, None, False)  # a .docx has no pages
 
 
-def test_search_modes_json(built_index):
+def test_search_modes_json(built_index, rag_qa_here):
     for mode in ("bm25", "hybrid"):
-        out = rag_qa("search", "Paul Baran packet switching", "--index", str(built_index), "--mode", mode,
+        out = rag_qa_here("search", "Paul Baran packet switching", "--index", str(built_index), "--mode", mode,
                      "--top-k", "2", "--json")
         assert out.returncode == 0, out.stderr
         passages = json.loads(out.stdout)["passages"]
         assert len(passages) == 2 and passages[0]["source"].endswith("packet_switching_2p.pdf")
 
 
-def test_readers_lists_the_shipped_reader():
-    out = rag_qa("readers", "--json")
+def test_readers_lists_the_shipped_reader(rag_qa_here):
+    out = rag_qa_here("readers", "--json")
     assert out.returncode == 0, out.stderr
     rows = {r["name"]: r for r in json.loads(out.stdout)["readers"]}
     assert rows["extractive"]["default"] is True
@@ -59,18 +62,18 @@ def test_readers_lists_the_shipped_reader():
         (["ask", "Who?", "--reader", "telepathic"], "unknown reader"),
     ],
 )
-def test_user_errors_are_one_line(built_index, args, message):
+def test_user_errors_are_one_line(built_index, rag_qa_here, args, message):
     if "--index" not in args:
         args = [*args, "--index", str(built_index)]
-    out = rag_qa(*args)
+    out = rag_qa_here(*args)
     assert out.returncode != 0
     assert message in out.stderr
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
 
 
-def test_embedding_model_mismatch_is_refused(built_index):
-    out = rag_qa("ask", "Who?", "--index", str(built_index), env={"RAGQA_EMBEDDING_MODEL": "mpnet"})
+def test_embedding_model_mismatch_is_refused(built_index, rag_qa_here):
+    out = rag_qa_here("ask", "Who?", "--index", str(built_index), env={"RAGQA_EMBEDDING_MODEL": "mpnet"})
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     assert "embedding model" in out.stderr or "mpnet" in out.stderr

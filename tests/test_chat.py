@@ -153,7 +153,7 @@ def test_the_ui_chat_follows_up_and_clear_chat_forgets(built_index: Path) -> Non
     assert fresh["searched_for"] == "What did he agree to?" and "fealty" not in fresh["answer"]
 
 
-def test_chat_command_keeps_the_conversation(built_index: Path) -> None:
+def test_chat_command_keeps_the_conversation(built_index: Path, rag_qa_here) -> None:
     lines = f"{ROLLO}\nWhat did he agree to?\n/clear\nWhat did he agree to?\n"
     done = subprocess.run([sys.executable, "-m", "rag_qa", "chat", "--index", str(built_index), "--json"],
                           input=lines, capture_output=True, text=True, cwd=REPO, timeout=600)
@@ -163,6 +163,5 @@ def test_chat_command_keeps_the_conversation(built_index: Path) -> None:
     assert replies[0]["answer"] == "Rollo"
     assert "Rollo" in replies[1]["searched_for"] and "fealty" in replies[1]["answer"]
     assert replies[2]["searched_for"] == "What did he agree to?"  # /clear: a new conversation
-    bad = subprocess.run([sys.executable, "-m", "rag_qa", "chat", "--index", str(built_index / "missing")],
-                         input="", capture_output=True, text=True, cwd=REPO, timeout=300)
+    bad = rag_qa_here("chat", "--index", str(built_index / "missing"))
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "error:" in bad.stderr

@@ -30,25 +30,16 @@ def run(cache: Path, *args: str) -> dict:
 
 
 @pytest.fixture
-def run_here(cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """The same command through :func:`rag_qa.cli.main` in this process: the embedder and the reader
-    load once per test process instead of once per command (a child process spends ~10 s on imports
-    and model loads before it reads a question)."""
-    from rag_qa.cli import main
-    from rag_qa.config import get_settings
-
-    monkeypatch.setenv("RAGQA_CACHE_DIR", str(cache))
-    get_settings.cache_clear()
+def run_here(cache: Path, rag_qa_here):
+    """`rag_qa eval ARGS --json` through the entry point in this process (``rag_qa_here``), with the
+    module's cache folder for the eval indexes."""
 
     def run_command(*args: str) -> dict:
-        capsys.readouterr()
-        code = main(["eval", *args, "--json"])
-        out, err = capsys.readouterr()
-        assert code == 0, err[-2000:]
-        return json.loads(out)
+        done = rag_qa_here("eval", *args, "--json", env={"RAGQA_CACHE_DIR": str(cache)})
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
 
-    yield run_command
-    get_settings.cache_clear()  # the next test reads its own environment's settings
+    return run_command
 
 
 def test_eval_retrieval_scores_every_mode(run_here):

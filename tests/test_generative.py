@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -208,13 +207,9 @@ def test_eval_reader_scores_the_offline_generative_reader(reader: GenerativeRead
     assert out["ms_per_question"] > 0
 
 
-def test_eval_reader_cli_runs_a_generative_reader_end_to_end(openai_server: str) -> None:
+def test_eval_reader_cli_runs_a_generative_reader_end_to_end(openai_server: str, rag_qa_here) -> None:
     spec = f"generative:openai:tiny@{openai_server}"
-    done = subprocess.run(
-        [sys.executable, "-m", "rag_qa", "eval", "reader", "--data", str(SQUAD_MINI), "--reader", spec,
-         "--limit", "4", "--json"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+    done = rag_qa_here("eval", "reader", "--data", str(SQUAD_MINI), "--reader", spec, "--limit", "4", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout)
     assert out["reader"] == spec and out["n"] == 4

@@ -58,11 +58,10 @@ def test_resume_continues_from_the_last_checkpoint(resumed_run):
     assert loss_steps == [1, 2, 3, 4, 5, 6]
 
 
-def test_trained_directory_works_as_reader(resumed_run):
+def test_trained_directory_works_as_reader(resumed_run, rag_qa_here):
     out, _, _ = resumed_run
-    done = subprocess.run([sys.executable, "-m", "rag_qa", "eval", "reader", "--data", str(SQUAD / "dev-mini.json"),
-                           "--reader", str(out), "--limit", "5", "--json"],
-                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    done = rag_qa_here("eval", "reader", "--data", str(SQUAD / "dev-mini.json"), "--reader", str(out), "--limit", "5",
+                       "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     assert result["n"] == 5 and result["reader"] == f"extractive:{out}"
