@@ -22,12 +22,13 @@ PY=${PY:-.venv/bin/python}
 SQUAD=${SQUAD:-../shared/data/squad}
 RATIO=${RATIO:-0.5}
 LR=${LR:-2e-5}
-OUT=runs/augment/lr$LR
+ROOT=runs/augment  # what every rate shares (the table questions); each rate's arms in a folder of their own
+OUT=$ROOT/lr$LR
 mkdir -p "$OUT"
 # table questions over rows read back by ingest's loader: enough for RATIO x 87,599 questions
-TABLES=runs/augment/tables-train.json.gz
-[ -f "$TABLES" ] || $PY -m ingest.table_questions --out "$TABLES" --questions 45000 --seed 1 > runs/augment/tables.log 2>&1 \
-  || { echo "table questions failed: see runs/augment/tables.log" >&2; exit 1; }
+TABLES=$ROOT/tables-train.json.gz
+[ -f "$TABLES" ] || $PY -m ingest.table_questions --out "$TABLES" --questions 45000 --seed 1 > "$ROOT/tables.log" 2>&1 \
+  || { echo "table questions failed: see $ROOT/tables.log" >&2; exit 1; }
 COMMON="--train $SQUAD/train-v1.1.json.gz --eval $SQUAD/dev-v1.1-public.json --base models/minilm-squad --lr $LR --warmup 0.05 --batch-size 32 --max-steps 300 --eval-steps 300 --save-steps 300 --max-eval-examples 200 --logging-steps 25 --distractors 1 --shared-norm 1.0 --max-train-examples 12000 --resume"
 # an arm that fails stops the script: scoring the arms that are there would compare a partial set
 arm() { name=$1; shift; [ -f "$OUT/$name/metrics.json" ] || $PY -m rag_qa train $COMMON --output "$OUT/$name" "$@" \

@@ -213,8 +213,8 @@ def rag_qa_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[s
     result would be (exit code, stdout, stderr): the embedder and the readers load once per test process
     instead of once per command (a child spends 5-10 s on imports and model loads before it reads a question).
     ``env`` entries are set for the rest of the test; ``stdin`` is what the command reads.  What only a real
-    process shows (exactly one JSON object
-    on stdout, no stray output from imports) stays with a few subprocess tests."""
+    process shows (exactly one JSON object on stdout, no stray output from imports) stays with a few
+    subprocess tests."""
     from rag_qa.cli import main
     from rag_qa.config import get_settings
 

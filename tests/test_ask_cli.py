@@ -15,12 +15,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def rag_qa(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def rag_qa(*args: str) -> subprocess.CompletedProcess:
     import os
 
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "rag_qa", *args], capture_output=True, text=True, cwd=REPO,
-                          env=full_env, timeout=300)
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
 
 
 @pytest.mark.slow
@@ -39,7 +38,7 @@ def test_ask_json_contract(built_index):
 def test_search_modes_json(built_index, rag_qa_here):
     for mode in ("bm25", "hybrid"):
         out = rag_qa_here("search", "Paul Baran packet switching", "--index", str(built_index), "--mode", mode,
-                     "--top-k", "2", "--json")
+                          "--top-k", "2", "--json")
         assert out.returncode == 0, out.stderr
         passages = json.loads(out.stdout)["passages"]
         assert len(passages) == 2 and passages[0]["source"].endswith("packet_switching_2p.pdf")

@@ -81,7 +81,6 @@ PROMPT_STYLES: dict[str, PromptStyle] = {
 }
 
 
-
 def trained_style(target_style: str) -> PromptStyle:
     """How to ask and read a model fine-tuned with ``rag_qa train generative --target-style``: the
     training prompt (terse's), and for ``quote`` a two-line reply read to its ``Answer:`` line."""
