@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             results[f"{model}/{style}"] = result
             print(f"{model}/{style}: " + json.dumps({k: round(result[k], 2) for k in SHOWN
                                                     if result.get(k) is not None}), file=sys.stderr)
+            # written after every format: a study of hours keeps what it has measured if it is stopped
+            args.out.write_text(json.dumps(results, indent=2) + "\n")
     if not args.no_extractive:
         results["extractive"] = evaluate_items(get_reader("extractive"), with_gold, without)
     results["table"] = table(results)
