@@ -51,16 +51,30 @@ _CONVERTING = threading.Lock()
 @contextlib.contextmanager
 def _gguf_parsed_once() -> Iterator[None]:
     """transformers opens a fresh ``gguf.GGUFReader`` for the config, the tokenizer and the weights: one
-    reader per file here instead (it is a read-only memory map), so the metadata is parsed once, not three
-    times (about 35 of Gemma 3's 100 s).  Callers hold :data:`_CONVERTING`."""
+    reader per file here instead (a read-only memory map), parsed once, not three times, and reading the file
+    through a plain array.  Gemma 3's conversion on 2 cores: 100 s, 44 s with one reader, 33 s with the plain
+    array as well (SmolLM2: 24 s -> 20 s).  Callers hold :data:`_CONVERTING`."""
     import gguf
+    import numpy as np
 
     real, readers = gguf.GGUFReader, {}
+
+    class PlainArrayReader(real):
+        """The file's bytes as a plain ndarray view of the same map: gguf-py slices it once per metadata value
+        (Gemma 3's vocabulary: millions of slices), and a ``np.memmap`` slice costs several times a plain one."""
+
+        @property
+        def data(self) -> Any:
+            return self._plain
+
+        @data.setter
+        def data(self, value: Any) -> None:
+            self._plain = np.asarray(value)  # a view: the memmap stays open as its base
 
     def reader(path: Any, mode: str = "r") -> Any:
         key = (str(path), mode)
         if key not in readers:
-            readers[key] = real(path, mode)
+            readers[key] = PlainArrayReader(path, mode)
         return readers[key]
 
     gguf.GGUFReader = reader
