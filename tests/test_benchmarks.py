@@ -72,6 +72,17 @@ def test_run_all_smoke(tmp_path: Path) -> None:
     skipped = data["details"]["skipped"]
     for key in ("ours_s", "langchain_s", "chunks"):
         assert data["ingest"][key] > 0
+    # the ingest benchmark's own smoke run (run_all runs ingest_speed.py --smoke; its details, as written)
+    ingest = data["details"]["ingest"]
+    assert ingest["files"] == ["oxygen.html"]
+    for key in ("plain_langchain", "ours_first_ingest", "ours_unchanged_reingest"):
+        assert ingest[key]["seconds"] > 0 and ingest[key]["chunks"] > 0
+    assert ingest["ours_unchanged_reingest"]["embedded_chunks"] == 0
+    assert ingest["unchanged_reingest_speedup"] >= 20  # no embedding at all the second time
+    assert ingest["embedding_floor"]["chunks"] == ingest["ours_first_ingest"]["chunks"]  # same chunk texts
+    assert ingest["embedding_floor"]["tokens"] > 0 and ingest["first_ingest_vs_floor"] > 0
+    printed = "\n".join(ingest["printed"])
+    assert "first ingest vs plain LangChain" in printed and "first ingest vs embedding floor" in printed
     for key in ("ours_p50_ms", "ours_p95_ms"):
         assert data["ask"][key] > 0
     assert data["memory"]["ask_peak_rss_mb"] > 100  # models and index are loaded
