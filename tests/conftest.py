@@ -22,6 +22,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -207,32 +208,45 @@ def folder(tmp_path: Path) -> Path:
     return docs
 
 
-@pytest.fixture
-def rag_qa_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+def rag_qa_in_process(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """``python -m rag_qa ARGS`` through :func:`rag_qa.cli.main` in this process, returned as a child process's
     result would be (exit code, stdout, stderr): the embedder and the readers load once per test process
     instead of once per command (a child spends 5-10 s on imports and model loads before it reads a question).
-    ``env`` entries are set for the rest of the test; ``stdin`` is what the command reads.  What only a real
-    process shows (exactly one JSON object on stdout, no stray output from imports) stays with a few
-    subprocess tests."""
+    ``stdin`` is what the command reads.  Settings are read afresh from the environment, and torch's thread
+    count is put back afterwards (a training run takes every core; an xdist worker keeps its one)."""
+    import torch
+
     from rag_qa.cli import main
     from rag_qa.config import get_settings
+
+    stdout, stderr, threads, real_stdin = io.StringIO(), io.StringIO(), torch.get_num_threads(), sys.stdin
+    get_settings.cache_clear()
+    sys.stdin = io.StringIO(stdin)
+    try:
+        with redirect_stdout(stdout), redirect_stderr(stderr):
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:  # argparse's usage errors exit as they would in a child
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        sys.stdin = real_stdin
+        torch.set_num_threads(threads)
+        get_settings.cache_clear()  # the next caller reads its own environment's settings
+    return subprocess.CompletedProcess(["rag_qa", *args], code, stdout.getvalue(), stderr.getvalue())
+
+
+@pytest.fixture
+def rag_qa_here(monkeypatch: pytest.MonkeyPatch):
+    """:func:`rag_qa_in_process` with ``env`` entries set for the rest of the test.  What only a real process
+    shows (exactly one JSON object on stdout, no stray output from imports) stays with a few subprocess
+    tests."""
 
     def run(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
         for key, value in (env or {}).items():
             monkeypatch.setenv(key, value)
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        get_settings.cache_clear()  # settings are read from this test's environment
-        capsys.readouterr()
-        try:
-            code = main(list(args))
-        except SystemExit as exit_:  # argparse's usage errors exit as they would in a child
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(["rag_qa", *args], code, out, err)
+        return rag_qa_in_process(*args, stdin=stdin)
 
-    yield run
-    get_settings.cache_clear()  # the next test reads its own environment's settings
+    return run
 
 
 #: files whose tests use the PostgreSQL server (besides the ``[pgvector]`` cases of the store tests), and

@@ -3,13 +3,12 @@ working reader, training resumes from a checkpoint, LoRA merges back into a plai
 
 from __future__ import annotations
 
-import io
 import json
 import math
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from conftest import rag_qa_in_process
 
 from rag_qa.qa_data import load_examples
 
@@ -19,23 +18,14 @@ pytestmark = pytest.mark.slow
 
 
 def train(out: Path, *extra: str) -> dict:
-    """``python -m rag_qa train ... --json`` run through :func:`rag_qa.cli.main` in this process (a child would
-    spend ~7 s importing torch and transformers first); its stdout is the JSON summary."""
-    import torch
-
-    from rag_qa.cli import main
-
-    args = ["train", "--train", str(SQUAD / "train-mini.json"), "--eval", str(SQUAD / "dev-mini.json"),
-            "--output", str(out), "--max-length", "192", "--doc-stride", "64", "--batch-size", "4",
-            "--eval-batch-size", "16", "--max-eval-examples", "12", "--logging-steps", "1", "--json", *extra]
-    stdout, stderr, threads = io.StringIO(), io.StringIO(), torch.get_num_threads()
-    try:
-        with redirect_stdout(stdout), redirect_stderr(stderr):
-            code = main(args)
-    finally:
-        torch.set_num_threads(threads)  # a run takes every core; the xdist worker goes back to its one thread
-    assert code == 0, stderr.getvalue()[-2000:]
-    return json.loads(stdout.getvalue())
+    """``python -m rag_qa train ... --json`` in this process (a child would spend ~7 s importing torch and
+    transformers first); its stdout is the JSON summary."""
+    done = rag_qa_in_process("train", "--train", str(SQUAD / "train-mini.json"), "--eval", str(SQUAD / "dev-mini.json"),
+                             "--output", str(out), "--max-length", "192", "--doc-stride", "64", "--batch-size", "4",
+                             "--eval-batch-size", "16", "--max-eval-examples", "12", "--logging-steps", "1", "--json",
+                             *extra)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
 
 
 @pytest.fixture(scope="module")
