@@ -4,15 +4,18 @@ CPU dry run in a Python without LangChain, FAISS, Gradio, bm25s or matplotlib.""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 import textwrap
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import rag_qa_in_process
 from transformers import AutoTokenizer
 
 from rag_qa.qa_data import QAExample, load_examples
@@ -143,12 +146,13 @@ def test_shared_norm_loss_targets_no_answer_when_no_window_holds_it() -> None:
 
 # ------------------------------------------------------------------ resume
 def _run(out: Path, *extra: str) -> dict:
-    cmd = [sys.executable, "-m", "rag_qa", "train", "--train", str(SQUAD / "train-mini.json"), "--eval",
-           str(SQUAD / "dev-mini.json"), "--output", str(out), "--max-length", "192", "--doc-stride", "64",
-           "--batch-size", "4", "--max-eval-examples", "6", "--logging-steps", "1", "--max-steps", "4",
-           "--eval-steps", "4", "--save-steps", "4", "--distractors", "1", "--shared-norm", "0.5",
-           "--feature-cache", str(out.parent / "features"), "--json", *extra]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    """``python -m rag_qa train ... --json`` in this process (three children would spend ~7 s each on imports);
+    the seed, the data order and the RNG state a resume restores are the run's own, not the process's."""
+    done = rag_qa_in_process(
+        "train", "--train", str(SQUAD / "train-mini.json"), "--eval", str(SQUAD / "dev-mini.json"), "--output",
+        str(out), "--max-length", "192", "--doc-stride", "64", "--batch-size", "4", "--max-eval-examples", "6",
+        "--logging-steps", "1", "--max-steps", "4", "--eval-steps", "4", "--save-steps", "4", "--distractors", "1",
+        "--shared-norm", "0.5", "--feature-cache", str(out.parent / "features"), "--json", *extra)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 
@@ -200,15 +204,25 @@ RUN_HIDDEN = textwrap.dedent(
 )
 
 
+def gpu_script(*args: str) -> dict:
+    """``python -m rag_qa.train.gpu ARGS`` in this process: its exit code and the JSON line it prints."""
+    from rag_qa.train.gpu import main
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(list(args)) == 0
+    return json.loads(out.getvalue())
+
+
 @pytest.mark.slow
 def test_gpu_script_dry_run_without_the_app_stack_returns_loadable_sharded_weights(tmp_path) -> None:
     data, returned, model = tmp_path / "gpu_data", tmp_path / "OUT", tmp_path / "model"
-    packed = subprocess.run([sys.executable, "-m", "rag_qa.train.gpu", "pack", str(data), "--train",
-                             str(SQUAD / "train-mini.json"), "--dev", str(SQUAD / "dev-mini.json"),
-                             "--dev-questions", "6"], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert packed.returncode == 0, packed.stderr[-2000:]
+    # pack and unpack run here, on this machine, through the script's own command line; only the run needs a
+    # Python without the app stack
+    packed = gpu_script("pack", str(data), "--train", str(SQUAD / "train-mini.json"), "--dev",
+                        str(SQUAD / "dev-mini.json"), "--dev-questions", "6")
     assert sorted(p.name for p in data.iterdir()) == ["dev.json", "distractors.json.gz", "train.json.gz"]
-    assert json.loads(packed.stdout)["distractors"] > 0
+    assert packed["distractors"] > 0
 
     done = subprocess.run([sys.executable, "-c", RUN_HIDDEN, ",".join(HIDE), "run", "--data", str(data), "--out",
                            str(returned), "--max-steps", "2", "--batch-size", "4"],
@@ -222,9 +236,7 @@ def test_gpu_script_dry_run_without_the_app_stack_returns_loadable_sharded_weigh
     metrics = json.loads((returned / "metrics.json").read_text())
     assert metrics["global_steps"] == 2 and metrics["train_distractors"] > 0
 
-    unpacked = subprocess.run([sys.executable, "-m", "rag_qa.train.gpu", "unpack", str(returned), "--into",
-                               str(model)], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert unpacked.returncode == 0, unpacked.stderr[-2000:]
+    gpu_script("unpack", str(returned), "--into", str(model))
     assert (model / "README.md").is_file() and (model / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
     # the reassembled weights are the trained ones, tensor for tensor
     from safetensors.torch import load_file
