@@ -100,18 +100,40 @@ def plain_shape(path: str) -> PlainShape | None:
 
 
 class PlainEncoder:
-    """A :class:`PlainShape` model run with transformers alone: the transformer, then the pooling and
-    normalisation sentence-transformers would apply (its ``Pooling`` and ``Normalize`` modules' arithmetic)."""
+    """A :class:`PlainShape` model run without sentence-transformers: the transformer, then the pooling and
+    normalisation sentence-transformers would apply (its ``Pooling`` and ``Normalize`` modules' arithmetic).
+
+    A BERT encoder with fp32 safetensors and a ``tokenizer.json`` (MiniLM) runs as :class:`~rag_qa.torch_bert.
+    TorchBert` with the ``tokenizers`` core of that file: neither transformers' modeling code nor its tokenizer
+    classes are imported (about 4.5 s of one core at a cold ingest's start).  Anything else runs with
+    transformers' ``AutoModel`` and ``AutoTokenizer``."""
 
     def __init__(self, path: str, shape: PlainShape) -> None:
         set_offline_defaults()
+        from rag_qa.torch_bert import load_torch_bert
+
+        self.shape = shape
+        bert = load_torch_bert(path) if (Path(path) / "tokenizer.json").is_file() else None
+        if bert is not None:
+            from tokenizers import Tokenizer
+
+            self.model: Any = bert
+            self.dimension, self.pad_token_id = bert.shape.hidden_size, bert.shape.pad_token_id
+            self.token_types = False  # TorchBert adds token type 0's embedding itself
+            # the core transformers' fast tokenizer is built from (tests/test_chunking.py), special tokens
+            # added, truncated as sentence-transformers truncates
+            self._core = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
+            self._core.no_padding()
+            self._core.enable_truncation(shape.max_seq_length)
+            return
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        self.shape = shape
         self.model = AutoModel.from_pretrained(path, use_safetensors=True).eval()  # never unpickle weights
         self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self._core = None
+        self.pad_token_id = self.tokenizer.pad_token_id or 0
         self.token_types = "token_type_ids" in self.tokenizer.model_input_names
         self.dimension = int(self.model.config.hidden_size)
 
@@ -119,10 +141,13 @@ class PlainEncoder:
         """Sentence embeddings (normalised if the model normalises) of one padded batch."""
         import torch
 
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if self.token_types:
-            inputs["token_type_ids"] = torch.zeros_like(input_ids)
-        hidden = self.model(**inputs)[0]
+        if self._core is not None:
+            hidden = self.model(input_ids, attention_mask)
+        else:
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if self.token_types:
+                inputs["token_type_ids"] = torch.zeros_like(input_ids)
+            hidden = self.model(**inputs)[0]
         if self.shape.pooling == "cls":
             vectors = hidden[:, 0]
         else:
@@ -134,6 +159,8 @@ class PlainEncoder:
 
     def ids_of(self, texts: list[str]) -> list[list[int]]:
         """What sentence-transformers would feed the transformer for ``texts`` (its tokenizer call)."""
+        if self._core is not None:
+            return [e.ids for e in self._core.encode_batch(texts)]
         return self.tokenizer(texts, truncation="longest_first", max_length=self.shape.max_seq_length)["input_ids"]
 
 
@@ -215,7 +242,7 @@ class SentenceTransformerEmbeddings(Embeddings):
             return self.embed_array(list(texts))
         import torch
 
-        pad = (plain.tokenizer if plain is not None else self.model.tokenizer).pad_token_id or 0
+        pad = plain.pad_token_id if plain is not None else (self.model.tokenizer.pad_token_id or 0)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         out = np.zeros((len(ids), plain.dimension if plain is not None else self.dimension), dtype="float32")
         with torch.inference_mode():
