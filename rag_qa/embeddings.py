@@ -7,10 +7,12 @@ shared by every instance in the process (loading MiniLM costs seconds; embedding
 :meth:`SentenceTransformerEmbeddings.embed_token_ids` embeds chunks the caller has already
 tokenised (ingest tokenises each chunk once, where it chunks it) and is what a bulk ingest runs.
 When the model folder is the plain sentence-transformers shape, a transformer followed by mean or
-CLS pooling and normalisation (MiniLM is), it runs that transformer with transformers alone
+CLS pooling and normalisation (MiniLM is), it runs that transformer without sentence-transformers
 (:class:`PlainEncoder`): importing sentence-transformers pulls in scikit-learn, SciPy and pandas,
-about 2 s of a cold ingest's start on 2 cores before the first chunk can be embedded.  Any other
-shape, or ids that the model's own tokenizer would not produce, go through sentence-transformers.
+about 2 s of a cold ingest's start on 2 cores before the first chunk can be embedded; a plain fp32
+BERT runs as :class:`~rag_qa.torch_bert.TorchBert`, which spares transformers' modeling code and
+tokenizer classes too (4.5 s more).  Any other shape, or ids that the model's own tokenizer would not
+produce, go through sentence-transformers.
 Either way the vector is the one ``encode`` gives the text, within float rounding
 (``tests/test_ingest_identity.py``).
 """
