@@ -1,7 +1,7 @@
 """How fast the offline generative reader answers: prefill and decode apart, per arithmetic and trimming.
 
     .venv/bin/python benchmarks/gen_speed.py [--limit 30] [--adapter models/gemma3-squad-lora] \
-        [--precisions fp32,bf16,int8,int8-head] [--words 0,80] [--json]
+        [--precisions fp32,bf16,int8,int8-head] [--words 0,80] [--vocab full,prompt] [--json]
 
 For each weight arithmetic (fp32; bf16; int8 = dynamic quantisation of the linear layers; int8-head = of
 the output layer alone) the model is loaded with the adapter merged, then for ``--limit`` dev questions
@@ -11,6 +11,10 @@ the output layer alone) the model is loaded with the adapter merged, then for ``
 - **decode**: greedy steps reusing the cache until the answer ends (ms per generated token);
 - **answer**: the reader's own end-to-end ``read`` (p50 / p95 seconds) and its F1, so a faster
   setting that answers worse shows it.
+
+``--vocab prompt`` scores only the prompt's tokens after each reply's first (``RAGQA_LLM_VOCAB``,
+:mod:`rag_qa.readers.vocab_head`); ``identical_to_full`` counts the replies that are the ``full`` row's
+of the same arithmetic and passage cap, word for word.
 
 ``--words`` caps each passage to that many words of its most question-like sentences (0: whole
 passages; ``RAGQA_LLM_PASSAGE_WORDS``).  Targets (issue 22): >= 25 generated tokens/s and p50 <= 1.5 s
@@ -43,6 +47,8 @@ def _p(values: list[float], q: float) -> float:
 
 def measure(reader, items) -> dict:
     """Prefill ms, decode ms/token, end-to-end latency and F1 over ``items``."""
+    import contextlib
+
     import torch
 
     from rag_qa.readers.llm_backends import encode_prompt
@@ -54,7 +60,10 @@ def measure(reader, items) -> dict:
     for item in items:
         prompt = reader.prompt(item.question, item.as_passages())
         ids = torch.tensor([encode_prompt(tok, prompt.messages())])
-        with torch.inference_mode():
+        head = chat._vocab_head  # --vocab prompt: as the reader's own stream() restricts each reply
+        restricted = (head.restricted_to(chat.reply_vocabulary(ids[0].tolist())) if head is not None
+                      else contextlib.nullcontext())
+        with torch.inference_mode(), restricted:
             t0 = time.perf_counter()
             out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
             t1 = time.perf_counter()
@@ -76,7 +85,7 @@ def measure(reader, items) -> dict:
             "prefill_tokens_per_s": sum(prompt_tokens) / (sum(prefill) / 1000),
             "decode_ms_per_token_p50": decode_ms, "decode_tokens_per_s": 1000 / decode_ms if decode_ms else None,
             "answer_p50_s": _p(latencies, 50), "answer_p95_s": _p(latencies, 95),
-            "f1": squad_scores(preds, refs)["f1"]}
+            "f1": squad_scores(preds, refs)["f1"], "answers": preds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapter", type=Path, default=DEFAULT_ADAPTER)
     parser.add_argument("--precisions", default="fp32,bf16,int8,int8-head")
     parser.add_argument("--words", default="0,80", help="passage word caps to compare (0: whole passages)")
+    parser.add_argument("--vocab", default="full", help="output vocabularies to compare: full, prompt")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "gen_speed.json")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -100,18 +110,27 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"n": len(items), "threads": torch.get_num_threads(), "load": os.getloadavg()[0], "runs": []}
     for precision in args.precisions.split(","):
         for words in (int(w) for w in args.words.split(",")):
-            settings = Settings(llm_precision=precision, llm_passage_words=words)
-            reader = make_generative_reader(str(args.adapter), settings)
-            reader.warm_up()
-            row = {"precision": precision, "passage_words": words, **measure(reader, items)}
-            results["runs"].append(row)
-            print(json.dumps(row), file=sys.stderr)
+            full_answers = None
+            for vocab in args.vocab.split(","):
+                settings = Settings(llm_precision=precision, llm_passage_words=words, llm_vocab=vocab)
+                reader = make_generative_reader(str(args.adapter), settings)
+                reader.warm_up()
+                row = {"precision": precision, "passage_words": words, "vocab": vocab, **measure(reader, items)}
+                if vocab == "full":
+                    full_answers = row["answers"]
+                elif full_answers is not None:
+                    row["identical_to_full"] = sum(row["answers"][k] == a for k, a in full_answers.items())
+                results["runs"].append(row)
+                print(json.dumps({k: v for k, v in row.items() if k != "answers"}), file=sys.stderr)
     results["load_after"] = os.getloadavg()[0]
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results) if args.json else "\n".join(
-        f"{r['precision']:>5} words={r['passage_words']:>3}: prompt {r['prompt_tokens_mean']:.0f} tok, prefill "
+        f"{r['precision']:>9} words={r['passage_words']:>3} vocab={r['vocab']:>6}: "
+        f"prompt {r['prompt_tokens_mean']:.0f} tok, prefill "
         f"{r['prefill_ms_p50']:.0f} ms, decode {r['decode_tokens_per_s'] or 0:.1f} tok/s, answer p50 "
-        f"{r['answer_p50_s']:.2f} s, F1 {r['f1']:.1f}" for r in results["runs"]))
+        f"{r['answer_p50_s']:.2f} s, F1 {r['f1']:.1f}"
+        + (f", {r['identical_to_full']}/{results['n']} answers as the full layer's" if "identical_to_full" in r else "")
+        for r in results["runs"]))
     return 0
 
 

@@ -162,3 +162,51 @@ def test_a_refusal_threshold_decides_at_the_first_token(tuned: GenerativeReader)
     assert always.read(*answerable).no_answer
     between, _ = at((p_answerable + p_unanswerable) / 2)  # the greedy decisions on these two questions
     assert not between.read(*answerable).no_answer and between.read(*unanswerable).no_answer
+
+
+def test_the_prompt_vocabulary_replies_as_the_full_output_layer(tuned: GenerativeReader) -> None:
+    """``llm_vocab=prompt``: after a reply's first token only the prompt's own tokens are scored (a few hundred
+    of Gemma 3's 262k); on held-out dev questions, with and without their gold passage, every reply is the
+    full layer's, token for token."""
+    import copy
+
+    from rag_qa.readers.llm_backends import encode_prompt
+    from rag_qa.readers.vocab_head import PromptVocabHead, install
+    from rag_qa.train.gen_data import dev_eval_items
+
+    assert make_generative_reader(None, SETTINGS.model_copy(update={"llm_vocab": "prompt"})).backend.vocab == "prompt"
+    backend = copy.copy(tuned.backend)  # the loaded weights, shared: outside a restricted reply the wrapper is the
+    backend._vocab_head = head = install(backend._model)  # full layer itself, so the other tests see no change
+    assert isinstance(head, PromptVocabHead) and install(backend._model) is head
+    reader = copy.copy(tuned)
+    reader.backend = backend
+    with_gold, without = dev_eval_items(str(Path(__file__).parent / "data" / "squad" / "dev-mini.json"), 2)
+    tokenizer, rows = backend._tokenizer, backend._model.get_input_embeddings().weight.shape[0]
+    answered = 0
+    for item in with_gold + without:
+        passages = item.as_passages()
+        full, fast = tuned.read(item.question, passages), reader.read(item.question, passages)
+        assert (fast.answer, fast.no_answer, fast.citations) == (full.answer, full.no_answer, full.citations)
+        answered += not full.no_answer
+        allowed = backend.reply_vocabulary(encode_prompt(tokenizer, reader.prompt(item.question, passages).messages()))
+        assert len(allowed) < rows / 100
+    assert answered >= 1, "answers, not only refusals, were compared"
+
+
+def test_the_vocabulary_head_is_the_full_layer_first_then_the_allowed_rows_only() -> None:
+    import torch
+
+    from rag_qa.readers.vocab_head import PromptVocabHead
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(8, 50)
+    head = PromptVocabHead(layer, layer.weight.detach())
+    hidden = torch.randn(1, 1, 8)
+    with torch.inference_mode():
+        expected = layer(hidden)
+        with head.restricted_to([7, 3, 3, 41]):
+            assert torch.equal(head(hidden), expected)  # the reply's first token: every row
+            later = head(hidden)
+        assert torch.allclose(later[..., [3, 7, 41]], expected[..., [3, 7, 41]], atol=1e-6)
+        assert torch.isinf(later).sum() == 47 and later.argmax() in (3, 7, 41)
+        assert torch.equal(head(hidden), expected)  # outside a reply: the full layer again

@@ -179,9 +179,10 @@ def _adapter_backend(folder: Path, settings: Any) -> ChatBackend:
     if model.path.endswith(".gguf"):
         file = Path(model.path)
         return TransformersChat(str(file.parent), gguf_file=file.name, source=source, adapter=str(folder),
-                                precision=settings.llm_precision, refusal_threshold=settings.llm_refusal_threshold)
+                                precision=settings.llm_precision, refusal_threshold=settings.llm_refusal_threshold,
+                                vocab=settings.llm_vocab)
     return TransformersChat(model.path, source=source, adapter=str(folder), precision=settings.llm_precision,
-                            refusal_threshold=settings.llm_refusal_threshold)
+                            refusal_threshold=settings.llm_refusal_threshold, vocab=settings.llm_vocab)
 
 
 def _gguf_backend(path: str, source: str, settings: Any) -> ChatBackend:

@@ -10,6 +10,7 @@ Every backend streams text pieces as they are generated; ``temperature == 0`` is
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -77,12 +78,16 @@ class TransformersChat:
     quantisation of the linear layers, CPU), ``int8-head`` (the output layer alone) or ``auto`` (bf16
     where the hardware does it natively).  ``refusal_threshold``: refuse when the refusal's first token
     is at least this likely (:mod:`rag_qa.readers.refusal`; None: whatever greedy decoding ranks first).
+    ``vocab``: ``full``, or ``prompt`` for a grounded reader that copies its answers: after the first token
+    the output layer scores only the prompt's tokens (:mod:`rag_qa.readers.vocab_head`).
     """
 
     def __init__(self, model: str, gguf_file: str | None = None, source: str = "", adapter: str | None = None,
-                 precision: str = "fp32", refusal_threshold: float | None = None) -> None:
+                 precision: str = "fp32", refusal_threshold: float | None = None, vocab: str = "full") -> None:
         self.model_name, self.gguf_file, self.source = model, gguf_file, source
-        self.adapter, self.refusal_threshold = adapter, refusal_threshold
+        self.adapter, self.refusal_threshold, self.vocab = adapter, refusal_threshold, vocab
+        self._vocab_head: Any = None
+        self._fixed_reply_ids: list[int] | None = None
         if precision == "auto":
             from rag_qa.hardware import native_bf16
 
@@ -132,6 +137,10 @@ class TransformersChat:
                 # the output layer alone: Gemma 3's is 262k x 640, most of a generated token's weight reads;
                 # int8 activations in the layers inside cost it most of its F1 (benchmarks/gen_speed.py)
                 model = torch.ao.quantization.quantize_dynamic(model, {"lm_head"}, dtype=torch.qint8)
+            if self.vocab == "prompt" and not model.config.is_encoder_decoder:
+                from rag_qa.readers.vocab_head import install
+
+                self._vocab_head = install(model)
             self._model = model.eval()
 
     @property
@@ -164,8 +173,9 @@ class TransformersChat:
         streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
         greedy = temperature <= 0
         sampling = {"do_sample": False} if greedy else {"do_sample": True, "temperature": temperature}
+        inputs = self._inputs(messages)
         kwargs = dict(
-            **self._inputs(messages),
+            **inputs,
             streamer=streamer,
             max_new_tokens=max_new_tokens,
             stopping_criteria=StoppingCriteriaList([_StopWhenAsked()]),
@@ -173,13 +183,16 @@ class TransformersChat:
             pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
             **sampling,
         )
+        restricted = (self._vocab_head.restricted_to(self.reply_vocabulary(inputs["input_ids"][0].tolist()))
+                      if self._vocab_head is not None else contextlib.nullcontext())
         errors: list[BaseException] = []
 
         def generate() -> None:
             import torch
 
             try:
-                with torch.inference_mode():  # no autograd bookkeeping; the KV cache is on by default
+                # no autograd bookkeeping; the KV cache is on by default
+                with torch.inference_mode(), restricted:
                     self._model.generate(**kwargs)
             except BaseException as err:  # surfaced in the consumer's thread below
                 errors.append(err)
@@ -197,6 +210,21 @@ class TransformersChat:
         if errors:
             raise errors[0]
 
+    def reply_vocabulary(self, prompt_ids: list[int]) -> list[int]:
+        """The ids a reply to ``prompt_ids`` may use after its first token (:mod:`rag_qa.readers.vocab_head`)."""
+        from rag_qa.readers.vocab_head import fixed_reply_ids, reply_vocabulary
+
+        if self._fixed_reply_ids is None:  # the same for every reply: made once
+            from rag_qa.readers.prompting import REFUSAL
+
+            ends = self._model.generation_config.eos_token_id
+            ends = [ends] if isinstance(ends, int) else list(ends or [])
+            # the prompt numbers its passages in markup (<passage id="2" ...>): the citation's "[2]" is not in it
+            citations = [encode_reply(self._tokenizer, f"{space}[{n}]") for n in range(1, 33) for space in ("", " ")]
+            replies = [encode_reply(self._tokenizer, REFUSAL), *citations]
+            self._fixed_reply_ids = fixed_reply_ids(self._tokenizer, replies, [*ends, self._tokenizer.eos_token_id])
+        return reply_vocabulary(self._tokenizer, prompt_ids, self._fixed_reply_ids)
+
     def refusal_rule(self) -> list[Any]:
         """The first-token refusal rule when a threshold is set (a fresh one per reply: it keeps state)."""
         if self.refusal_threshold is None:
@@ -209,6 +237,7 @@ class TransformersChat:
     def describe(self) -> dict[str, Any]:
         return {"engine": "transformers", "model": self.model_name, "gguf_file": self.gguf_file,
                 "adapter": self.adapter, "precision": self.precision, "refusal_threshold": self.refusal_threshold,
+                "vocab": self.vocab,
                 "weights": self.source or self.model_name}
 
 
