@@ -58,10 +58,10 @@ class PromptVocabHead(torch.nn.Module):
 
 
 def install(model: Any) -> PromptVocabHead | None:
-    """Put a :class:`PromptVocabHead` around ``model``'s output layer (once); None when the layer's float
-    weight cannot be had (an untied quantised head)."""
+    """Put a :class:`PromptVocabHead` around ``model``'s output layer (once); None when it has none, or when
+    the layer's float weight cannot be had (an untied quantised head)."""
     head = model.get_output_embeddings()
-    if isinstance(head, PromptVocabHead):
+    if head is None or isinstance(head, PromptVocabHead):
         return head
     weight = head.weight if isinstance(getattr(head, "weight", None), torch.Tensor) else None
     if weight is None and getattr(model.config, "tie_word_embeddings", False):
