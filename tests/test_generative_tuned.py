@@ -165,31 +165,33 @@ def test_a_refusal_threshold_decides_at_the_first_token(tuned: GenerativeReader)
 
 
 def test_the_prompt_vocabulary_replies_as_the_full_output_layer(tuned: GenerativeReader) -> None:
-    """``llm_vocab=prompt``: after a reply's first token only the prompt's own tokens are scored (a few hundred
-    of Gemma 3's 262k); on held-out dev questions, with and without their gold passage, every reply is the
-    full layer's, token for token."""
+    """The default ``llm_vocab=prompt``: after a reply's first token only the prompt's own tokens are scored (a
+    few hundred of Gemma 3's 262k); on held-out dev questions, with and without their gold passage, every
+    reply is the full layer's, token for token."""
     import copy
 
     from rag_qa.readers.llm_backends import encode_prompt
     from rag_qa.readers.vocab_head import PromptVocabHead, install
     from rag_qa.train.gen_data import dev_eval_items
 
-    assert make_generative_reader(None, SETTINGS.model_copy(update={"llm_vocab": "prompt"})).backend.vocab == "prompt"
-    backend = copy.copy(tuned.backend)  # the loaded weights, shared: outside a restricted reply the wrapper is the
-    backend._vocab_head = head = install(backend._model)  # full layer itself, so the other tests see no change
-    assert isinstance(head, PromptVocabHead) and install(backend._model) is head
-    reader = copy.copy(tuned)
-    reader.backend = backend
+    assert Settings().llm_vocab == "prompt" and tuned.backend.vocab == "prompt"
+    head = tuned.backend._vocab_head
+    assert isinstance(head, PromptVocabHead) and install(tuned.backend._model) is head
+    assert make_generative_reader(None, SETTINGS.model_copy(update={"llm_vocab": "full"})).backend.vocab == "full"
+    full_backend = copy.copy(tuned.backend)  # the loaded weights, shared: without a restriction the wrapper is
+    full_backend._vocab_head = None  # the full layer itself
+    full_reader = copy.copy(tuned)
+    full_reader.backend = full_backend
     with_gold, without = dev_eval_items(str(Path(__file__).parent / "data" / "squad" / "dev-mini.json"), 2)
-    tokenizer, rows = backend._tokenizer, backend._model.get_input_embeddings().weight.shape[0]
+    backend, rows = tuned.backend, head.weight.shape[0]
     answered = 0
     for item in with_gold + without:
         passages = item.as_passages()
-        full, fast = tuned.read(item.question, passages), reader.read(item.question, passages)
+        full, fast = full_reader.read(item.question, passages), tuned.read(item.question, passages)
         assert (fast.answer, fast.no_answer, fast.citations) == (full.answer, full.no_answer, full.citations)
         answered += not full.no_answer
-        allowed = backend.reply_vocabulary(encode_prompt(tokenizer, reader.prompt(item.question, passages).messages()))
-        assert len(allowed) < rows / 100
+        prompt = encode_prompt(backend._tokenizer, tuned.prompt(item.question, passages).messages())
+        assert len(backend.reply_vocabulary(prompt)) < rows / 100
     assert answered >= 1, "answers, not only refusals, were compared"
 
 
