@@ -47,8 +47,6 @@ def _p(values: list[float], q: float) -> float:
 
 def measure(reader, items) -> dict:
     """Prefill ms, decode ms/token, end-to-end latency and F1 over ``items``."""
-    import contextlib
-
     import torch
 
     from rag_qa.readers.llm_backends import encode_prompt
@@ -60,10 +58,7 @@ def measure(reader, items) -> dict:
     for item in items:
         prompt = reader.prompt(item.question, item.as_passages())
         ids = torch.tensor([encode_prompt(tok, prompt.messages())])
-        head = chat._vocab_head  # --vocab prompt: as the reader's own stream() restricts each reply
-        restricted = (head.restricted_to(chat.reply_vocabulary(ids[0].tolist())) if head is not None
-                      else contextlib.nullcontext())
-        with torch.inference_mode(), restricted:
+        with torch.inference_mode(), chat.restricted(ids[0].tolist()):  # --vocab prompt: as stream() restricts
             t0 = time.perf_counter()
             out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
             t1 = time.perf_counter()

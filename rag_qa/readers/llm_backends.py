@@ -183,8 +183,7 @@ class TransformersChat:
             pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
             **sampling,
         )
-        restricted = (self._vocab_head.restricted_to(self.reply_vocabulary(inputs["input_ids"][0].tolist()))
-                      if self._vocab_head is not None else contextlib.nullcontext())
+        restricted = self.restricted(inputs["input_ids"][0].tolist())
         errors: list[BaseException] = []
 
         def generate() -> None:
@@ -210,6 +209,13 @@ class TransformersChat:
         if errors:
             raise errors[0]
 
+    def restricted(self, prompt_ids: list[int]) -> contextlib.AbstractContextManager[None]:
+        """Where generation for ``prompt_ids`` runs: the output layer restricted to :meth:`reply_vocabulary` after
+        the first token when ``vocab`` is ``prompt`` (entered on the thread that generates), else as it is."""
+        if self._vocab_head is None:
+            return contextlib.nullcontext()
+        return self._vocab_head.restricted_to(self.reply_vocabulary(prompt_ids))
+
     def reply_vocabulary(self, prompt_ids: list[int]) -> list[int]:
         """The ids a reply to ``prompt_ids`` may use after its first token (:mod:`rag_qa.readers.vocab_head`)."""
         from rag_qa.readers.vocab_head import fixed_reply_ids, reply_vocabulary
@@ -222,7 +228,7 @@ class TransformersChat:
             # the prompt numbers its passages in markup (<passage id="2" ...>): the citation's "[2]" is not in it
             citations = [encode_reply(self._tokenizer, f"{space}[{n}]") for n in range(1, 33) for space in ("", " ")]
             replies = [encode_reply(self._tokenizer, REFUSAL), *citations]
-            self._fixed_reply_ids = fixed_reply_ids(self._tokenizer, replies, [*ends, self._tokenizer.eos_token_id])
+            self._fixed_reply_ids = fixed_reply_ids(replies, [*ends, self._tokenizer.eos_token_id])
         return reply_vocabulary(self._tokenizer, prompt_ids, self._fixed_reply_ids)
 
     def refusal_rule(self) -> list[Any]:

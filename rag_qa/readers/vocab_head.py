@@ -8,8 +8,9 @@ and the end-of-turn tokens, can continue a copied phrase.  :class:`PromptVocabHe
 those ids alone and leaves every other id at ``-inf``, so greedy decoding picks among them at a fraction
 of the cost.  The first token of each reply still gets the full layer: it is where the reader chooses
 between an answer and the refusal (and where :mod:`rag_qa.readers.refusal`'s threshold reads the full
-distribution).  Opt-in (``RAGQA_LLM_VOCAB=prompt``) until measured on the dev set; tests check that the
-replies are the full layer's, token for token, on held-out questions.
+distribution).  The tuned reader's default (``RAGQA_LLM_VOCAB=full`` turns it off): on dev questions with
+and without their gold passage its replies were the full layer's (README, "Readers"), and a test compares
+the two, token for token, on held-out questions.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class PromptVocabHead(torch.nn.Module):
         super().__init__()
         self.full = full
         self.weight = weight  # (V, H) float: the head's own weight, or the input embeddings it is tied to
-        self.bias = getattr(full, "bias", None) if isinstance(getattr(full, "bias", None), torch.Tensor) else None
+        bias = getattr(full, "bias", None)
+        self.bias = bias() if callable(bias) else bias  # a quantised Linear's bias is a method
         self._state = threading.local()  # generate() runs on the streaming thread; each reply has its own ids
 
     @contextlib.contextmanager
@@ -90,7 +92,7 @@ def reply_vocabulary(tokenizer: Any, prompt_ids: Sequence[int], fixed: Sequence[
     return sorted(ids)
 
 
-def fixed_reply_ids(tokenizer: Any, replies: Sequence[Sequence[int]], end_ids: Sequence[int]) -> list[int]:
+def fixed_reply_ids(replies: Sequence[Sequence[int]], end_ids: Sequence[int]) -> list[int]:
     """What every reply may use whatever the prompt: the tokens of ``replies`` and ``end_ids``."""
     return sorted({*end_ids, *(t for reply in replies for t in reply)})
 
