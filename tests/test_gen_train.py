@@ -184,6 +184,7 @@ def test_a_tiny_run_writes_an_adapter_that_loads_and_answers(tmp_path: Path) -> 
         train_generative(GenConfig(train=str(TRAIN), eval=str(DEV), output=str(tmp_path / "bad"), max_steps=1,
                                    lora_r=8, init_adapter=str(out), feature_cache=str(tmp_path / "cache")),
                          progress=False)
+    assert not (tmp_path / "bad").exists()  # refused before anything is loaded or written
 
 
 def make_passage(text: str):

@@ -242,6 +242,8 @@ def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[
     from peft import LoraConfig, TaskType, get_peft_model
 
     t0 = time.time()
+    if cfg.init_adapter:
+        check_init_adapter(cfg)
     cores = len(os.sched_getaffinity(0))
     torch.set_num_threads(cfg.threads or cores)
     out = Path(cfg.output)
@@ -320,13 +322,9 @@ def _lora_targets(cfg: GenConfig) -> list[str]:
     return [m.strip() for m in cfg.lora_targets.split(",") if m.strip()]
 
 
-def continue_from(model: Any, cfg: GenConfig) -> dict[str, Any]:
-    """Loads ``cfg.init_adapter``'s LoRA weights into ``model``'s fresh ones, so that a long run can go on
-    across sessions from committed weights rather than a checkpoint left on one machine.  Returns what
-    that adapter's metrics.json says it took (for the card's totals)."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
+def check_init_adapter(cfg: GenConfig) -> Path:
+    """``cfg.init_adapter``'s weights file, once its config matches this run's base, rank and targets; checked
+    before any data or weights load, so a wrong ``--init-adapter`` fails in a second with one line."""
     folder = Path(cfg.init_adapter or "")
     config_file, weights = folder / "adapter_config.json", folder / "adapter_model.safetensors"
     if not config_file.is_file() or not weights.is_file():
@@ -337,6 +335,18 @@ def continue_from(model: Any, cfg: GenConfig) -> dict[str, Any]:
     if have != (cfg.base, cfg.lora_r, targets):
         raise ValueError(f"--init-adapter {folder}: base {have[0]}, rank {have[1]} on {','.join(have[2])}; this run "
                          f"is base {cfg.base}, rank {cfg.lora_r} on {','.join(targets)}")
+    return weights
+
+
+def continue_from(model: Any, cfg: GenConfig) -> dict[str, Any]:
+    """Loads ``cfg.init_adapter``'s LoRA weights into ``model``'s fresh ones, so that a long run can go on
+    across sessions from committed weights rather than a checkpoint left on one machine.  Returns what
+    that adapter's metrics.json says it took (for the card's totals)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = check_init_adapter(cfg)
+    folder = weights.parent
     state = {k: v.float() for k, v in load_file(weights).items()}  # saved in fp16, trained in fp32
     loaded = set_peft_model_state_dict(model, state)
     if loaded.unexpected_keys:
