@@ -18,6 +18,7 @@ passages pays for its time).
 
     python benchmarks/reader_ablation.py models/minilm-squad runs/ablation/A runs/ablation/B \
         [--gold 1000] [--open 500] [--top-k 5,8,10] [--tables FILE|none] [--out benchmarks/results/reader_ablation.json]
+        [--merge]   # add or replace these models' rows in --out, keep the others'
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ def main() -> None:
                     help="held-out table questions (python -m ingest.table_questions); 'none' to skip")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--out", default=None, help="JSON file for the results (default: print only)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep --out's rows of other models (scored on the same questions) and replace or add "
+                         "these models' rows: an ablation scored one arm at a time, across sessions and machines")
     args = ap.parse_args()
 
     from rag_qa.qa_data import load_examples
@@ -130,11 +134,35 @@ def main() -> None:
         results.append(row)
         print(json.dumps(row), flush=True)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"gold_questions": len(gold), "open_questions": len(open_items),
-                                              "table_questions": len(tables.get("rows", [])),
-                                              "tables": args.tables if tables else None,
-                                              "seed": args.seed, "results": results}, indent=2) + "\n")
+        out = Path(args.out)
+        header = {"gold_questions": len(gold), "open_questions": len(open_items),
+                  "table_questions": len(tables.get("rows", [])), "tables": _tables_name(args.tables, tables),
+                  "seed": args.seed}
+        if args.merge:
+            results = merged(out, header, results)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({**header, "results": results}, indent=2) + "\n")
+
+
+def _tables_name(path: str, tables: dict) -> str | None:
+    """The table questions' file, relative to the repository when it is in it (the same on every machine)."""
+    if not tables:
+        return None
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else path
+
+
+def merged(out: Path, header: dict, rows: list[dict]) -> list[dict]:
+    """``out``'s earlier rows of other models followed by ``rows``; refuses a file scored on other questions
+    (rows are comparable only on the same samples)."""
+    if not out.is_file():
+        return rows
+    earlier = json.loads(out.read_text())
+    mismatch = {k: (earlier.get(k), v) for k, v in header.items() if earlier.get(k) != v}
+    if mismatch:
+        raise SystemExit(f"error: {out} was scored on other questions ({mismatch}); pass another --out")
+    mine = {row["model"] for row in rows}
+    return [row for row in earlier["results"] if row["model"] not in mine] + rows
 
 
 if __name__ == "__main__":

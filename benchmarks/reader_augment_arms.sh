@@ -9,9 +9,12 @@
 # every model on gold F1 (1,000 dev questions), open-domain EM (500) and the held-out table rows.
 #
 # A long CPU job: start it only when no other training run uses the cores (never two at once).
-# It resumes: an arm with a metrics.json is skipped, so run it again after an interruption (an arm
-# stopped before its one checkpoint starts again: the best-model pick needs eval and save steps to
-# agree, and more evaluations would let it pick an earlier step).  Each arm reads a seeded 12,000 of
+# Each arm is scored as soon as it is trained, into benchmarks/results/reader_augment_ablation_lr$LR.json
+# (committed: commit it after each arm), and an arm whose row is there is skipped: the ablation goes
+# on across sessions on other machines, where runs/ (ignored, the arms' weights) is gone.  Within a
+# session it also resumes from runs/: an arm with a metrics.json is not trained again (an arm stopped
+# before its one checkpoint starts again: the best-model pick needs eval and save steps to agree, and
+# more evaluations would let it pick an earlier step).  Each arm reads a seeded 12,000 of
 # the 87,599 training questions (300 steps x 32 windows use under 10,000 windows): tokenising all of them
 # took 8 minutes per arm on 2 cores, longer than a third of the arm's training.
 #   bash benchmarks/reader_augment_arms.sh            # PY=... SQUAD=... RATIO=... LR=... override the defaults
@@ -30,19 +33,20 @@ TABLES=$ROOT/tables-train.json.gz
 [ -f "$TABLES" ] || $PY -m ingest.table_questions --out "$TABLES" --questions 45000 --seed 1 > "$ROOT/tables.log" 2>&1 \
   || { echo "table questions failed: see $ROOT/tables.log" >&2; exit 1; }
 COMMON="--train $SQUAD/train-v1.1.json.gz --eval $SQUAD/dev-v1.1-public.json --base models/minilm-squad --lr $LR --warmup 0.05 --batch-size 32 --max-steps 300 --eval-steps 300 --save-steps 300 --max-eval-examples 200 --logging-steps 25 --distractors 1 --shared-norm 1.0 --max-train-examples 12000 --resume"
+SCORES=benchmarks/results/reader_augment_ablation_lr$LR.json
+# gold F1 on 1,000 dev questions, open-domain EM on 500, the held-out table rows: one row per model in SCORES
+score() { grep -qF "\"model\": \"$1\"" "$SCORES" 2>/dev/null || $PY benchmarks/reader_ablation.py "$1" \
+  --data "$SQUAD/dev-v1.1-public.json" --gold 1000 --open 500 --top-k 5 --out "$SCORES" --merge \
+  > "$ROOT/score.log" 2>&1 || { echo "scoring $1 failed: see $ROOT/score.log" >&2; exit 1; }; }
 # an arm that fails stops the script: scoring the arms that are there would compare a partial set
-arm() { name=$1; shift; [ -f "$OUT/$name/metrics.json" ] || $PY -m rag_qa train $COMMON --output "$OUT/$name" "$@" \
-  > "$OUT/$name.log" 2>&1 || { echo "arm $name failed: see $OUT/$name.log" >&2; exit 1; }; }
+arm() { name=$1; shift; grep -qF "\"model\": \"$OUT/$name\"" "$SCORES" 2>/dev/null && return
+  [ -f "$OUT/$name/metrics.json" ] || $PY -m rag_qa train $COMMON --output "$OUT/$name" "$@" \
+  > "$OUT/$name.log" 2>&1 || { echo "arm $name failed: see $OUT/$name.log" >&2; exit 1; }
+  score "$OUT/$name"; }
+score models/minilm-squad
 arm base
 arm context --augment "context=$RATIO"
 arm long --augment "long=$RATIO"
 arm typed --augment "typed=$RATIO"
 arm tables --augment "tables=$RATIO" --augment-tables "$TABLES"
-MODELS="models/minilm-squad $OUT/base $OUT/context $OUT/long $OUT/typed $OUT/tables"
-if [ -n "${COMBINED:-}" ]; then
-  arm combined --augment "$COMBINED" --augment-tables "$TABLES"
-  MODELS="$MODELS $OUT/combined"
-fi
-# shellcheck disable=SC2086  # MODELS is a list of directories
-$PY benchmarks/reader_ablation.py $MODELS --data "$SQUAD/dev-v1.1-public.json" --gold 1000 --open 500 --top-k 5 \
-  --out benchmarks/results/reader_augment_ablation_lr$LR.json
+[ -z "${COMBINED:-}" ] || arm combined --augment "$COMBINED" --augment-tables "$TABLES"

@@ -156,3 +156,17 @@ def test_refusal_threshold_scores_each_threshold_from_one_pass() -> None:
     assert bench.choose(curve) is None  # no threshold gets 80% refusals with at most 10% false ones here
     met = [dict(c, refusals_gold_removed=85.0, false_refusals=5.0) for c in curve[:3]]
     assert bench.choose(met + curve[3:])["threshold"] == max(met, key=lambda c: c["f1"])["threshold"]
+
+
+def test_reader_ablation_merges_one_arm_at_a_time(tmp_path: Path) -> None:
+    """``reader_ablation.py --merge``: an ablation scored arm by arm (across sessions and machines) keeps the
+    other models' rows, replaces a re-scored model's row, and refuses a file scored on other questions."""
+    ablation = load_benchmark("reader_ablation")
+    out = tmp_path / "ablation.json"
+    header = {"gold_questions": 1000, "open_questions": 500, "table_questions": 684, "tables": "t.json", "seed": 11}
+    assert ablation.merged(out, header, [{"model": "a", "f1": 1}]) == [{"model": "a", "f1": 1}]  # no file yet
+    out.write_text(json.dumps({**header, "results": [{"model": "shipped", "f1": 80}, {"model": "a", "f1": 1}]}))
+    rows = ablation.merged(out, header, [{"model": "a", "f1": 2}, {"model": "b", "f1": 3}])
+    assert rows == [{"model": "shipped", "f1": 80}, {"model": "a", "f1": 2}, {"model": "b", "f1": 3}]
+    with pytest.raises(SystemExit, match="scored on other questions"):
+        ablation.merged(out, {**header, "gold_questions": 200}, [{"model": "c", "f1": 4}])
