@@ -145,6 +145,10 @@ class Settings(BaseSettings):
     llm_passage_words: int = Field(0, description="Each passage the LLM reads is cut to this many words of whole "
                                    "sentences around the one most like the question (0: whole passages); fewer "
                                    "prompt tokens, a faster answer.")
+    llm_focus: Literal["question", "reader"] = Field(
+        "question", description="What picks the sentences `llm_passage_words` keeps: `question`, the sentence "
+        "sharing the most words with the question; `reader`, the sentence holding the extractive reader's best "
+        "span in that passage (it reads the passages first, ~0.1 s).")
     temperature: float = Field(0.0, description="Sampling temperature of the generative reader; 0 is greedy "
                                "(deterministic).")
     # UI

@@ -82,6 +82,27 @@ def test_answers_in_the_passage_words_and_cites_the_passage_that_holds_them(
     assert f"[{gold + 1}]" in answer.alternatives[0]["raw"]  # the model's own citation, not a fallback
 
 
+def test_reader_focus_cuts_each_passage_to_the_sentences_around_the_extractive_span(tuned: GenerativeReader) -> None:
+    """``llm_focus=reader`` with ``llm_passage_words``: each passage is cut to whole sentences around the
+    extractive reader's best span in it (exact document offsets), and the shorter prompt still answers."""
+    from rag_qa.readers.registry import get_reader
+
+    settings = SETTINGS.model_copy(update={"llm_passage_words": 12, "llm_focus": "reader"})
+    made = get_reader("generative", settings)  # built inside the registry's lock: the extractive one comes later
+    assert isinstance(made, GenerativeReader)
+    made.backend, made._ready = tuned.backend, True  # the loaded weights, shared
+    mixed = Passage(PLAGUE.text + " " + OXYGEN.text, "mixed.txt", None, 100, 100 + len(PLAGUE.text + OXYGEN.text) + 1)
+    question = "What is the atomic number of oxygen?"
+    prompt = made.prompt(question, [TESLA_US, mixed])
+    cut = prompt.passages[1]
+    assert cut.text == "Oxygen is a chemical element with symbol O and atomic number 8."
+    assert mixed.text[cut.start - mixed.start:cut.end - mixed.start] == cut.text  # offsets into the document
+    assert len(prompt.passages[0].text.split()) < len(TESLA_US.text.split())
+    answer = made.read(question, [TESLA_US, mixed])
+    assert answer.answer == "8" and [c.source for c in answer.citations] == ["mixed.txt"]
+    assert answer.citations[0].start >= cut.start  # the citation points into the cut, in document offsets
+
+
 def test_refuses_when_no_passage_answers(tuned: GenerativeReader) -> None:
     answer = tuned.read("Who wrote the novel War and Peace?", [TESLA, PLAGUE, OXYGEN])
     assert answer.no_answer and answer.citations == []

@@ -13,7 +13,7 @@ import importlib.util
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from rag_qa.readers.base import Reader
 from rag_qa.readers.grounding import ground_answer, strip_citations
 from rag_qa.readers.llm_backends import ChatBackend, LangChainChat, LlamaCppChat, TransformersChat
 from rag_qa.readers.prompting import PROMPT_STYLES, Prompt, PromptStyle, build_prompt, trained_style
-from rag_qa.sentences import focus
+from rag_qa.sentences import focus, trim_passage
 from rag_qa.types import Answer, Passage
 
 #: built-in ``generative:<name>`` forms, for ``rag_qa readers``
@@ -52,11 +52,15 @@ class GenerativeReader(Reader):
         name: str = "generative",
         style: PromptStyle = PROMPT_STYLES["terse"],
         passage_words: int = 0,
+        focus_reader: Callable[[], Any] | None = None,
     ) -> None:
         self.backend, self.name = backend, name
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
         self.context_tokens, self.style = context_tokens, style
-        self.passage_words = passage_words
+        # passage_words > 0: each passage is cut to that many words of whole sentences, around the sentence
+        # most like the question, or, with focus_reader (it returns an extractive reader, shared and loaded on
+        # first use), around that reader's best span there
+        self.passage_words, self.focus_reader = passage_words, focus_reader
         self._ready = False
         self._lock = threading.Lock()
 
@@ -70,7 +74,9 @@ class GenerativeReader(Reader):
         """The prompt this reader sends: passages that fit the context, best first."""
         self.warm_up()
         budget = self.context_tokens - self._new_tokens
-        if self.passage_words:
+        if self.passage_words and self.focus_reader is not None and passages:
+            passages = _reader_focused(self.focus_reader(), question, passages, self.passage_words)
+        elif self.passage_words:
             passages = [_focused(question, p, self.passage_words) for p in passages]
         return build_prompt(question, passages, self.backend.count_tokens, budget, self.style.system,
                             self.style.instruction)
@@ -148,6 +154,27 @@ def _focused(question: str, passage: Passage, words: int) -> Passage:
     if (start, end) == (0, len(passage.text)):
         return passage
     return replace(passage, text=passage.text[start:end], start=passage.start + start, end=passage.start + end)
+
+
+def _reader_focused(reader: Any, question: str, passages: Sequence[Passage], words: int) -> list[Passage]:
+    """Each passage cut to ``words`` words of whole sentences around the extractive ``reader``'s best span in
+    it (offsets kept exact); a passage where it finds no span keeps the question-focused cut."""
+    best: dict[int, tuple[float, int, int]] = {}  # passage rank -> (score, start, end) of its best span
+    for span, _, rank in reader.candidates([question], [list(passages)])[0]:
+        score = reader.score(span, rank)
+        if rank not in best or score > best[rank][0]:
+            best[rank] = (score, span.start, span.end)
+    out = []
+    for rank, passage in enumerate(passages):
+        if rank not in best:
+            out.append(_focused(question, passage, words))
+            continue
+        _, start, end = best[rank]
+        window = trim_passage(passage.text, (start, end), words)
+        at = passage.text.index(window) if window != passage.text else 0
+        out.append(passage if window == passage.text else
+                   replace(passage, text=window, start=passage.start + at, end=passage.start + at + len(window)))
+    return out
 
 
 def _llama_cpp_installed() -> bool:
@@ -269,7 +296,22 @@ def make_generative_reader(spec: str | None = None, settings: Any = None) -> Rea
         name=f"generative:{spec}" if spec != settings.llm_model else "generative",
         style=trained_style(_target_style(adapter)) if adapter else PROMPT_STYLES["terse"],
         passage_words=settings.llm_passage_words,
+        focus_reader=_focus_reader(settings),
     )
+
+
+def _focus_reader(settings: Any) -> Callable[[], Any] | None:
+    """What returns the extractive reader that picks each passage's sentences (``llm_focus=reader``): the
+    registry's shared one, asked for at first use (this runs inside the registry's lock), else None."""
+    if settings.llm_focus != "reader" or not settings.llm_passage_words:
+        return None
+
+    def extractive() -> Any:
+        from rag_qa.readers.registry import get_reader
+
+        return get_reader("extractive", settings)
+
+    return extractive
 
 
 def _target_style(adapter: Path) -> str:
