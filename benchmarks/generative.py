@@ -1,7 +1,8 @@
 """The generative reader, measured: prompt formats x models on the same SQuAD dev questions.
 
     .venv/bin/python benchmarks/generative.py [--limit 100] [--models base,tuned,smollm2] \
-        [--styles terse,few-shot,cot,quote] [--adapter models/gemma3-squad-lora] [--json]
+        [--styles terse,few-shot,cot,quote] [--adapter models/gemma3-squad-lora] \
+        [--passage-words 60 --focus reader] [--json]
 
 Every question is asked twice: with its gold paragraph and two same-article BM25 distractors in a
 seeded order, and with the gold paragraph removed (``rag_qa.train.gen_data.dev_eval_items``, the
@@ -12,7 +13,9 @@ and each prompt format
 it reports EM, F1, ROUGE-L, BLEU (sacrebleu), citation accuracy, refusals with the gold removed,
 false refusals, tokens generated, p50 latency and tokens/s (``rag_qa.eval.generative_eval``).  The
 extractive reader reads the same passages for comparison (``--no-extractive`` skips it).
-Greedy decoding throughout, so a run is repeatable.
+Greedy decoding throughout, so a run is repeatable.  ``--passage-words N`` cuts every passage to N words
+of whole sentences, around the sentence most like the question or (``--focus reader``) around the
+extractive reader's best span in it, as ``RAGQA_LLM_PASSAGE_WORDS`` and ``RAGQA_LLM_FOCUS`` do when serving.
 """
 
 from __future__ import annotations
@@ -71,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--styles", default="terse,few-shot,cot,quote")
     parser.add_argument("--adapter", type=Path, default=DEFAULT_ADAPTER, help="the tuned model's LoRA adapter")
     parser.add_argument("--no-extractive", action="store_true", help="skip the extractive reader's run")
+    parser.add_argument("--passage-words", type=int, default=0,
+                        help="cut each passage to this many words of whole sentences (0: whole passages)")
+    parser.add_argument("--focus", choices=("question", "reader"), default="question",
+                        help="what picks the sentences --passage-words keeps (RAGQA_LLM_FOCUS)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "generative.json")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = parser.parse_args(argv)
@@ -79,21 +86,25 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from rag_qa.config import Settings
     from rag_qa.eval.generative_eval import evaluate_items
-    from rag_qa.readers.generative import GenerativeReader
+    from rag_qa.readers.generative import GenerativeReader, focus_reader_for
     from rag_qa.readers.prompting import PROMPT_STYLES
     from rag_qa.readers.registry import get_reader
     from rag_qa.train.gen_data import dev_eval_items
 
     with_gold, without = dev_eval_items(str(args.data), args.limit)
-    results: dict = {"n": len(with_gold), "data": args.data.name, "threads": torch.get_num_threads()}
+    results: dict = {"n": len(with_gold), "data": args.data.name, "threads": torch.get_num_threads(),
+                     "passage_words": args.passage_words, "focus": args.focus if args.passage_words else None}
+    focus = focus_reader_for(Settings(llm_passage_words=args.passage_words, llm_focus=args.focus))
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
         chat = backend(model, args.adapter)
         started = time.perf_counter()
         chat.load()
         results[f"{model}/load_s"] = round(time.perf_counter() - started, 1)
         for style in [s.strip() for s in args.styles.split(",") if s.strip()]:
-            reader = GenerativeReader(chat, name=f"{model}/{style}", style=PROMPT_STYLES[style])
+            reader = GenerativeReader(chat, name=f"{model}/{style}", style=PROMPT_STYLES[style],
+                                      passage_words=args.passage_words, focus_reader=focus)
             with torch.inference_mode():
                 result = evaluate_items(reader, with_gold, without, count_tokens=chat.count_tokens)
             results[f"{model}/{style}"] = result

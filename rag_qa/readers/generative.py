@@ -296,11 +296,11 @@ def make_generative_reader(spec: str | None = None, settings: Any = None) -> Rea
         name=f"generative:{spec}" if spec != settings.llm_model else "generative",
         style=trained_style(_target_style(adapter)) if adapter else PROMPT_STYLES["terse"],
         passage_words=settings.llm_passage_words,
-        focus_reader=_focus_reader(settings),
+        focus_reader=focus_reader_for(settings),
     )
 
 
-def _focus_reader(settings: Any) -> Callable[[], Any] | None:
+def focus_reader_for(settings: Any) -> Callable[[], Any] | None:
     """What returns the extractive reader that picks each passage's sentences (``llm_focus=reader``): the
     registry's shared one, asked for at first use (this runs inside the registry's lock), else None."""
     if settings.llm_focus != "reader" or not settings.llm_passage_words:
