@@ -211,3 +211,21 @@ def test_the_ablation_table_goes_into_the_card_once(tmp_path: Path) -> None:
     text = card.read_text()
     assert text.count("## Base-model ablation") == 1 and text.count("## Hyperparameters") == 1
     assert "| smollm2 | 100 x 4 | 2.00 | 10.0 | 39.0 |" in text and "| gemma3 | 100 x 4 | 2.00 | 10.0 | 31.5 |" in text
+
+
+def test_a_citation_of_a_cut_passage_counts_for_the_passage_it_was_cut_from() -> None:
+    """``cited_numbers``: a reader that cuts its passages (``passage_words``) cites the cut; it scores as the
+    passage that holds it, and a text from no passage stays 0."""
+    from rag_qa.eval.generative_eval import cited_numbers
+    from rag_qa.train.gen_data import GenItem
+    from rag_qa.types import Answer, Citation
+
+    passages = ("Tesla was born in 1856. He moved to New York in 1884.", "Oxygen has atomic number 8. It is a gas.")
+    item = GenItem("q", "When did Tesla move?", passages, "Tesla", 1, ("1884",))
+
+    def citing(*texts: str) -> Answer:
+        return Answer("1884", 1.0, "generative", citations=[Citation("t.txt", None, 0, len(t), t) for t in texts])
+
+    assert cited_numbers(item, citing(passages[0])) == [1]
+    assert cited_numbers(item, citing("He moved to New York in 1884.", "It is a gas.")) == [1, 2]
+    assert cited_numbers(item, citing("Nothing of the passages.")) == [0]

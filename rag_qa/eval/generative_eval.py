@@ -47,8 +47,11 @@ def bleu(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> flo
 
 
 def cited_numbers(item: GenItem, answer: Answer) -> list[int]:
-    """The numbers ([1]..[n]) of the item's passages that ``answer`` cites, in its order (0: a text not among them)."""
-    return [next((n for n, p in enumerate(item.passages, 1) if p == c.text), 0) for c in answer.citations]
+    """The numbers ([1]..[n]) of the item's passages that ``answer`` cites, in its order (0: a text not among them).
+    A reader that cuts its passages (``passage_words``) cites the cut, which lies inside the passage it came from."""
+    return [next((n for n, p in enumerate(item.passages, 1) if p == c.text), 0)
+            or next((n for n, p in enumerate(item.passages, 1) if c.text and c.text in p), 0)
+            for c in answer.citations]
 
 
 def evaluate_items(reader: Reader, with_gold: Sequence[GenItem], without_gold: Sequence[GenItem] = (), *,
