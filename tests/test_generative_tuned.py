@@ -88,7 +88,7 @@ def test_reader_focus_cuts_each_passage_to_the_sentences_around_the_extractive_s
     from rag_qa.readers.registry import get_reader
 
     settings = SETTINGS.model_copy(update={"llm_passage_words": 12, "llm_focus": "reader"})
-    made = get_reader("generative", settings)  # built inside the registry's lock: the extractive one comes later
+    made = get_reader("generative", settings)  # built inside the registry's lock: its extractive reader comes later
     assert isinstance(made, GenerativeReader)
     made.backend, made._ready = tuned.backend, True  # the loaded weights, shared
     mixed = Passage(PLAGUE.text + " " + OXYGEN.text, "mixed.txt", None, 100, 100 + len(PLAGUE.text + OXYGEN.text) + 1)

@@ -301,15 +301,22 @@ def make_generative_reader(spec: str | None = None, settings: Any = None) -> Rea
 
 
 def focus_reader_for(settings: Any) -> Callable[[], Any] | None:
-    """What returns the extractive reader that picks each passage's sentences (``llm_focus=reader``): the
-    registry's shared one, asked for at first use (this runs inside the registry's lock), else None."""
+    """What returns the extractive reader that picks each passage's sentences (``llm_focus=reader``), made on
+    first use and kept (the generative reader is built inside the registry's lock, so not from there), else
+    None."""
     if settings.llm_focus != "reader" or not settings.llm_passage_words:
         return None
+    made: list[Any] = []
+    lock = threading.Lock()
 
     def extractive() -> Any:
-        from rag_qa.readers.registry import get_reader
+        with lock:
+            if not made:
+                from rag_qa.models import DEFAULT_READER
+                from rag_qa.readers.extractive import ExtractiveConfig, ExtractiveReader
 
-        return get_reader("extractive", settings)
+                made.append(ExtractiveReader(ExtractiveConfig.from_settings(settings, model=DEFAULT_READER)))
+            return made[0]
 
     return extractive
 
