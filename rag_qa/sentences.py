@@ -81,6 +81,11 @@ def focus(question: str, text: str, max_words: int) -> tuple[int, int]:
         return 0, len(text)
     asked = _content_words(question)
     best = max(range(len(spans)), key=lambda i: (len(asked & _content_words(text[slice(*spans[i])])), -i))
-    window = trim_passage(text, spans[best], max_words)
+    return trim_span(text, spans[best], max_words)
+
+
+def trim_span(text: str, keep: tuple[int, int], max_words: int) -> tuple[int, int]:
+    """Where :func:`trim_passage`'s cut of ``text`` around ``keep`` lies in ``text``: ``(start, end)``."""
+    window = trim_passage(text, keep, max_words)
     start = text.index(window) if window != text else 0
     return start, start + len(window)

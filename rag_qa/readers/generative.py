@@ -22,7 +22,7 @@ from rag_qa.readers.base import Reader
 from rag_qa.readers.grounding import ground_answer, strip_citations
 from rag_qa.readers.llm_backends import ChatBackend, LangChainChat, LlamaCppChat, TransformersChat
 from rag_qa.readers.prompting import PROMPT_STYLES, Prompt, PromptStyle, build_prompt, trained_style
-from rag_qa.sentences import focus, trim_passage
+from rag_qa.sentences import focus, trim_span
 from rag_qa.types import Answer, Passage
 
 #: built-in ``generative:<name>`` forms, for ``rag_qa readers``
@@ -58,8 +58,8 @@ class GenerativeReader(Reader):
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
         self.context_tokens, self.style = context_tokens, style
         # passage_words > 0: each passage is cut to that many words of whole sentences, around the sentence
-        # most like the question, or, with focus_reader (it returns an extractive reader, shared and loaded on
-        # first use), around that reader's best span there
+        # most like the question, or, with focus_reader (it returns an extractive reader, made on first use),
+        # around that reader's best span there
         self.passage_words, self.focus_reader = passage_words, focus_reader
         self._ready = False
         self._lock = threading.Lock()
@@ -150,7 +150,11 @@ def _answer_complete(text: str) -> bool:
 def _focused(question: str, passage: Passage, words: int) -> Passage:
     """``passage`` cut to the whole sentences around its most question-like one (offsets kept exact, so a
     citation still points at the right characters of the document)."""
-    start, end = focus(question, passage.text, words)
+    return _cut(passage, *focus(question, passage.text, words))
+
+
+def _cut(passage: Passage, start: int, end: int) -> Passage:
+    """``passage`` cut to ``text[start:end]``, its document offsets moved with it."""
     if (start, end) == (0, len(passage.text)):
         return passage
     return replace(passage, text=passage.text[start:end], start=passage.start + start, end=passage.start + end)
@@ -170,10 +174,7 @@ def _reader_focused(reader: Any, question: str, passages: Sequence[Passage], wor
             out.append(_focused(question, passage, words))
             continue
         _, start, end = best[rank]
-        window = trim_passage(passage.text, (start, end), words)
-        at = passage.text.index(window) if window != passage.text else 0
-        out.append(passage if window == passage.text else
-                   replace(passage, text=window, start=passage.start + at, end=passage.start + at + len(window)))
+        out.append(_cut(passage, *trim_span(passage.text, (start, end), words)))
     return out
 
 

@@ -242,8 +242,7 @@ def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[
     from peft import LoraConfig, TaskType, get_peft_model
 
     t0 = time.time()
-    if cfg.init_adapter:
-        check_init_adapter(cfg)
+    init_weights = check_init_adapter(cfg) if cfg.init_adapter else None
     cores = len(os.sched_getaffinity(0))
     torch.set_num_threads(cfg.threads or cores)
     out = Path(cfg.output)
@@ -256,7 +255,7 @@ def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[
     model = get_peft_model(model, LoraConfig(
         task_type=TaskType.CAUSAL_LM, r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
         target_modules=_lora_targets(cfg)))
-    earlier = continue_from(model, cfg) if cfg.init_adapter else None
+    earlier = continue_from(model, init_weights) if init_weights else None
     precision = pick_precision(cfg.precision)
     checkpoints = out / "checkpoints"
     resume = cfg.resume and any(checkpoints.glob("checkpoint-*"))
@@ -338,14 +337,13 @@ def check_init_adapter(cfg: GenConfig) -> Path:
     return weights
 
 
-def continue_from(model: Any, cfg: GenConfig) -> dict[str, Any]:
-    """Loads ``cfg.init_adapter``'s LoRA weights into ``model``'s fresh ones, so that a long run can go on
-    across sessions from committed weights rather than a checkpoint left on one machine.  Returns what
-    that adapter's metrics.json says it took (for the card's totals)."""
+def continue_from(model: Any, weights: Path) -> dict[str, Any]:
+    """Loads an earlier adapter's LoRA ``weights`` (checked by :func:`check_init_adapter`) into ``model``'s fresh
+    ones, so that a long run can go on across sessions from committed weights rather than a checkpoint left on
+    one machine.  Returns what that adapter's metrics.json says it took (for the card's totals)."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    weights = check_init_adapter(cfg)
     folder = weights.parent
     state = {k: v.float() for k, v in load_file(weights).items()}  # saved in fp16, trained in fp32
     loaded = set_peft_model_state_dict(model, state)
