@@ -1,7 +1,7 @@
 """How fast the offline generative reader answers: prefill and decode apart, per arithmetic and trimming.
 
     .venv/bin/python benchmarks/gen_speed.py [--limit 30] [--adapter models/gemma3-squad-lora] \
-        [--precisions fp32,bf16,int8,int8-head] [--words 0,80] [--vocab full,prompt] [--json]
+        [--precisions fp32,bf16,int8,int8-head] [--words 0,80] [--vocab full,prompt] [--prefix-cache off,on] [--json]
 
 For each weight arithmetic (fp32; bf16; int8 = dynamic quantisation of the linear layers; int8-head = of
 the output layer alone) the model is loaded with the adapter merged, then for ``--limit`` dev questions
@@ -14,7 +14,10 @@ the output layer alone) the model is loaded with the adapter merged, then for ``
 
 ``--vocab prompt`` scores only the prompt's tokens after each reply's first (``RAGQA_LLM_VOCAB``,
 :mod:`rag_qa.readers.vocab_head`); ``identical_to_full`` counts the replies that are the ``full`` row's
-of the same arithmetic and passage cap, word for word.
+of the same arithmetic and passage cap, word for word.  ``--prefix-cache off,on`` compares replies with the
+system prompt prefilled once and its KV cache copied into each reply (:mod:`rag_qa.readers.prefix_cache`, on
+when serving) against prefilling every prompt whole (``identical_to_prefix_off``).  The prefill column is a
+whole prompt's forward pass either way: the cache's gain shows in the answer's time.
 
 ``--words`` caps each passage to that many words of its most question-like sentences (0: whole
 passages; ``RAGQA_LLM_PASSAGE_WORDS``).  Targets (issue 22): >= 25 generated tokens/s and p50 <= 1.5 s
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precisions", default="fp32,bf16,int8,int8-head")
     parser.add_argument("--words", default="0,80", help="passage word caps to compare (0: whole passages)")
     parser.add_argument("--vocab", default="full", help="output vocabularies to compare: full, prompt")
+    parser.add_argument("--prefix-cache", default="on", help="system prompt prefilled once: on, off, or both")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "gen_speed.json")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -107,24 +111,35 @@ def main(argv: list[str] | None = None) -> int:
         for words in (int(w) for w in args.words.split(",")):
             full_answers = None
             for vocab in args.vocab.split(","):
-                settings = Settings(llm_precision=precision, llm_passage_words=words, llm_vocab=vocab)
-                reader = make_generative_reader(str(args.adapter), settings)
-                reader.warm_up()
-                row = {"precision": precision, "passage_words": words, "vocab": vocab, **measure(reader, items)}
-                if vocab == "full":
-                    full_answers = row["answers"]
-                elif full_answers is not None:
-                    row["identical_to_full"] = sum(row["answers"][k] == a for k, a in full_answers.items())
-                results["runs"].append(row)
-                print(json.dumps({k: v for k, v in row.items() if k != "answers"}), file=sys.stderr)
+                no_prefix_answers = None
+                for prefix in args.prefix_cache.split(","):
+                    settings = Settings(llm_precision=precision, llm_passage_words=words, llm_vocab=vocab)
+                    reader = make_generative_reader(str(args.adapter), settings)
+                    reader.backend.prefix_cache = prefix == "on"
+                    reader.warm_up()
+                    row = {"precision": precision, "passage_words": words, "vocab": vocab, "prefix_cache": prefix,
+                           **measure(reader, items)}
+                    if vocab == "full":
+                        full_answers = full_answers or row["answers"]
+                    elif full_answers is not None:
+                        row["identical_to_full"] = sum(row["answers"][k] == a for k, a in full_answers.items())
+                    if prefix == "off":
+                        no_prefix_answers = row["answers"]
+                    elif no_prefix_answers is not None:
+                        row["identical_to_prefix_off"] = sum(row["answers"][k] == a
+                                                             for k, a in no_prefix_answers.items())
+                    results["runs"].append(row)
+                    print(json.dumps({k: v for k, v in row.items() if k != "answers"}), file=sys.stderr)
     results["load_after"] = os.getloadavg()[0]
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results) if args.json else "\n".join(
-        f"{r['precision']:>9} words={r['passage_words']:>3} vocab={r['vocab']:>6}: "
+        f"{r['precision']:>9} words={r['passage_words']:>3} vocab={r['vocab']:>6} prefix={r['prefix_cache']:>3}: "
         f"prompt {r['prompt_tokens_mean']:.0f} tok, prefill "
         f"{r['prefill_ms_p50']:.0f} ms, decode {r['decode_tokens_per_s'] or 0:.1f} tok/s, answer p50 "
         f"{r['answer_p50_s']:.2f} s, F1 {r['f1']:.1f}"
         + (f", {r['identical_to_full']}/{results['n']} answers as the full layer's" if "identical_to_full" in r else "")
+        + (f", {r['identical_to_prefix_off']}/{results['n']} answers as without the prefix cache"
+           if "identical_to_prefix_off" in r else "")
         for r in results["runs"]))
     return 0
 

@@ -185,35 +185,64 @@ def test_a_refusal_threshold_decides_at_the_first_token(tuned: GenerativeReader)
     assert not between.read(*answerable).no_answer and between.read(*unanswerable).no_answer
 
 
-def test_the_prompt_vocabulary_replies_as_the_full_output_layer(tuned: GenerativeReader) -> None:
-    """The default ``llm_vocab=prompt``: after a reply's first token only the prompt's own tokens are scored (a
-    few hundred of Gemma 3's 262k); on held-out dev questions, with and without their gold passage, every
-    reply is the full layer's, token for token."""
+def test_the_serving_shortcuts_reply_as_the_plain_model(tuned: GenerativeReader) -> None:
+    """The default ``llm_vocab=prompt`` (after a reply's first token only the prompt's own tokens are scored: a
+    few hundred of Gemma 3's 262k) and the system prompt's prefilled KV cache: on held-out dev questions, with
+    and without their gold passage, every reply is the plain model's (full layer, whole prompt prefilled),
+    token for token."""
     import copy
 
     from rag_qa.readers.llm_backends import encode_prompt
+    from rag_qa.readers.prefix_cache import PrefixCache
     from rag_qa.readers.vocab_head import PromptVocabHead, install
     from rag_qa.train.gen_data import dev_eval_items
 
     assert Settings().llm_vocab == "prompt" and tuned.backend.vocab == "prompt"
     head = tuned.backend._vocab_head
     assert isinstance(head, PromptVocabHead) and install(tuned.backend._model) is head
+    assert isinstance(tuned.backend._prefixes, PrefixCache)
     assert make_generative_reader(None, SETTINGS.model_copy(update={"llm_vocab": "full"})).backend.vocab == "full"
-    full_backend = copy.copy(tuned.backend)  # the loaded weights, shared: without a restriction the wrapper is
-    full_backend._vocab_head = None  # the full layer itself
-    full_reader = copy.copy(tuned)
-    full_reader.backend = full_backend
+    plain_backend = copy.copy(tuned.backend)  # the loaded weights, shared: without a restriction the wrapper is
+    plain_backend._vocab_head = None  # the full layer itself
+    plain_backend._prefixes = None  # and generate() prefills the whole prompt
+    plain_reader = copy.copy(tuned)
+    plain_reader.backend = plain_backend
     with_gold, without = dev_eval_items(str(Path(__file__).parent / "data" / "squad" / "dev-mini.json"), 2)
     backend, rows = tuned.backend, head.weight.shape[0]
     answered = 0
     for item in with_gold + without:
         passages = item.as_passages()
-        full, fast = full_reader.read(item.question, passages), tuned.read(item.question, passages)
-        assert (fast.answer, fast.no_answer, fast.citations) == (full.answer, full.no_answer, full.citations)
-        answered += not full.no_answer
+        plain, fast = plain_reader.read(item.question, passages), tuned.read(item.question, passages)
+        assert (fast.answer, fast.no_answer, fast.citations) == (plain.answer, plain.no_answer, plain.citations)
+        answered += not plain.no_answer
         prompt = encode_prompt(backend._tokenizer, tuned.prompt(item.question, passages).messages())
         assert len(backend.reply_vocabulary(prompt)) < rows / 100
     assert answered >= 1, "answers, not only refusals, were compared"
+
+
+def test_the_system_prompt_is_prefilled_once_and_each_reply_gets_a_copy(tuned: GenerativeReader) -> None:
+    from rag_qa.readers.llm_backends import encode_prompt
+    from rag_qa.readers.prefix_cache import MIN_HEAD_TOKENS
+
+    backend = tuned.backend
+    prefixes, tok = backend._prefixes, backend._tokenizer
+    question, passages = "When did Tesla move to Paris?", [_passage("Tesla moved to Paris in 1882.", "t.txt")]
+    messages = tuned.prompt(question, passages).messages()
+    ids = encode_prompt(tok, messages)
+    first, second = prefixes.for_prompt(messages, ids), prefixes.for_prompt(messages, ids)
+    (name, cache), = first.items()
+    assert name == prefixes.kwarg and second[name] is not cache  # a copy each: generate() appends to it
+    head_ids, stored = prefixes._heads[messages[0]["content"]]
+    # the head is the template's opening and the whole system prompt, and no more: the question is not in it
+    assert MIN_HEAD_TOKENS <= len(head_ids) < len(ids) and ids[: len(head_ids)] == head_ids
+    text = tok.decode(head_ids)
+    assert messages[0]["content"] in text and "Tesla" not in text
+    assert cache.get_seq_length() == stored.get_seq_length() == len(head_ids)
+    tuned.read(question, passages)
+    assert stored.get_seq_length() == len(head_ids)  # a reply never grows the stored head
+    # a prompt that does not open with the head (another system prompt's, or none) is prefilled whole
+    assert prefixes.for_prompt(messages[1:], encode_prompt(tok, messages[1:])) == {}
+    assert prefixes.for_prompt(messages, ids[: len(head_ids)]) == {}  # nothing left after the head
 
 
 def test_the_vocabulary_head_is_the_full_layer_first_then_the_allowed_rows_only() -> None:

@@ -14,7 +14,10 @@ import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from rag_qa.readers.prefix_cache import PrefixCache
 
 Messages = Sequence[dict[str, str]]
 
@@ -80,12 +83,17 @@ class TransformersChat:
     is at least this likely (:mod:`rag_qa.readers.refusal`; None: whatever greedy decoding ranks first).
     ``vocab``: ``full``, or ``prompt`` for a grounded reader that copies its answers: after the first token
     the output layer scores only the prompt's tokens (:mod:`rag_qa.readers.vocab_head`).
+    ``prefix_cache``: prefill the system prompt once and reuse its KV cache in every reply
+    (:mod:`rag_qa.readers.prefix_cache`; decoder-only models).
     """
 
     def __init__(self, model: str, gguf_file: str | None = None, source: str = "", adapter: str | None = None,
-                 precision: str = "fp32", refusal_threshold: float | None = None, vocab: str = "full") -> None:
+                 precision: str = "fp32", refusal_threshold: float | None = None, vocab: str = "full",
+                 prefix_cache: bool = True) -> None:
         self.model_name, self.gguf_file, self.source = model, gguf_file, source
         self.adapter, self.refusal_threshold, self.vocab = adapter, refusal_threshold, vocab
+        self.prefix_cache = prefix_cache
+        self._prefixes: PrefixCache | None = None
         self._vocab_head: Any = None
         self._fixed_reply_ids: list[int] | None = None
         if precision == "auto":
@@ -99,8 +107,10 @@ class TransformersChat:
 
     @classmethod
     def loaded(cls, model: Any, tokenizer: Any, source: str = "") -> TransformersChat:
-        """A backend over a model already in memory (a training run's final evaluation)."""
-        chat = cls(getattr(model, "name_or_path", "in-memory model"), source=source or "in memory")
+        """A backend over a model already in memory (a training run's evaluation).  No prefix cache: the
+        weights may still change after it is made."""
+        chat = cls(getattr(model, "name_or_path", "in-memory model"), source=source or "in memory",
+                   prefix_cache=False)
         chat._model, chat._tokenizer = model.eval(), tokenizer
         return chat
 
@@ -142,6 +152,10 @@ class TransformersChat:
 
                 self._vocab_head = install(model)
             self._model = model.eval()
+            if self.prefix_cache and not model.config.is_encoder_decoder:
+                from rag_qa.readers.prefix_cache import PrefixCache
+
+                self._prefixes = PrefixCache(self._model, lambda messages: encode_prompt(self._tokenizer, messages))
 
     @property
     def tokenizer(self) -> Any:
@@ -183,7 +197,10 @@ class TransformersChat:
             pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
             **sampling,
         )
-        restricted = self.restricted(inputs["input_ids"][0].tolist())
+        prompt_ids = inputs["input_ids"][0].tolist()
+        if self._prefixes is not None:  # the system prompt's keys and values, prefilled once
+            kwargs.update(self._prefixes.for_prompt(messages, prompt_ids))
+        restricted = self.restricted(prompt_ids)
         errors: list[BaseException] = []
 
         def generate() -> None:
@@ -243,7 +260,7 @@ class TransformersChat:
     def describe(self) -> dict[str, Any]:
         return {"engine": "transformers", "model": self.model_name, "gguf_file": self.gguf_file,
                 "adapter": self.adapter, "precision": self.precision, "refusal_threshold": self.refusal_threshold,
-                "vocab": self.vocab,
+                "vocab": self.vocab, "prefix_cache": self.prefix_cache,
                 "weights": self.source or self.model_name}
 
 
