@@ -1,7 +1,8 @@
 """How fast the offline generative reader answers: prefill and decode apart, per arithmetic and trimming.
 
     .venv/bin/python benchmarks/gen_speed.py [--limit 30] [--adapter models/gemma3-squad-lora] \
-        [--precisions fp32,bf16,int8,int8-head] [--words 0,80] [--vocab full,prompt] [--prefix-cache off,on] [--json]
+        [--precisions fp32,bf16,int8,int8-head] [--words 0,80] [--vocab full,prompt] [--prefix-cache off,on]
+        [--decode-weights fp32,fp16,bf16] [--json]
 
 For each weight arithmetic (fp32; bf16; int8 = dynamic quantisation of the linear layers; int8-head = of
 the output layer alone) the model is loaded with the adapter merged, then for ``--limit`` dev questions
@@ -12,12 +13,16 @@ the output layer alone) the model is loaded with the adapter merged, then for ``
 - **answer**: the reader's own end-to-end ``read`` (p50 / p95 seconds) and its F1, so a faster
   setting that answers worse shows it.
 
-``--vocab prompt`` scores only the prompt's tokens after each reply's first (``RAGQA_LLM_VOCAB``,
-:mod:`rag_qa.readers.vocab_head`); ``identical_to_full`` counts the replies that are the ``full`` row's
-of the same arithmetic and passage cap, word for word.  ``--prefix-cache off,on`` compares replies with the
-system prompt prefilled once and its KV cache copied into each reply (:mod:`rag_qa.readers.prefix_cache`, on
-when serving) against prefilling every prompt whole (``identical_to_prefix_off``).  The prefill column is a
-whole prompt's forward pass either way: the cache's gain shows in the answer's time.
+Each row is also compared with the first row of its arithmetic and passage cap (``same_answers_as``: how
+many replies are that row's, word for word), so list the plain setting first:
+
+- ``--vocab prompt`` scores only the prompt's tokens after each reply's first (``RAGQA_LLM_VOCAB``,
+  :mod:`rag_qa.readers.vocab_head`);
+- ``--prefix-cache on`` prefills the system prompt once and copies its KV cache into each reply
+  (:mod:`rag_qa.readers.prefix_cache`; always on when serving).  The prefill column is a whole prompt's
+  forward pass either way: the cache's gain shows in the answer's time;
+- ``--decode-weights fp16`` has generated tokens read fp16 copies of the linear layers
+  (``RAGQA_LLM_DECODE_WEIGHTS``, :mod:`rag_qa.readers.decode_weights`).
 
 ``--words`` caps each passage to that many words of its most question-like sentences (0: whole
 passages; ``RAGQA_LLM_PASSAGE_WORDS``).  Targets (issue 22): >= 25 generated tokens/s and p50 <= 1.5 s
@@ -27,6 +32,7 @@ for a short answer from 3 passages, on 2 cores.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -95,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--words", default="0,80", help="passage word caps to compare (0: whole passages)")
     parser.add_argument("--vocab", default="full", help="output vocabularies to compare: full, prompt")
     parser.add_argument("--prefix-cache", default="on", help="system prompt prefilled once: on, off, or both")
+    parser.add_argument("--decode-weights", default="fp16", help="weights decode steps read: fp32, fp16, bf16")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "gen_speed.json")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -107,40 +114,37 @@ def main(argv: list[str] | None = None) -> int:
 
     items, _ = dev_eval_items(str(args.data), args.limit)
     results: dict = {"n": len(items), "threads": torch.get_num_threads(), "load": os.getloadavg()[0], "runs": []}
-    for precision in args.precisions.split(","):
-        for words in (int(w) for w in args.words.split(",")):
-            full_answers = None
-            for vocab in args.vocab.split(","):
-                no_prefix_answers = None
-                for prefix in args.prefix_cache.split(","):
-                    settings = Settings(llm_precision=precision, llm_passage_words=words, llm_vocab=vocab)
-                    reader = make_generative_reader(str(args.adapter), settings)
-                    reader.backend.prefix_cache = prefix == "on"
-                    reader.warm_up()
-                    row = {"precision": precision, "passage_words": words, "vocab": vocab, "prefix_cache": prefix,
-                           **measure(reader, items)}
-                    if vocab == "full":
-                        full_answers = full_answers or row["answers"]
-                    elif full_answers is not None:
-                        row["identical_to_full"] = sum(row["answers"][k] == a for k, a in full_answers.items())
-                    if prefix == "off":
-                        no_prefix_answers = row["answers"]
-                    elif no_prefix_answers is not None:
-                        row["identical_to_prefix_off"] = sum(row["answers"][k] == a
-                                                             for k, a in no_prefix_answers.items())
-                    results["runs"].append(row)
-                    print(json.dumps({k: v for k, v in row.items() if k != "answers"}), file=sys.stderr)
+    first: dict[tuple[str, int], dict] = {}  # per arithmetic and passage cap, its first row: the reference
+    for precision, words, vocab, prefix, decode in itertools.product(
+            args.precisions.split(","), (int(w) for w in args.words.split(",")), args.vocab.split(","),
+            args.prefix_cache.split(","), args.decode_weights.split(",")):
+        settings = Settings(llm_precision=precision, llm_passage_words=words, llm_vocab=vocab,
+                            llm_decode_weights=decode)
+        reader = make_generative_reader(str(args.adapter), settings)
+        reader.backend.prefix_cache = prefix == "on"
+        reader.warm_up()
+        row = {"precision": precision, "passage_words": words, "vocab": vocab, "prefix_cache": prefix,
+               "decode_weights": decode, **measure(reader, items)}
+        reference = first.setdefault((precision, words), row)
+        if reference is not row:
+            row["same_answers_as"] = {"vocab": reference["vocab"], "prefix_cache": reference["prefix_cache"],
+                                      "decode_weights": reference["decode_weights"],
+                                      "answers": sum(row["answers"][k] == a for k, a in reference["answers"].items())}
+        results["runs"].append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "answers"}), file=sys.stderr)
     results["load_after"] = os.getloadavg()[0]
     args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+    def same(r: dict) -> str:
+        ref = r.get("same_answers_as")
+        return "" if ref is None else (f", {ref['answers']}/{results['n']} answers as vocab={ref['vocab']} "
+                                       f"prefix={ref['prefix_cache']} decode={ref['decode_weights']}")
+
     print(json.dumps(results) if args.json else "\n".join(
-        f"{r['precision']:>9} words={r['passage_words']:>3} vocab={r['vocab']:>6} prefix={r['prefix_cache']:>3}: "
-        f"prompt {r['prompt_tokens_mean']:.0f} tok, prefill "
+        f"{r['precision']:>9} words={r['passage_words']:>3} vocab={r['vocab']:>6} prefix={r['prefix_cache']:>3} "
+        f"decode={r['decode_weights']:>4}: prompt {r['prompt_tokens_mean']:.0f} tok, prefill "
         f"{r['prefill_ms_p50']:.0f} ms, decode {r['decode_tokens_per_s'] or 0:.1f} tok/s, answer p50 "
-        f"{r['answer_p50_s']:.2f} s, F1 {r['f1']:.1f}"
-        + (f", {r['identical_to_full']}/{results['n']} answers as the full layer's" if "identical_to_full" in r else "")
-        + (f", {r['identical_to_prefix_off']}/{results['n']} answers as without the prefix cache"
-           if "identical_to_prefix_off" in r else "")
-        for r in results["runs"]))
+        f"{r['answer_p50_s']:.2f} s, F1 {r['f1']:.1f}{same(r)}" for r in results["runs"]))
     return 0
 
 

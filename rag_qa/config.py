@@ -142,6 +142,11 @@ class Settings(BaseSettings):
         "`prompt`: after a reply's first token only the prompt's own tokens (and the citations', the refusal's and "
         "the end-of-turn ones) are scored, which skips most of Gemma 3's 262k-row output layer per generated token "
         "(2.1x the decode speed, the same answers: rag_qa/readers/vocab_head.py); `full`: every token.")
+    llm_decode_weights: Literal["fp32", "fp16", "bf16"] = Field(
+        "fp16", description="Weights a LoRA-tuned generative reader (ours), run by transformers in fp32, reads for "
+        "each generated token: `fp16` or `bf16` copies of its linear layers (decoding is bound by reading them: "
+        "about 1.8x the decode speed, the same answers on held-out questions; prefill keeps fp32; ~200 MB more "
+        "memory for Gemma 3 270M: rag_qa/readers/decode_weights.py); `fp32`: no copies.")
     llm_passage_words: int = Field(0, description="Each passage the LLM reads is cut to this many words of whole "
                                    "sentences around the one most like the question (0: whole passages); fewer "
                                    "prompt tokens, a faster answer.")

@@ -186,21 +186,28 @@ def test_a_refusal_threshold_decides_at_the_first_token(tuned: GenerativeReader)
 
 
 def test_the_serving_shortcuts_reply_as_the_plain_model(tuned: GenerativeReader) -> None:
-    """The default ``llm_vocab=prompt`` (after a reply's first token only the prompt's own tokens are scored: a
-    few hundred of Gemma 3's 262k) and the system prompt's prefilled KV cache: on held-out dev questions, with
-    and without their gold passage, every reply is the plain model's (full layer, whole prompt prefilled),
-    token for token."""
+    """The defaults ``llm_vocab=prompt`` (after a reply's first token only the prompt's own tokens are scored: a
+    few hundred of Gemma 3's 262k) and ``llm_decode_weights=fp16`` (generated tokens read fp16 copies of the
+    linear layers), and the system prompt's prefilled KV cache: on held-out dev questions, with and without
+    their gold passage, every reply is the plain model's (fp32, full layer, whole prompt prefilled), token for
+    token."""
     import copy
 
+    from rag_qa.readers.decode_weights import HalfDecodeLinear, full_weights
     from rag_qa.readers.llm_backends import encode_prompt
     from rag_qa.readers.prefix_cache import PrefixCache
     from rag_qa.readers.vocab_head import PromptVocabHead, install
     from rag_qa.train.gen_data import dev_eval_items
 
     assert Settings().llm_vocab == "prompt" and tuned.backend.vocab == "prompt"
+    assert Settings().llm_decode_weights == "fp16" and tuned.backend.decode_weights == "fp16"
+    model = tuned.backend._model
     head = tuned.backend._vocab_head
-    assert isinstance(head, PromptVocabHead) and install(tuned.backend._model) is head
+    assert isinstance(head, PromptVocabHead) and install(model) is head
     assert isinstance(tuned.backend._prefixes, PrefixCache)
+    halves = [m for m in model.modules() if isinstance(m, HalfDecodeLinear)]
+    # every linear layer of the 18 blocks (q, k, v, o; gate, up, down), not the output layer
+    assert len(halves) == 7 * model.config.num_hidden_layers and not isinstance(head.full, HalfDecodeLinear)
     assert make_generative_reader(None, SETTINGS.model_copy(update={"llm_vocab": "full"})).backend.vocab == "full"
     plain_backend = copy.copy(tuned.backend)  # the loaded weights, shared: without a restriction the wrapper is
     plain_backend._vocab_head = None  # the full layer itself
@@ -208,16 +215,39 @@ def test_the_serving_shortcuts_reply_as_the_plain_model(tuned: GenerativeReader)
     plain_reader = copy.copy(tuned)
     plain_reader.backend = plain_backend
     with_gold, without = dev_eval_items(str(Path(__file__).parent / "data" / "squad" / "dev-mini.json"), 2)
+    items = with_gold + without
+    with full_weights(model):
+        assert not any(isinstance(m, HalfDecodeLinear) for m in model.modules())
+        plain = [plain_reader.read(item.question, item.as_passages()) for item in items]
+    assert sum(isinstance(m, HalfDecodeLinear) for m in model.modules()) == len(halves)  # put back
     backend, rows = tuned.backend, head.weight.shape[0]
-    answered = 0
-    for item in with_gold + without:
+    for item, slow in zip(items, plain, strict=True):
         passages = item.as_passages()
-        plain, fast = plain_reader.read(item.question, passages), tuned.read(item.question, passages)
-        assert (fast.answer, fast.no_answer, fast.citations) == (plain.answer, plain.no_answer, plain.citations)
-        answered += not plain.no_answer
+        fast = tuned.read(item.question, passages)
+        assert (fast.answer, fast.no_answer, fast.citations) == (slow.answer, slow.no_answer, slow.citations)
         prompt = encode_prompt(backend._tokenizer, tuned.prompt(item.question, passages).messages())
         assert len(backend.reply_vocabulary(prompt)) < rows / 100
-    assert answered >= 1, "answers, not only refusals, were compared"
+    assert sum(not a.no_answer for a in plain) >= 1, "answers, not only refusals, were compared"
+
+
+def test_decode_steps_read_the_half_copy_and_prefill_the_full_weights() -> None:
+    import torch
+
+    from rag_qa.readers.decode_weights import MAX_DECODE_ROWS, HalfDecodeLinear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 32)
+    half = HalfDecodeLinear(linear, torch.float16)
+    with torch.inference_mode():
+        step, prompt = torch.randn(1, 1, 64), torch.randn(1, MAX_DECODE_ROWS + 1, 64)
+        assert torch.equal(half(prompt), linear(prompt))  # prefill: the fp32 weights themselves
+        out = half(step)
+        assert out.dtype == torch.float32 and not torch.equal(out, linear(step))  # a decode step: the fp16 copy
+        assert torch.allclose(out, linear(step), atol=1e-2)
+        by_hand = torch.nn.functional.linear(step.half(), linear.weight.half(), linear.bias.half())
+        assert torch.equal(out, by_hand.float())
+        huge = step * 1e5  # past fp16's 65504: done again in fp32, never an inf
+        assert torch.equal(half(huge), linear(huge)) and torch.isfinite(half(huge)).all()
 
 
 def test_the_system_prompt_is_prefilled_once_and_each_reply_gets_a_copy(tuned: GenerativeReader) -> None:

@@ -208,9 +208,10 @@ def _adapter_backend(folder: Path, settings: Any) -> ChatBackend:
         file = Path(model.path)
         return TransformersChat(str(file.parent), gguf_file=file.name, source=source, adapter=str(folder),
                                 precision=settings.llm_precision, refusal_threshold=settings.llm_refusal_threshold,
-                                vocab=settings.llm_vocab)
+                                vocab=settings.llm_vocab, decode_weights=settings.llm_decode_weights)
     return TransformersChat(model.path, source=source, adapter=str(folder), precision=settings.llm_precision,
-                            refusal_threshold=settings.llm_refusal_threshold, vocab=settings.llm_vocab)
+                            refusal_threshold=settings.llm_refusal_threshold, vocab=settings.llm_vocab,
+                            decode_weights=settings.llm_decode_weights)
 
 
 def _gguf_backend(path: str, source: str, settings: Any) -> ChatBackend:

@@ -84,15 +84,17 @@ class TransformersChat:
     ``vocab``: ``full``, or ``prompt`` for a grounded reader that copies its answers: after the first token
     the output layer scores only the prompt's tokens (:mod:`rag_qa.readers.vocab_head`).
     ``prefix_cache``: prefill the system prompt once and reuse its KV cache in every reply
-    (:mod:`rag_qa.readers.prefix_cache`; decoder-only models).
+    (:mod:`rag_qa.readers.prefix_cache`; decoder-only models).  ``decode_weights``: ``fp16`` or ``bf16``
+    copies of the linear layers' fp32 weights for the generated tokens (:mod:`rag_qa.readers.decode_weights`);
+    ``fp32``: none.
     """
 
     def __init__(self, model: str, gguf_file: str | None = None, source: str = "", adapter: str | None = None,
                  precision: str = "fp32", refusal_threshold: float | None = None, vocab: str = "full",
-                 prefix_cache: bool = True) -> None:
+                 prefix_cache: bool = True, decode_weights: str = "fp32") -> None:
         self.model_name, self.gguf_file, self.source = model, gguf_file, source
         self.adapter, self.refusal_threshold, self.vocab = adapter, refusal_threshold, vocab
-        self.prefix_cache = prefix_cache
+        self.prefix_cache, self.decode_weights = prefix_cache, decode_weights
         self._prefixes: PrefixCache | None = None
         self._vocab_head: Any = None
         self._fixed_reply_ids: list[int] | None = None
@@ -147,6 +149,10 @@ class TransformersChat:
                 # the output layer alone: Gemma 3's is 262k x 640, most of a generated token's weight reads;
                 # int8 activations in the layers inside cost it most of its F1 (benchmarks/gen_speed.py)
                 model = torch.ao.quantization.quantize_dynamic(model, {"lm_head"}, dtype=torch.qint8)
+            if self.decode_weights != "fp32":  # before the vocabulary head, which keeps the output layer's own
+                from rag_qa.readers import decode_weights
+
+                decode_weights.install(model, self.decode_weights)
             if self.vocab == "prompt" and not model.config.is_encoder_decoder:
                 from rag_qa.readers.vocab_head import install
 
@@ -261,6 +267,7 @@ class TransformersChat:
         return {"engine": "transformers", "model": self.model_name, "gguf_file": self.gguf_file,
                 "adapter": self.adapter, "precision": self.precision, "refusal_threshold": self.refusal_threshold,
                 "vocab": self.vocab, "prefix_cache": self.prefix_cache,
+                "decode_weights": self.decode_weights,
                 "weights": self.source or self.model_name}
 
 

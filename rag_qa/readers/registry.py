@@ -60,7 +60,7 @@ FACTORIES: dict[str, Callable[[str | None, Settings], Reader]] = {
 #: the settings a generative reader is built from (:func:`rag_qa.readers.generative.make_generative_reader`)
 GENERATIVE_SETTINGS = ("llm_model", "llm_backend", "llm_base_url", "llm_api_key", "llm_context_tokens",
                        "max_new_tokens", "temperature", "llm_precision", "llm_passage_words", "llm_focus",
-                       "llm_vocab", "llm_refusal_threshold")
+                       "llm_vocab", "llm_refusal_threshold", "llm_decode_weights")
 
 
 def reader_settings(kind: str) -> tuple[str, ...]:
