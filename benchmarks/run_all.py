@@ -127,9 +127,10 @@ def ocr_bench(smoke: bool, out_dir: Path, work: Path) -> dict:
 def followup_bench(data: Path, smoke: bool, out_dir: Path, work: Path) -> dict:
     """benchmarks/followup.py: follow-up questions with and without the conversation (issue 23)."""
     out = (work if smoke else out_dir) / "followup.json"
-    # smoke: 4 of followup.py's own 12 smoke conversations, each asked 7 ways (the smoke run checks the schema)
+    # smoke: 2 of followup.py's own 12 smoke conversations, each asked 7 ways (the smoke run checks the schema;
+    # its follow-ups are about dev articles the test fixture does not hold, so their F1 is 0 whatever the count)
     run([sys.executable, str(HERE / "followup.py"), "--data", str(data), "--out", str(out),
-         *(["--smoke", "--limit", "4"] if smoke else [])], "benchmarks/followup.py")
+         *(["--smoke", "--limit", "2"] if smoke else [])], "benchmarks/followup.py")
     return json.loads(out.read_text(encoding="utf-8"))
 
 

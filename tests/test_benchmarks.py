@@ -89,6 +89,9 @@ def test_run_all_smoke(tmp_path: Path) -> None:
     assert data["ocr"]["pages"] == 1 and data["ocr"]["pages_per_second"] > 0  # make bench records OCR speed
     assert data["ocr"]["word_accuracy"] > 0.95 and data["ocr"]["tesseract"].startswith("tesseract")
     assert 0 <= data["open_domain"]["ours_em"] <= data["open_domain"]["ours_f1"] <= 100
+    # make bench runs the follow-up benchmark: each conversation asked with, without and written out
+    assert data["followup"]["conversations"] == 2 and data["followup"]["condense_p50_ms"] > 0
+    assert {"both", "without", "written_out"} <= data["followup"].keys()
     for system in ("haystack", "langchain"):
         values = [data["ask"][f"{system}_p50_ms"], data["open_domain"][f"{system}_em"],
                   data["open_domain"][f"{system}_f1"]]
