@@ -33,8 +33,9 @@ set_offline_defaults()
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "squad" / "dev-v1.1-public.json"
 DEFAULT_ADAPTER = REPO / "models" / "gemma3-squad-lora"
-SHOWN = ("exact_match", "f1", "rouge_l", "bleu", "citation_accuracy", "refusals_gold_removed", "false_refusals",
-         "tokens_mean", "latency_p50_s", "tokens_per_s")
+SHOWN = ("exact_match", "f1", "rouge_l", "bleu", "citation_accuracy", "citation_accuracy_right_answers",
+         "citation_supported", "refusals_gold_removed", "false_refusals", "tokens_mean", "latency_p50_s",
+         "tokens_per_s")
 
 
 def backend(model: str, adapter: Path):

@@ -229,3 +229,35 @@ def test_a_citation_of_a_cut_passage_counts_for_the_passage_it_was_cut_from() ->
     assert cited_numbers(item, citing(passages[0])) == [1]
     assert cited_numbers(item, citing("He moved to New York in 1884.", "It is a gas.")) == [1, 2]
     assert cited_numbers(item, citing("Nothing of the passages.")) == [0]
+
+
+def test_citation_scores_tell_a_wrong_citation_from_a_wrong_answer() -> None:
+    """Citation accuracy counts an answer taken from a distractor against the citation too; of the right answers
+    only a wrong passage counts, and ``citation_supported`` asks whether the cited passage holds the answer."""
+    from rag_qa.eval.generative_eval import evaluate_items
+    from rag_qa.train.gen_data import GenItem
+    from rag_qa.types import Answer, Citation
+
+    passages = ("Tesla was born in 1856. He moved to New York in 1884.", "Edison moved to New York in 1876.")
+    items = [GenItem(f"q{n}", "When did Tesla move to New York?", passages, "Tesla", 1, ("1884",)) for n in range(4)]
+    replies = iter([  # in the items' order: (answer, the passage it cites)
+        ("1884", 0),  # right answer, gold cited
+        ("1884", 1),  # right answer, the other passage cited: the citation's error
+        ("1876", 1),  # the distractor's answer, cited where it is: the answer's error
+        ("1856", 1),  # a wrong answer, cited where it is not
+    ])
+
+    class Replying:
+        """Gives each question its fixed reply: the scores, not a model, are under test."""
+
+        def warm_up(self) -> None:
+            pass
+
+        def read(self, question: str, shown: list) -> Answer:
+            text, cited = next(replies)
+            return Answer(text, 1.0, "generative", citations=[Citation("d.txt", None, 0, 1, passages[cited])])
+
+    result = evaluate_items(Replying(), items, progress=False)
+    assert result["citation_accuracy"] == 25.0  # only the first cites the gold passage
+    assert result["citation_accuracy_right_answers"] == 50.0  # of the two right answers, one cites the gold
+    assert result["citation_supported"] == 50.0  # the first and the third cite a passage holding their words

@@ -8,7 +8,10 @@ and the same question with the gold paragraph removed.  What is measured:
 - BLEU: ``sacrebleu``'s corpus BLEU over the answers (references: every gold answer);
 - citation accuracy: of the answers citing a passage, the share whose first citation is the gold
   passage, both as the user sees it (after :func:`~rag_qa.readers.grounding.ground_answer`) and as
-  the model wrote it (``[n]`` in the raw reply);
+  the model wrote it (``[n]`` in the raw reply).  A wrong answer taken from a distractor counts
+  against it too, so two more split the answer's errors from the citation's: of the right answers
+  (exact match), the share citing the gold passage; and of all cited answers, the share whose cited
+  passage holds the answer's words (the citation is faithful to the answer, right or wrong);
 - refusals on gold-removed items (should be high) and false refusals when the gold is there (low);
 - generated tokens, latency, and tokens per second.
 """
@@ -23,7 +26,7 @@ from tqdm.auto import tqdm
 
 from rag_qa.readers.base import Reader
 from rag_qa.readers.grounding import parse_citations
-from rag_qa.squad_metrics import max_over_truths, rouge_l, squad_scores
+from rag_qa.squad_metrics import exact_match, max_over_truths, normalize_answer, rouge_l, squad_scores
 from rag_qa.train.gen_data import GenItem
 from rag_qa.types import Answer
 
@@ -52,6 +55,12 @@ def cited_numbers(item: GenItem, answer: Answer) -> list[int]:
     return [next((n for n, p in enumerate(item.passages, 1) if p == c.text), 0)
             or next((n for n, p in enumerate(item.passages, 1) if c.text and c.text in p), 0)
             for c in answer.citations]
+
+
+def _holds(passage: str, text: str) -> bool:
+    """Whether ``passage`` contains ``text``'s words in order (SQuAD normalisation: case, punctuation, articles)."""
+    words = normalize_answer(text)
+    return bool(words) and f" {words} " in f" {normalize_answer(passage)} "
 
 
 def evaluate_items(reader: Reader, with_gold: Sequence[GenItem], without_gold: Sequence[GenItem] = (), *,
@@ -84,6 +93,8 @@ def evaluate_items(reader: Reader, with_gold: Sequence[GenItem], without_gold: S
     scores = squad_scores(predictions, references) if answered else {"exact_match": 0.0, "f1": 0.0}
     spoke = [r for r in answered if not r["no_answer"]]
     cited = [r for r in spoke if r["cited"]]
+    right = [r for r in cited if max_over_truths(exact_match, r["prediction"], r["answers"])]
+    passages = {item.id: item.passages for item in with_gold}
     model_cited = [r for r in spoke if r["model_cited"]]
     latencies = [r["seconds"] for r in rows]
     tokens = [r["tokens"] for r in rows if r["tokens"] is not None]
@@ -96,6 +107,11 @@ def evaluate_items(reader: Reader, with_gold: Sequence[GenItem], without_gold: S
         / max(len(answered), 1),
         "bleu": bleu([r["prediction"] for r in answered], [r["answers"] for r in answered]) if answered else 0.0,
         "citation_accuracy": 100 * sum(r["cited"][0] == r["gold"] for r in cited) / len(cited) if cited else 0.0,
+        "citation_accuracy_right_answers": 100 * sum(r["cited"][0] == r["gold"] for r in right) / len(right)
+        if right else 0.0,
+        "citation_supported": 100 * sum(r["cited"][0] > 0 and _holds(passages[r["id"]][r["cited"][0] - 1],
+                                                                      r["prediction"]) for r in cited) / len(cited)
+        if cited else 0.0,
         "cited_share": 100 * len(cited) / max(len(spoke), 1),
         "model_citation_accuracy": 100 * sum(r["model_cited"][0] == r["gold"] for r in model_cited)
         / len(model_cited) if model_cited else 0.0,
