@@ -54,15 +54,23 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round((len(ordered) - 1) * q / 100))] if ordered else 0.0
 
 
+def _cache(out):
+    """A forward pass's KV cache: ``cache`` in newer transformers 5.x, ``past_key_values`` before."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 def measure(reader, items) -> dict:
     """Prefill ms, decode ms/token, end-to-end latency and F1 over ``items``."""
     import torch
 
     from rag_qa.readers.llm_backends import encode_prompt
+    from rag_qa.readers.prefix_cache import cache_kwarg
     from rag_qa.squad_metrics import squad_scores
 
     chat = reader.backend
     model, tok = chat._model, chat._tokenizer
+    kwarg = cache_kwarg(model)
     prefill, per_token, prompt_tokens, latencies, preds, refs = [], [], [], [], {}, {}
     for item in items:
         prompt = reader.prompt(item.question, item.as_passages())
@@ -71,10 +79,10 @@ def measure(reader, items) -> dict:
             t0 = time.perf_counter()
             out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
             t1 = time.perf_counter()
-            past, nxt, steps = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True), 0
+            past, nxt, steps = _cache(out), out.logits[:, -1].argmax(-1, keepdim=True), 0
             while steps < 24 and int(nxt) != tok.eos_token_id:
-                out = model(input_ids=nxt, past_key_values=past, use_cache=True)
-                past, nxt, steps = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True), steps + 1
+                out = model(input_ids=nxt, use_cache=True, **{kwarg: past})
+                past, nxt, steps = _cache(out), out.logits[:, -1].argmax(-1, keepdim=True), steps + 1
             t2 = time.perf_counter()
         prefill.append(1000 * (t1 - t0))
         prompt_tokens.append(ids.shape[1])

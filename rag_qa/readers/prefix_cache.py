@@ -28,14 +28,19 @@ MIN_HEAD_TOKENS = 16
 MAX_HEADS = 8
 
 
+def cache_kwarg(model: Any) -> str:
+    """The name ``model``'s forward and ``generate()`` take a KV cache under: ``cache`` in newer transformers 5.x
+    (``past_key_values`` is deprecated there, and removed in 5.40), ``past_key_values`` before."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 class PrefixCache:
     """Per system prompt, the head's token ids and their KV cache (made on first use, under a lock)."""
 
     def __init__(self, model: Any, encode: Callable[[Sequence[dict[str, str]]], list[int]]) -> None:
         self.model, self.encode = model, encode
+        self.kwarg = cache_kwarg(model)
         params = inspect.signature(model.forward).parameters
-        #: generate()'s name for a cache passed in: ``cache`` in newer transformers 5.x, ``past_key_values`` before
-        self.kwarg = "cache" if "cache" in params else "past_key_values"
         self._last_logit_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self._heads: OrderedDict[str, tuple[list[int], Any] | None] = OrderedDict()
         self._lock = threading.Lock()
@@ -81,4 +86,4 @@ class PrefixCache:
         return cache
 
 
-__all__ = ["MAX_HEADS", "MIN_HEAD_TOKENS", "PrefixCache"]
+__all__ = ["MAX_HEADS", "MIN_HEAD_TOKENS", "PrefixCache", "cache_kwarg"]
