@@ -16,7 +16,7 @@ in fp32, so a large activation costs time, never a wrong token.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -47,13 +47,19 @@ class HalfDecodeLinear(torch.nn.Module):
         return out.to(x.dtype)
 
 
+def _children(model: Any, keep: Callable[[torch.nn.Module], bool]) -> list[tuple[torch.nn.Module, str, Any]]:
+    """``(parent, attribute name, child)`` for every submodule of ``model`` that ``keep`` accepts: what to swap."""
+    return [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
+            if keep(child)]
+
+
 def install(model: Any, dtype: str) -> int:
     """Wrap every fp32 ``nn.Linear`` of ``model`` but its output layer (the vocabulary heads handle that one);
     returns how many.  ``dtype``: ``fp16`` or ``bf16``.  Loaded weights only: the copies do not follow training."""
     half = DTYPES[dtype]
     head = model.get_output_embeddings()
-    targets = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
-               if type(child) is torch.nn.Linear and child is not head and child.weight.dtype == torch.float32]
+    targets = _children(model, lambda child: type(child) is torch.nn.Linear and child is not head
+                        and child.weight.dtype == torch.float32)
     for parent, name, child in targets:
         setattr(parent, name, HalfDecodeLinear(child, half))
     return len(targets)
@@ -62,8 +68,7 @@ def install(model: Any, dtype: str) -> int:
 @contextlib.contextmanager
 def full_weights(model: Any) -> Iterator[None]:
     """``model`` with its own linear layers back in place for the duration (side-by-side comparisons)."""
-    wrapped = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
-               if isinstance(child, HalfDecodeLinear)]
+    wrapped = _children(model, lambda child: isinstance(child, HalfDecodeLinear))
     for parent, name, child in wrapped:
         setattr(parent, name, child.linear)
     try:

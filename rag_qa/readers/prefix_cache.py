@@ -1,7 +1,7 @@
 """The KV cache of a prompt's fixed head, computed once and copied into every reply that starts with it.
 
 Every prompt of the generative reader opens the same way: the chat template's opening and the system
-prompt (the instructions, the refusal sentence), about 55 of the ~600 tokens of a prompt with three
+prompt (the instructions, the refusal sentence), 51 of the ~590 tokens of Gemma 3's prompt with three
 passages.  Prefill is most of an answer's time on a CPU, and it runs at the matmul floor, so the only way
 to make it cheaper is to feed fewer tokens: :class:`PrefixCache` runs the head through the model once per
 system prompt and hands ``generate()`` a copy of that cache, which then feeds only the rest of the prompt
