@@ -147,9 +147,15 @@ def write_generative_card(out: Path, summary: dict, defaults: dict) -> None:
     cfg = summary["config"]
     hp = {k: cfg.get(k) for k in ("learning_rate", "epochs", "max_steps", "batch_size", "grad_accum",
                                   "warmup_ratio", "lora_r", "lora_alpha", "lora_dropout", "lora_targets",
-                                  "distractors", "refusal_rate", "max_passage_words", "target_style", "seed")}
-    data = (f"`{Path(cfg['train']).name}`: {summary['train_prompts']:,} prompts ({summary['train_refusals']:,} "
-            f"with the gold passage removed), {summary['train_tokens']:,} tokens")
+                                  "distractors", "refusal_rate", "max_passage_words", "questions_per_prompt",
+                                  "target_style", "seed")}
+    questions = summary.get("train_questions", summary["train_prompts"])
+    packed = questions != summary["train_prompts"]
+    data = (f"`{Path(cfg['train']).name}`: {summary['train_prompts']:,} prompts"
+            + (f" holding {questions:,} questions" if packed else "")
+            + f" ({summary['train_refusals']:,} {'questions' if packed else 'prompts'} with the gold passage removed), "
+            f"{summary['train_tokens']:,} tokens")
+    read = f"{summary['prompts_seen']:,} prompts" + (f" ({summary['questions_seen']:,} questions)" if packed else "")
     text = f"""---
 library_name: peft
 pipeline_tag: text-generation
@@ -168,7 +174,7 @@ the base weights at load time (`--reader generative`).
 |---|---|
 | base model | `{summary['base']}`: {summary['base_source']} |
 | training data | {data} |
-| this run read | {summary['prompts_seen']:,} prompts in {summary['global_steps']:,} steps |
+| this run read | {read} in {summary['global_steps']:,} steps |
 {_lineage(summary)}| dev data | `{Path(cfg['eval']).name}` |
 | hardware | {summary['hardware']}, {summary['precision']} |
 | training time | {summary['seconds'] / 60:.1f} min |

@@ -43,6 +43,9 @@ class GenConfig:
     refusal_rate: float = option("share of prompts whose gold passage is removed (target: the refusal)", 0.1)
     max_passage_words: int = option("passages cut to whole sentences of at most this many words", MAX_PASSAGE_WORDS)
     max_train_examples: int | None = option("random subset of the training questions", None)
+    questions_per_prompt: int = option("questions of one paragraph asked against one prompt's passages in a "
+                                       "training row: the passages are computed once, each question sees only "
+                                       "them and itself (about 3x the questions per CPU hour at 4)", 1)
     seed: int = option("seed for data order, distractors and LoRA init", 42)
     init_adapter: str | None = option("start from the LoRA adapter in this folder (same base, rank and target "
                                       "modules) instead of fresh matrices; give it another --seed so that this run "

@@ -98,6 +98,53 @@ def build_items(examples: Sequence[QAExample], distractors: Sequence[tuple[int, 
     return items
 
 
+def build_groups(examples: Sequence[QAExample], distractors: Sequence[tuple[int, QAExample]], *,
+                 per_group: int, refusal_rate: float = 0.1, max_distractors: int = 2, min_distractors: int = 1,
+                 max_words: int = MAX_PASSAGE_WORDS, seed: int = 0) -> list[list[GenItem]]:
+    """Items in groups of up to ``per_group`` questions that share one prompt's passages.
+
+    Each paragraph's questions are shuffled and cut into groups; the group's first question (its
+    anchor) draws the distractors, the gold passage's number and whether the gold is removed, as
+    :func:`build_items` does, and the others ask against the very same passages.  A sibling whose
+    answers all fall outside the anchor's trimmed gold passage is dropped.  Training reads such a
+    group as one row whose passages are read once (:mod:`rag_qa.train.gen_trainer`).
+    """
+    items = {it.id: it for it in build_items(examples, distractors, refusal_rate=refusal_rate,
+                                              max_distractors=max_distractors, min_distractors=min_distractors,
+                                              max_words=max_words, seed=seed)}
+    by_context: dict[str, list[QAExample]] = defaultdict(list)
+    for ex in examples:
+        if ex.id in items:
+            by_context[ex.context].append(ex)
+    rng = random.Random(seed + 1)
+    groups: list[list[GenItem]] = []
+    for questions in by_context.values():
+        rng.shuffle(questions)
+        for at in range(0, len(questions), per_group):
+            anchor, *siblings = questions[at:at + per_group]
+            group = [items[anchor.id]]
+            for ex in siblings:  # the same question twice would ask one row to learn two replies
+                if (item := _sibling(ex, group[0])) and item.question not in {it.question for it in group}:
+                    group.append(item)
+            groups.append(group)
+    return groups
+
+
+def _sibling(ex: QAExample, anchor: GenItem) -> GenItem | None:
+    """``ex`` asked against ``anchor``'s passages: the refusal when they lack the gold paragraph, else
+    the answers that the (trimmed) gold passage still holds; ``None`` when it holds none of them."""
+    if anchor.gold is None:
+        return GenItem(ex.id, ex.question, anchor.passages, anchor.title, None, ())
+    passage = anchor.passages[anchor.gold - 1]
+    answers = tuple(dict.fromkeys(a["text"] for a in ex.answers if a["text"] in passage))
+    if not answers:
+        return None
+    first = next(a for a in ex.answers if a["text"] == answers[0])
+    start = int(first.get("answer_start", ex.context.find(answers[0])))
+    return GenItem(ex.id, ex.question, anchor.passages, anchor.title, anchor.gold, answers,
+                   answer_sentence(ex.context, start, answers[0]))
+
+
 def eval_items(examples: Sequence[QAExample], distractors: Sequence[tuple[int, QAExample]], n: int,
                seed: int = 11, max_words: int = MAX_PASSAGE_WORDS) -> tuple[list[GenItem], list[GenItem]]:
     """The evaluation set: ``n`` questions, each with its gold paragraph and two distractors in a

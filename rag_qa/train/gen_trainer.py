@@ -38,11 +38,11 @@ from rag_qa.readers.prompting import INSTRUCTION, SYSTEM_PROMPT, build_prompt, t
 from rag_qa.train.callbacks import Budget, ShareCores, WallClock, fair_threads
 from rag_qa.train.features import features_key, file_digest
 from rag_qa.train.gen_config import GenConfig, config_defaults
-from rag_qa.train.gen_data import GenItem, build_items, dev_eval_items
+from rag_qa.train.gen_data import GenItem, build_groups, build_items, dev_eval_items
 from rag_qa.train.sampling import GroupedTrainer
 
 #: bump when the cached token layout or the prompt changes, so stale caches are not reused
-GEN_FEATURES_VERSION = 1
+GEN_FEATURES_VERSION = 2  # 2: rows may pack several questions over one set of passages
 IGNORE = -100  # label of a token the loss skips (prompt and padding)
 
 
@@ -87,80 +87,154 @@ def encode_item(tokenizer: Any, item: GenItem, style: str = "terse", budget: int
 
 @dataclass
 class GenFeatures(Dataset):
-    """Tokenised prompts in flat arrays: item ``i`` is ``ids[bounds[i]:bounds[i+1]]``, its first
-    ``prompt_len[i]`` tokens the prompt (no loss), the rest the reply."""
+    """Tokenised training rows in flat arrays: row ``i`` is ``ids[bounds[i]:bounds[i+1]]``.
+
+    A row is one prompt and its reply, or a packed group: the passages every question of the group
+    shares, once, then each question's own tokens and reply.  Per token, ``segment`` is 0 for the
+    shared part and ``j`` for the group's question ``j`` (a token sees segment 0 and its own segment
+    only), ``position`` the position it has when its question is asked alone, and ``reply`` whether
+    the loss covers it.  A plain row is all segment 0.
+    """
 
     ids: np.ndarray  # (tokens,) int32
-    bounds: np.ndarray  # (items + 1,) int64
-    prompt_len: np.ndarray  # (items,) int32
-    refusals: int = 0
+    bounds: np.ndarray  # (rows + 1,) int64
+    segment: np.ndarray  # (tokens,) int16
+    position: np.ndarray  # (tokens,) int32
+    reply: np.ndarray  # (tokens,) bool
+    refusals: int = 0  # questions whose reply is the refusal
+    questions: int = 0
 
     def __len__(self) -> int:
-        return len(self.prompt_len)
+        return len(self.bounds) - 1
 
     def __getitem__(self, i: int) -> dict[str, list[int]]:
         a, b = int(self.bounds[i]), int(self.bounds[i + 1])
-        ids = self.ids[a:b].tolist()
-        n = int(self.prompt_len[i])
-        return {"input_ids": ids, "labels": [IGNORE] * n + ids[n:]}
+        ids = self.ids[a:b]
+        return {"input_ids": ids.tolist(), "labels": np.where(self.reply[a:b], ids, IGNORE).tolist(),
+                "segments": self.segment[a:b].tolist(), "positions": self.position[a:b].tolist()}
 
     def lengths(self) -> list[int]:
         return np.diff(self.bounds).tolist()
 
     @classmethod
-    def build(cls, tokenizer: Any, items: Sequence[GenItem], style: str, progress: bool = True) -> GenFeatures:
-        encoded = [encode_item(tokenizer, it, style)
-                   for it in tqdm(items, desc="tokenising prompts", disable=not progress, unit="prompt")]
-        lengths = [len(ids) for ids, _ in encoded]
-        return cls(np.fromiter((t for ids, _ in encoded for t in ids), dtype=np.int32, count=sum(lengths)),
-                   np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-                   np.array([n for _, n in encoded], dtype=np.int32), sum(it.refusal for it in items))
+    def build(cls, tokenizer: Any, groups: Sequence[Sequence[GenItem]], style: str,
+              progress: bool = True) -> GenFeatures:
+        """One row per group (a group of one is a plain prompt + reply)."""
+        rows = [_pack([encode_item(tokenizer, it, style) for it in group])
+                for group in tqdm(groups, desc="tokenising prompts", disable=not progress, unit="row")]
+        lengths = [len(ids) for ids, *_ in rows]
+
+        def flat(k: int, dtype: Any) -> np.ndarray:
+            return np.fromiter((t for row in rows for t in row[k]), dtype=dtype, count=sum(lengths))
+
+        return cls(flat(0, np.int32), np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+                   flat(1, np.int16), flat(2, np.int32), flat(3, np.bool_),
+                   sum(it.refusal for g in groups for it in g), sum(len(g) for g in groups))
 
     def save(self, path: Path) -> None:
         """Write atomically: a killed run never leaves half a cache."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, ids=self.ids, bounds=self.bounds, prompt_len=self.prompt_len,
-                 refusals=np.array([self.refusals]))
+        np.savez(tmp, ids=self.ids, bounds=self.bounds, segment=self.segment, position=self.position,
+                 reply=self.reply, counts=np.array([self.refusals, self.questions]))
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> GenFeatures:
         with np.load(path, allow_pickle=False) as z:
-            return cls(z["ids"], z["bounds"], z["prompt_len"], int(z["refusals"][0]))
+            refusals, questions = (int(c) for c in z["counts"])
+            return cls(z["ids"], z["bounds"], z["segment"], z["position"], z["reply"], refusals, questions)
+
+
+def _pack(encoded: Sequence[tuple[list[int], int]]) -> tuple[list[int], list[int], list[int], list[bool]]:
+    """(ids, segments, positions, reply flags) of one row from its questions' (prompt + reply ids,
+    prompt length): the longest prefix that every prompt shares is kept once, then each question's
+    remainder follows, numbered from where the prefix ends, as if asked alone."""
+    if len(encoded) == 1:
+        ids, n = encoded[0]
+        return ids, [0] * len(ids), list(range(len(ids))), [t >= n for t in range(len(ids))]
+    shared = 0
+    first = encoded[0][0]
+    # The token before the first reply token must be the question's own: it predicts that token.
+    limit = min(n for _, n in encoded) - 1
+    while shared < limit and all(ids[shared] == first[shared] for ids, _ in encoded):
+        shared += 1
+    out_ids, segments, positions, reply = first[:shared], [0] * shared, list(range(shared)), [False] * shared
+    for j, (ids, n) in enumerate(encoded, 1):
+        rest = len(ids) - shared
+        out_ids += ids[shared:]
+        segments += [j] * rest
+        positions += range(shared, len(ids))
+        reply += [t >= n for t in range(shared, len(ids))]
+    return out_ids, segments, positions, reply
 
 
 def collate(pad_id: int):
-    """Right-padded batch: ``input_ids`` (B, T), ``attention_mask`` (B, T), ``labels`` (B, T) with -100 pads."""
+    """Right-padded batch: ``input_ids`` (B, T), ``attention_mask`` (B, T), ``labels`` (B, T) with -100
+    pads; a batch with packed rows also gets ``position_ids`` (B, T) and ``segments`` (B, T), -1 on pads."""
 
     def collate_fn(rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         width = max(len(r["input_ids"]) for r in rows)
         ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
+        segments = torch.full((len(rows), width), -1, dtype=torch.long)
+        positions = torch.zeros((len(rows), width), dtype=torch.long)
         for i, r in enumerate(rows):
             n = len(r["input_ids"])
             ids[i, :n] = torch.tensor(r["input_ids"])
             labels[i, :n] = torch.tensor(r["labels"])
             mask[i, :n] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+            segments[i, :n] = torch.tensor(r["segments"])
+            positions[i, :n] = torch.tensor(r["positions"])
+        batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        if segments.max() > 0:
+            batch |= {"segments": segments, "position_ids": positions}
+        return batch
 
     return collate_fn
 
 
-def reply_loss(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-               labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of the reply tokens, with the LM head applied only where a reply token is
-    predicted: hidden (B, T, H) -> the N positions whose next label is a reply token -> (N, V)."""
+def packed_attention(config: Any, segments: torch.Tensor, positions: torch.Tensor) -> Any:
+    """Boolean masks (B, 1, T, T), True where a query may attend to a key, for packed rows: a token
+    sees the shared passages and the earlier tokens of its own question, never another question's,
+    and a sliding-window layer only keys within its window of positions, so every question reads
+    exactly what it would read asked alone.  A model with sliding-window layers gets one mask per
+    layer type (the form its forward accepts), any other the single mask."""
+    seg_q, seg_k = segments[:, :, None], segments[:, None, :]  # (B, T, 1), (B, 1, T)
+    index = torch.arange(segments.shape[1], device=segments.device)
+    causal = index[None, :] <= index[:, None]  # (T, T): key index <= query index
+    mask = ((seg_k == 0) | (seg_k == seg_q)) & causal  # (B, T, T); a pad (-1) sees earlier pads only
+    layer_types = set(getattr(config, "layer_types", None) or ())
+    if "sliding_attention" not in layer_types:
+        return mask[:, None]
+    near = positions[:, :, None] - positions[:, None, :] < config.sliding_window  # (B, T, T)
+    return {kind: (mask & near if kind == "sliding_attention" else mask)[:, None] for kind in layer_types}
+
+
+def reply_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean cross-entropy of the reply tokens."""
+    return F.cross_entropy(*reply_logits(model, batch))
+
+
+def reply_logits(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits (N, V), targets (N,)) of the batch's N reply tokens, in row order, with the LM head
+    applied only where a reply token is predicted: hidden (B, T, H) -> those N positions -> (N, V)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = base.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
-    target = labels[:, 1:]  # position t predicts token t + 1
+    if "segments" in batch:  # packed rows: each question sees only the shared passages and itself
+        mask = packed_attention(base.config, batch["segments"], batch["position_ids"])
+        hidden = base.model(input_ids=batch["input_ids"], attention_mask=mask,
+                            position_ids=batch["position_ids"]).last_hidden_state  # (B, T, H)
+    else:
+        hidden = base.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    labels = batch["labels"]
+    target = labels[:, 1:]  # position t predicts token t + 1 (across a question boundary: IGNORE)
     keep = target != IGNORE
     logits = base.lm_head(hidden[:, :-1][keep]).float()  # (N, V)
     cap = getattr(base.config, "final_logit_softcapping", None)
     if cap:  # Gemma-style soft cap, as the model's own forward applies it
         logits = torch.tanh(logits / cap) * cap
-    return F.cross_entropy(logits, target[keep])
+    return logits, target[keep]
 
 
 class GenTrainer(GroupedTrainer):
@@ -169,13 +243,13 @@ class GenTrainer(GroupedTrainer):
     (generation is scored once, at the end)."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss = reply_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        loss = reply_loss(model, inputs)
         return (loss, None) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad():
-            loss = reply_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+            loss = reply_loss(model, inputs)
         return loss.detach(), None, None
 
 
@@ -187,20 +261,27 @@ class _LossPrinter(TrainerCallback):
 
 # ---------------------------------------------------------------------- data
 def _split_items(cfg: GenConfig, train_ex: list[QAExample], eval_ex: list[QAExample]) -> tuple[
-        list[GenItem], list[GenItem]]:
-    """Training items (every question, or a seeded subset) and the dev prompts of the eval loss."""
+        list[list[GenItem]], list[list[GenItem]]]:
+    """Training rows (groups of up to ``questions_per_prompt`` questions over one prompt's passages,
+    every question or a seeded subset of about ``max_train_examples``) and the dev prompts of the
+    eval loss (one question each, so the loss compares across runs)."""
     from rag_qa.train.distractors import add_distractors
 
     pairs = add_distractors(train_ex, cfg.distractors, cfg.distractor_pool, cfg.seed)
-    items = build_items(train_ex, pairs, refusal_rate=cfg.refusal_rate, max_distractors=cfg.distractors,
-                        max_words=cfg.max_passage_words, seed=cfg.seed)
-    if cfg.max_train_examples is not None and cfg.max_train_examples < len(items):
-        items = random.Random(cfg.seed).sample(items, cfg.max_train_examples)
+    shape = dict(refusal_rate=cfg.refusal_rate, max_distractors=cfg.distractors, max_words=cfg.max_passage_words,
+                 seed=cfg.seed)
+    if cfg.questions_per_prompt > 1:
+        groups = build_groups(train_ex, pairs, per_group=cfg.questions_per_prompt, **shape)
+    else:
+        groups = [[it] for it in build_items(train_ex, pairs, **shape)]
+    if cfg.max_train_examples is not None and cfg.max_train_examples < sum(map(len, groups)):
+        random.Random(cfg.seed).shuffle(groups)
+        counts = np.cumsum([len(g) for g in groups])
+        groups = groups[:int(np.searchsorted(counts, cfg.max_train_examples)) + 1]
     dev_pairs = add_distractors(eval_ex, cfg.distractors, cfg.distractor_pool, cfg.seed)
-    dev = build_items(eval_ex, dev_pairs, refusal_rate=cfg.refusal_rate, max_distractors=cfg.distractors,
-                      max_words=cfg.max_passage_words, seed=cfg.seed + 1)
+    dev = build_items(eval_ex, dev_pairs, **(shape | {"seed": cfg.seed + 1}))
     dev = random.Random(cfg.seed).sample(dev, min(cfg.eval_loss_examples, len(dev)))
-    return items, dev
+    return groups, [[it] for it in dev]
 
 
 def load_features(cfg: GenConfig, tokenizer: Any, progress: bool) -> tuple[GenFeatures, GenFeatures]:
@@ -215,20 +296,21 @@ def load_features(cfg: GenConfig, tokenizer: Any, progress: bool) -> tuple[GenFe
                        template=tokenizer.chat_template, system=SYSTEM_PROMPT, instruction=INSTRUCTION,
                        **{k: getattr(cfg, k) for k in ("target_style", "distractors", "distractor_pool",
                                                        "refusal_rate", "max_passage_words", "max_train_examples",
-                                                       "seed", "eval_loss_examples")})
+                                                       "questions_per_prompt", "seed", "eval_loss_examples")})
     paths = (cache_dir / f"gen-train-{key}.npz", cache_dir / f"gen-dev-{key}.npz") if cache_dir else None
     if paths and all(p.is_file() for p in paths):
         try:
             train_f, dev_f = GenFeatures.load(paths[0]), GenFeatures.load(paths[1])
             if progress:
-                print(f"prompts from cache {paths[0]} ({len(train_f):,} training prompts)")
+                print(f"prompts from cache {paths[0]} ({len(train_f):,} training prompts, "
+                      f"{train_f.questions:,} questions)")
             return train_f, dev_f
         except (OSError, ValueError, KeyError) as err:
             print(f"ignoring unreadable prompt cache: {err}")
     train_ex, _ = load_examples(cfg.train)
     eval_ex, _ = load_examples(cfg.eval)
-    items, dev = _split_items(cfg, train_ex, eval_ex)
-    train_f = GenFeatures.build(tokenizer, items, cfg.target_style, progress)
+    groups, dev = _split_items(cfg, train_ex, eval_ex)
+    train_f = GenFeatures.build(tokenizer, groups, cfg.target_style, progress)
     dev_f = GenFeatures.build(tokenizer, dev, cfg.target_style, progress)
     if paths:
         train_f.save(paths[0])
@@ -287,9 +369,11 @@ def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[
         "base": cfg.base,
         "base_source": source,
         "train_prompts": len(train_f),
+        "train_questions": train_f.questions,  # more than the prompts when rows pack several questions
         "train_refusals": train_f.refusals,
         "train_tokens": int(train_f.bounds[-1]),
         "prompts_seen": seen,
+        "questions_seen": round(seen * train_f.questions / max(len(train_f), 1)),
         "global_steps": state.global_step,
         "max_steps": state.max_steps,
         "stopped": budget.stopped,
