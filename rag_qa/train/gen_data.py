@@ -132,7 +132,15 @@ def build_groups(examples: Sequence[QAExample], distractors: Sequence[tuple[int,
 
 def _sibling(ex: QAExample, anchor: GenItem) -> GenItem | None:
     """``ex`` asked against ``anchor``'s passages: the refusal when they lack the gold paragraph, else
-    the answers that the (trimmed) gold passage still holds; ``None`` when it holds none of them."""
+    the answers that the (trimmed) gold passage still holds.  ``None`` when it holds none of them, or
+    when a passage drawn as a distractor for the anchor holds this question's answer (its label, the
+    refusal or one citation, would be wrong)."""
+    from rag_qa.train.distractors import holds_answer  # numpy: this module stays standard library only
+
+    gold = [a["text"] for a in ex.answers]
+    others = [p for n, p in enumerate(anchor.passages, 1) if n != anchor.gold]
+    if any(holds_answer(p, gold) for p in others):
+        return None
     if anchor.gold is None:
         return GenItem(ex.id, ex.question, anchor.passages, anchor.title, None, ())
     passage = anchor.passages[anchor.gold - 1]
