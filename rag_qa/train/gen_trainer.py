@@ -42,7 +42,8 @@ from rag_qa.train.gen_data import GenItem, build_groups, build_items, dev_eval_i
 from rag_qa.train.sampling import GroupedTrainer
 
 #: bump when the cached token layout or the prompt changes, so stale caches are not reused
-GEN_FEATURES_VERSION = 2  # 2: rows may pack several questions over one set of passages
+#: (2: rows may pack several questions over one prompt; 3: no grouped question whose answer a distractor holds)
+GEN_FEATURES_VERSION = 3
 IGNORE = -100  # label of a token the loss skips (prompt and padding)
 
 
