@@ -155,7 +155,8 @@ def write_generative_card(out: Path, summary: dict, defaults: dict) -> None:
             + (f" holding {questions:,} questions" if packed else "")
             + f" ({summary['train_refusals']:,} {'questions' if packed else 'prompts'} with the gold passage removed), "
             f"{summary['train_tokens']:,} tokens")
-    read = f"{summary['prompts_seen']:,} prompts" + (f" ({summary['questions_seen']:,} questions)" if packed else "")
+    read = f"{summary['prompts_seen']:,} prompts" + (
+        f" (about {summary['questions_seen']:,} questions)" if packed else "")
     text = f"""---
 library_name: peft
 pipeline_tag: text-generation

@@ -154,12 +154,10 @@ def _pack(encoded: Sequence[tuple[list[int], int]]) -> tuple[list[int], list[int
     if len(encoded) == 1:
         ids, n = encoded[0]
         return ids, [0] * len(ids), list(range(len(ids))), [t >= n for t in range(len(ids))]
-    shared = 0
     first = encoded[0][0]
-    # The token before the first reply token must be the question's own: it predicts that token.
-    limit = min(n for _, n in encoded) - 1
-    while shared < limit and all(ids[shared] == first[shared] for ids, _ in encoded):
-        shared += 1
+    # Capped where the earliest reply starts, less one: the token before a reply's first token predicts
+    # it, so it must be that question's own.
+    shared = min(len(os.path.commonprefix([ids for ids, _ in encoded])), min(n for _, n in encoded) - 1)
     out_ids, segments, positions, reply = first[:shared], [0] * shared, list(range(shared)), [False] * shared
     for j, (ids, n) in enumerate(encoded, 1):
         rest = len(ids) - shared
@@ -374,6 +372,7 @@ def train_generative(cfg: GenConfig, progress: bool = True, callbacks: Sequence[
         "train_refusals": train_f.refusals,
         "train_tokens": int(train_f.bounds[-1]),
         "prompts_seen": seen,
+        # an estimate (prompts seen x the mean questions per prompt): rows hold 1..N questions
         "questions_seen": round(seen * train_f.questions / max(len(train_f), 1)),
         "global_steps": state.global_step,
         "max_steps": state.max_steps,
