@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/generative.py [--limit 100] [--models base,tuned,smollm2] \
         [--styles terse,few-shot,cot,quote] [--adapter models/gemma3-squad-lora] \
-        [--passage-words 60 --focus reader] [--json]
+        [--passage-words 60 --focus reader] [--dump DIR] [--json]
 
 Every question is asked twice: with its gold paragraph and two same-article BM25 distractors in a
 seeded order, and with the gold paragraph removed (``rag_qa.train.gen_data.dev_eval_items``, the
@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="what picks the sentences --passage-words keeps (RAGQA_LLM_FOCUS)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "generative.json")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--dump", type=Path, help="also write every reply, one JSON line per question, to "
+                        "DUMP/MODEL_FORMAT.jsonl (for reading the misses one by one)")
     args = parser.parse_args(argv)
     if not args.data.is_file():
         parser.error(f"no SQuAD file at {args.data}; pass --data")
@@ -107,10 +109,17 @@ def main(argv: list[str] | None = None) -> int:
             reader = GenerativeReader(chat, name=f"{model}/{style}", style=PROMPT_STYLES[style],
                                       passage_words=args.passage_words, focus_reader=focus)
             with torch.inference_mode():
-                result = evaluate_items(reader, with_gold, without, count_tokens=chat.count_tokens)
+                result = evaluate_items(reader, with_gold, without, count_tokens=chat.count_tokens,
+                                        keep_rows=args.dump is not None)
+            if args.dump:
+                args.dump.mkdir(parents=True, exist_ok=True)
+                rows = "".join(json.dumps(row) + "\n" for row in result.pop("rows"))
+                (args.dump / f"{model}_{style}.jsonl").write_text(rows)
             results[f"{model}/{style}"] = result
             print(f"{model}/{style}: " + json.dumps({k: round(result[k], 2) for k in SHOWN
                                                     if result.get(k) is not None}), file=sys.stderr)
+            misses = {k: round(v, 1) for k, v in result["misses"].items()}
+            print(f"  misses (% of gold questions): {json.dumps(misses)}", file=sys.stderr)
             # written after every format: a study of hours keeps what it has measured if it is stopped
             args.out.write_text(json.dumps(results, indent=2) + "\n")
     if not args.no_extractive:

@@ -213,7 +213,9 @@ def test_a_tiny_run_writes_an_adapter_that_loads_and_answers(tmp_path: Path) -> 
         assert str(fh.get_tensor(names[0]).dtype) == "torch.float16"
     final = summary["final_eval"]
     assert final["n"] == 2 and final["n_gold_removed"] == 2 and 0 <= final["f1"] <= 100
-    assert "python -m rag_qa train generative" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "python -m rag_qa train generative" in card
+    assert "misses: refused / span edges" in card and sum(final["misses"].values()) <= 100
 
     reader = make_generative_reader(str(out), Settings(max_new_tokens=8, llm_context_tokens=512))
     assert isinstance(reader, GenerativeReader)
@@ -328,3 +330,35 @@ def test_citation_scores_tell_a_wrong_citation_from_a_wrong_answer() -> None:
     assert result["citation_accuracy"] == 25.0  # only the first cites the gold passage
     assert result["citation_accuracy_right_answers"] == 50.0  # of the two right answers, one cites the gold
     assert result["citation_supported"] == 50.0  # the first and the third cite a passage holding their words
+
+
+def test_misses_are_told_apart_by_where_the_words_come_from() -> None:
+    """A miss is a false refusal, a span overlapping the gold answer, another span of the gold passage, a distractor's
+    words or words of no passage: the shares tell whether refusals, span edges, reading or passage choice cost F1."""
+    from rag_qa.eval.generative_eval import evaluate_items
+    from rag_qa.train.gen_data import GenItem
+    from rag_qa.types import Answer
+
+    passages = ("Tesla was born in 1856. He moved to New York in 1884.", "Edison moved to New York in 1876.")
+    replies = iter([Answer("1884", 1.0, "generative"),  # right
+                    Answer("1876", 1.0, "generative"),  # the distractor's year
+                    Answer("New York in 1884", 1.0, "generative"),  # overlaps the gold answer: too long
+                    Answer("", 0.0, "generative", no_answer=True),  # a false refusal
+                    Answer("1856", 1.0, "generative"),  # another span of the gold passage
+                    Answer("New York", 1.0, "generative"),  # in both passages: the gold passage's, not a distractor's
+                    Answer("1900", 1.0, "generative")])  # in no passage
+    items = [GenItem(f"q{n}", "When did Tesla move to New York?", passages, "Tesla", 1, ("1884",)) for n in range(7)]
+
+    class Replying:
+        def warm_up(self) -> None:
+            pass
+
+        def read(self, question: str, shown: list) -> Answer:
+            return next(replies)
+
+    result = evaluate_items(Replying(), items, progress=False, keep_rows=True)
+    share = 100 / 7
+    assert result["misses"] == pytest.approx({"false_refusal": share, "partial_span": share,
+                                              "gold_passage_span": 2 * share, "distractor_span": share,
+                                              "not_copied": share})
+    assert [r["prediction"] for r in result["rows"]][:3] == ["1884", "1876", "New York in 1884"]

@@ -13,6 +13,8 @@ and the same question with the gold paragraph removed.  What is measured:
   (exact match), the share citing the gold passage; and of all cited answers, the share whose cited
   passage holds the answer's words (the citation is faithful to the answer, right or wrong);
 - refusals on gold-removed items (should be high) and false refusals when the gold is there (low);
+- where the misses come from (:func:`miss_kinds`): a false refusal, a span overlapping the gold answer
+  (too long or too short), another span of the gold passage, a distractor's words, words of no passage;
 - generated tokens, latency, and tokens per second.
 """
 
@@ -27,6 +29,7 @@ from tqdm.auto import tqdm
 from rag_qa.readers.base import Reader
 from rag_qa.readers.grounding import parse_citations
 from rag_qa.squad_metrics import exact_match, max_over_truths, normalize_answer, rouge_l, squad_scores
+from rag_qa.squad_metrics import f1 as token_f1
 from rag_qa.train.gen_data import GenItem
 from rag_qa.types import Answer
 
@@ -63,9 +66,31 @@ def _holds(passage: str, text: str) -> bool:
     return bool(words) and f" {words} " in f" {normalize_answer(passage)} "
 
 
+def miss_kinds(rows: Sequence[dict[str, Any]], passages: dict[str, Sequence[str]]) -> dict[str, float]:
+    """Of the gold questions, the share (%) missed in each way: refused; a span overlapping a gold answer (F1 > 0:
+    its edges are off); other words of the gold passage; words of a distractor only; words of no passage.
+    Tells which lever could pay: the refusal threshold, the span's edges, reading, picking the passage, copying."""
+    kinds = dict.fromkeys(("false_refusal", "partial_span", "gold_passage_span", "distractor_span", "not_copied"), 0)
+    for r in rows:
+        shown = passages[r["id"]]
+        if r["no_answer"]:
+            kinds["false_refusal"] += 1
+        elif max_over_truths(exact_match, r["prediction"], r["answers"]):
+            continue
+        elif max_over_truths(token_f1, r["prediction"], r["answers"]) > 0:
+            kinds["partial_span"] += 1
+        elif _holds(shown[r["gold"] - 1], r["prediction"]):
+            kinds["gold_passage_span"] += 1
+        elif any(_holds(p, r["prediction"]) for p in shown):
+            kinds["distractor_span"] += 1
+        else:
+            kinds["not_copied"] += 1
+    return {k: 100 * v / max(len(rows), 1) for k, v in kinds.items()}
+
+
 def evaluate_items(reader: Reader, with_gold: Sequence[GenItem], without_gold: Sequence[GenItem] = (), *,
                    parse: Callable[[str], str] | None = None, count_tokens: Callable[[str], int] | None = None,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, keep_rows: bool = False) -> dict[str, Any]:
     """Run ``reader`` over the items and score it (see the module docstring).
 
     ``parse`` turns a raw reply into the answer text when a prompt format asks for more than the answer
@@ -118,10 +143,13 @@ def evaluate_items(reader: Reader, with_gold: Sequence[GenItem], without_gold: S
         "model_cited_share": 100 * len(model_cited) / max(len(spoke), 1),
         "refusals_gold_removed": 100 * sum(r["no_answer"] for r in removed) / len(removed) if removed else None,
         "false_refusals": 100 * sum(r["no_answer"] for r in answered) / max(len(answered), 1),
+        "misses": miss_kinds(answered, passages),
         "latency_p50_s": _percentile(latencies, 50),
         "latency_p95_s": _percentile(latencies, 95),
         "tokens_mean": sum(tokens) / len(tokens) if tokens else None,
         "tokens_per_s": sum(tokens) / sum(latencies) if tokens and sum(latencies) else None,
     }
     result["examples"] = [{k: r[k] for k in ("id", "answers", "raw", "prediction")} for r in rows[:5]]
+    if keep_rows:  # every question's reply, for reading the misses one by one
+        result["rows"] = rows
     return result

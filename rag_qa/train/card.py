@@ -123,6 +123,11 @@ def _generative_eval_table(final: dict | None) -> str:
             ("refusals with the gold passage removed", f"{final['refusals_gold_removed']:.1f}%"),
             ("false refusals", f"{final['false_refusals']:.1f}%"),
             ("latency p50, tokens per answer", f"{final['latency_p50_s']:.2f} s, {final['tokens_mean'] or 0:.1f}")]
+    if "misses" in final:  # cards written before the breakdown existed lack it
+        m = final["misses"]
+        rows.append(("misses: refused / span edges / other span of the gold passage / a distractor's / not copied",
+                     " / ".join(f"{m[k]:.1f}%" for k in ("false_refusal", "partial_span", "gold_passage_span",
+                                                         "distractor_span", "not_copied"))))
     return "| dev evaluation | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
 
 
