@@ -14,11 +14,15 @@
   (a table on a PDF or DOCX page).  Either way the reader must pick the right row.
 
 Each model is read at every ``--top-k`` (5 by default; 8 and 10 tell whether reading more
-passages pays for its time).
+passages pays for its time).  Every score keeps each question's EM and F1, so two models are compared
+question by question (``--report``): arms of one ablation differ by about as much as one model's score
+moves between two samples, and only the paired difference, with its bootstrap interval, tells them apart.
 
     python benchmarks/reader_ablation.py models/minilm-squad runs/ablation/A runs/ablation/B \
         [--gold 1000] [--open 500] [--top-k 5,8,10] [--tables FILE|none] [--out benchmarks/results/reader_ablation.json]
         [--merge]   # add or replace these models' rows in --out, keep the others'
+    python benchmarks/reader_ablation.py --report benchmarks/results/reader_augment_ablation_lr2e-5.json \
+        --against runs/augment/lr2e-5/base   # markdown: each model's scores and paired differences
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ def table_items(path: str | Path) -> dict[str, list[tuple]]:
 
 def score(reader, items: list[tuple], k: int | None) -> dict:
     """EM/F1 of the reader's best span (no abstention) over ``items``, reading the top ``k`` passages."""
-    from rag_qa.squad_metrics import squad_scores
+    from rag_qa.squad_metrics import exact_match, f1, max_over_truths, squad_scores
 
     preds, refs = {}, {}
     t0 = time.perf_counter()
@@ -91,14 +95,62 @@ def score(reader, items: list[tuple], k: int | None) -> dict:
             key = str(i + j)
             preds[key] = a.answer or (a.alternatives[0]["answer"] if a.alternatives else "")
             refs[key] = truths
+    seconds = time.perf_counter() - t0
     out = {k_: round(v, 2) for k_, v in squad_scores(preds, refs).items()}
-    out["ms_per_question"] = round(1000 * (time.perf_counter() - t0) / max(len(items), 1), 1)
+    out["ms_per_question"] = round(1000 * seconds / max(len(items), 1), 1)
+    # each question's scores, in the items' order (the same seeded questions for every model): paired comparisons
+    out["em_each"] = "".join(str(int(max_over_truths(exact_match, preds[q], refs[q]))) for q in refs)
+    out["f1_each"] = [round(max_over_truths(f1, preds[q], refs[q]), 3) for q in refs]
     return out
+
+
+def paired(row: dict, ref: dict, metric: str, resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """``row`` minus ``ref`` in ``metric`` (EM or F1, points) over the same questions, with a 95% bootstrap
+    interval of the questions: (difference, low, high)."""
+    import numpy as np
+
+    def each(scores: dict) -> np.ndarray:
+        return (np.array([int(c) for c in scores["em_each"]], dtype=float) if metric == "exact_match"
+                else np.array(scores["f1_each"], dtype=float))
+
+    diff = 100 * (each(row) - each(ref))  # (questions,)
+    picks = np.random.default_rng(seed).integers(0, len(diff), size=(resamples, len(diff)))
+    means = diff[picks].mean(axis=1)  # (resamples,)
+    return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+SPLITS = (("gold", "exact_match"), ("gold", "f1"), ("open@5", "exact_match"), ("tables_rows", "exact_match"))
+
+
+def report(path: Path, against: str | None) -> str:
+    """Markdown: a row per model, its scores, and where both rows kept per-question scores, the paired
+    difference from ``against`` with its 95% interval, e.g. ``+1.2 (-0.3, +2.6)``."""
+    data = json.loads(path.read_text())
+    rows = {r["model"]: r for r in data["results"]}
+    ref = rows.get(against) if against else None
+    if against and ref is None:
+        raise SystemExit(f"error: no row for {against} in {path}")
+    head = [f"{split} {'EM' if metric == 'exact_match' else 'F1'}" for split, metric in SPLITS]
+    lines = ["| model | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
+    for name, row in rows.items():
+        cells = []
+        for split, metric in SPLITS:
+            scores, base = row.get(split), (ref or {}).get(split)
+            if not scores:
+                cells.append("-")
+                continue
+            cell = f"{scores[metric]:.1f}"
+            if base and row is not ref and "em_each" in scores and "em_each" in base:
+                d, lo, hi = paired(scores, base, metric)
+                cell += f" ({d:+.1f} [{lo:+.1f}, {hi:+.1f}])"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("models", nargs="+", help="reader model directories")
+    ap.add_argument("models", nargs="*", help="reader model directories")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--gold", type=int, default=1000, help="questions read with their gold paragraph")
     ap.add_argument("--open", type=int, default=500, help="questions asked end to end")
@@ -110,7 +162,14 @@ def main() -> None:
     ap.add_argument("--merge", action="store_true",
                     help="keep --out's rows of other models (scored on the same questions) and replace or add "
                          "these models' rows: an ablation scored one arm at a time, across sessions and machines")
+    ap.add_argument("--report", type=Path, help="print FILE's rows as a markdown table and score nothing")
+    ap.add_argument("--against", help="with --report: the model every other is compared with, question by question")
     args = ap.parse_args()
+    if args.report:
+        print(report(args.report, args.against))
+        return
+    if not args.models:
+        ap.error("name the reader model directories to score (or --report FILE)")
 
     from rag_qa.qa_data import load_examples
     from rag_qa.readers.extractive import ExtractiveConfig, ExtractiveReader

@@ -173,3 +173,21 @@ def test_reader_ablation_merges_one_arm_at_a_time(tmp_path: Path) -> None:
     assert rows == [{"model": "shipped", "f1": 80}, {"model": "a", "f1": 2}, {"model": "b", "f1": 3}]
     with pytest.raises(SystemExit, match="scored on other questions"):
         ablation.merged(out, {**header, "gold_questions": 200}, [{"model": "c", "f1": 4}])
+
+
+def test_reader_ablation_compares_arms_question_by_question(tmp_path: Path) -> None:
+    """``--report --against``: a paired difference over the same questions, with a bootstrap interval that holds
+    it, and no interval for a row scored before per-question scores were kept."""
+    ablation = load_benchmark("reader_ablation")
+    ref = {"exact_match": 50.0, "f1": 60.0, "em_each": "1010" * 25, "f1_each": [1.0, 0.2, 1.0, 0.2] * 25}
+    arm = {"exact_match": 75.0, "f1": 80.0, "em_each": "1110" * 25, "f1_each": [1.0, 1.0, 1.0, 0.2] * 25}
+    d, lo, hi = ablation.paired(arm, ref, "exact_match")
+    assert d == pytest.approx(25.0) and lo < d < hi and lo > 0  # one question in four gained, none lost
+    assert ablation.paired(arm, ref, "f1")[0] == pytest.approx(20.0)
+    out = tmp_path / "ablation.json"
+    out.write_text(json.dumps({"results": [{"model": "base", "gold": ref}, {"model": "arm", "gold": arm},
+                                           {"model": "old", "gold": {"exact_match": 70.0, "f1": 79.0}}]}))
+    table = ablation.report(out, "base").splitlines()
+    assert table[2].startswith("| base | 50.0 | 60.0 | - | - |")
+    assert table[3].startswith("| arm | 75.0 (+25.0 [") and "80.0 (+20.0 [" in table[3]
+    assert table[4].startswith("| old | 70.0 | 79.0 |")
