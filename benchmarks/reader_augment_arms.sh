@@ -10,7 +10,9 @@
 #
 # A long CPU job: start it only when no other training run uses the cores (never two at once).
 # Each arm is scored as soon as it is trained, into benchmarks/results/reader_augment_ablation_lr$LR.json
-# (committed: commit it after each arm), and an arm whose row is there is skipped: the ablation goes
+# (committed: commit it after each arm), with each question's EM and F1 for paired comparisons
+# (`python benchmarks/reader_ablation.py --report FILE --against runs/augment/lr$LR/base`), and an arm
+# whose row is there is skipped: the ablation goes
 # on across sessions on other machines, where runs/ (ignored, the arms' weights) is gone.  Within a
 # session it also resumes from runs/: an arm with a metrics.json is not trained again (an arm stopped
 # before its one checkpoint starts again: the best-model pick needs eval and save steps to agree, and
@@ -34,16 +36,25 @@ TABLES=$ROOT/tables-train.json.gz
   || { echo "table questions failed: see $ROOT/tables.log" >&2; exit 1; }
 COMMON="--train $SQUAD/train-v1.1.json.gz --eval $SQUAD/dev-v1.1-public.json --base models/minilm-squad --lr $LR --warmup 0.05 --batch-size 32 --max-steps 300 --eval-steps 300 --save-steps 300 --max-eval-examples 200 --logging-steps 25 --distractors 1 --shared-norm 1.0 --max-train-examples 12000 --resume"
 SCORES=benchmarks/results/reader_augment_ablation_lr$LR.json
+# has MODEL a row in SCORES (0), one without per-question scores (2: scored before they were kept), or none (1)?
+scored() { $PY -c 'import json, sys
+try: rows = {r["model"]: r for r in json.load(open(sys.argv[1]))["results"]}
+except FileNotFoundError: sys.exit(1)
+row = rows.get(sys.argv[2])
+sys.exit(1 if row is None else 0 if "em_each" in (row.get("gold") or {}) else 2)' "$SCORES" "$1"; }
 # gold F1 on 1,000 dev questions, open-domain EM on 500, the held-out table rows: one row per model in SCORES
-score() { grep -qF "\"model\": \"$1\"" "$SCORES" 2>/dev/null || $PY benchmarks/reader_ablation.py "$1" \
-  --data "$SQUAD/dev-v1.1-public.json" --gold 1000 --open 500 --top-k 5 --out "$SCORES" --merge \
-  > "$ROOT/score.log" 2>&1 || { echo "scoring $1 failed: see $ROOT/score.log" >&2; exit 1; }; }
+score() { $PY benchmarks/reader_ablation.py "$1" --data "$SQUAD/dev-v1.1-public.json" --gold 1000 --open 500 \
+  --top-k 5 --out "$SCORES" --merge > "$ROOT/score.log" 2>&1 || { echo "scoring $1 failed: see $ROOT/score.log" >&2
+  exit 1; }; }
+# a model is scored once; a row without per-question scores is scored again where its weights are on this machine
+# (the paired comparisons need them), and kept as it is where they are not (it is not trained again for them)
+rescore() { scored "$1"; case $? in 0) return 0 ;; 2) [ -f "$1/config.json" ] || return 0 ;; esac; score "$1"; }
 # an arm that fails stops the script: scoring the arms that are there would compare a partial set
-arm() { name=$1; shift; grep -qF "\"model\": \"$OUT/$name\"" "$SCORES" 2>/dev/null && return
+arm() { name=$1; shift; scored "$OUT/$name"; case $? in 0) return ;; 2) rescore "$OUT/$name"; return ;; esac
   [ -f "$OUT/$name/metrics.json" ] || $PY -m rag_qa train $COMMON --output "$OUT/$name" "$@" \
   > "$OUT/$name.log" 2>&1 || { echo "arm $name failed: see $OUT/$name.log" >&2; exit 1; }
   score "$OUT/$name"; }
-score models/minilm-squad
+rescore models/minilm-squad
 arm base
 arm context --augment "context=$RATIO"
 arm long --augment "long=$RATIO"
