@@ -168,3 +168,17 @@ def test_retrieval_rank_nudges_the_ranking_and_the_confidence_by_the_fitted_weig
     loaded = ExtractiveReader(ExtractiveConfig(model=str(model)))
     loaded.warm_up()
     assert loaded.config.rank_weight == 2.5 and loaded.config.calibration == (0.4, -4.0)
+
+
+def test_shipped_reader_reads_the_rows_of_a_pdf_table() -> None:
+    """Issue 24's table questions (``benchmarks/table_rows.py``): the Super Bowl table's page as ingest's PDF loader
+    writes it, 2 teams x 4 columns.  The shipped weights answer the 5 of 8 they answered before table-shaped
+    training (the target is 7)."""
+    from conftest import REPO, load_benchmark
+
+    rows = load_benchmark("table_rows").read_table(str(REPO / "models" / "minilm-squad"))
+    right = {r["question"] for r in rows if r["right"]}
+    assert {"Which conference were the Denver Broncos in?", "What was the Denver Broncos' record?",
+            "Which conference were the Carolina Panthers in?", "What was the Carolina Panthers' record?",
+            "Who was the head coach of the Carolina Panthers?"} <= right
+    assert len(right) >= 5
