@@ -46,15 +46,15 @@ sys.exit(1 if row is None else 0 if "em_each" in (row.get("gold") or {}) else 2)
 score() { $PY benchmarks/reader_ablation.py "$1" --data "$SQUAD/dev-v1.1-public.json" --gold 1000 --open 500 \
   --top-k 5 --out "$SCORES" --merge > "$ROOT/score.log" 2>&1 || { echo "scoring $1 failed: see $ROOT/score.log" >&2
   exit 1; }; }
-# a model is scored once; a row without per-question scores is scored again where its weights are on this machine
-# (the paired comparisons need them), and kept as it is where they are not (it is not trained again for them)
-rescore() { scored "$1"; case $? in 0) return 0 ;; 2) [ -f "$1/config.json" ] || return 0 ;; esac; score "$1"; }
+# a row without per-question scores is scored again where its weights are on this machine (the paired comparisons
+# need them), and kept as it is where they are not (nothing is trained again for them)
+rescore() { [ -f "$1/config.json" ] && score "$1"; return 0; }
 # an arm that fails stops the script: scoring the arms that are there would compare a partial set
 arm() { name=$1; shift; scored "$OUT/$name"; case $? in 0) return ;; 2) rescore "$OUT/$name"; return ;; esac
   [ -f "$OUT/$name/metrics.json" ] || $PY -m rag_qa train $COMMON --output "$OUT/$name" "$@" \
   > "$OUT/$name.log" 2>&1 || { echo "arm $name failed: see $OUT/$name.log" >&2; exit 1; }
   score "$OUT/$name"; }
-rescore models/minilm-squad
+scored models/minilm-squad; case $? in 1) score models/minilm-squad ;; 2) rescore models/minilm-squad ;; esac
 arm base
 arm context --augment "context=$RATIO"
 arm long --augment "long=$RATIO"
