@@ -6,6 +6,12 @@
   best span taken whatever its confidence -- so the number measures how well the reader picks the
   right span *across* passages, not where a calibration happens to put the no-answer cut.
 
+* **typed F1/EM**: the same gold questions asked the way people type them (lower case, no question
+  mark, a typo, keyword style: ``rag_qa.train.augment.typed_question`` with a seed of its own), so each
+  model's drop from ``gold`` is its cost of sloppy typing, and the ``typed`` augmentation arm is measured
+  on what it is for.  The rewrites come from the generator that arm trains on (other draws of it): a real
+  typed-query log would be the stricter test, and none ships.
+
 * **table rows** (issue 24): held-out questions over generated tables
   (``benchmarks/data/table_questions_heldout.json``, made by ``python -m ingest.table_questions``
   from name pools no training table uses), read the two ways tables reach the reader:
@@ -20,7 +26,8 @@ moves between two samples, and only the paired difference, with its bootstrap in
 
     python benchmarks/reader_ablation.py models/minilm-squad runs/ablation/A runs/ablation/B \
         [--gold 1000] [--open 500] [--top-k 5,8,10] [--tables FILE|none] [--out benchmarks/results/reader_ablation.json]
-        [--merge]   # add or replace these models' rows in --out, keep the others'
+        [--splits gold,typed,open,tables]   # only these splits (e.g. one added later to scored rows)
+        [--merge]   # add these models' rows to --out or update their splits there, keep the others'
     python benchmarks/reader_ablation.py --report benchmarks/results/reader_augment_ablation_lr2e-5.json \
         --against runs/augment/lr2e-5/base   # markdown: each model's scores and paired differences
 """
@@ -82,6 +89,22 @@ def table_items(path: str | Path) -> dict[str, list[tuple]]:
     return out
 
 
+def typed_items(examples: list, seed: int) -> list[tuple]:
+    """(question, answers, [gold Passage]) for ``examples`` with each question typed the way people type
+    (:func:`~rag_qa.train.augment.typed_question`, seeded), in the same order as the ``gold`` split: a
+    question the draw leaves unchanged (rare) is asked as written."""
+    from rag_qa.train.augment import typed_question
+    from rag_qa.types import Passage
+
+    rng = random.Random(f"typed:{seed}")  # its own stream: the gold sample's draws stay as they were
+    out = []
+    for e in examples:
+        typed = typed_question(e, rng)
+        out.append(((typed or e).question, [a["text"] for a in e.answers],
+                    [Passage(e.context, e.title, None, 0, len(e.context), 1.0, e.id)]))
+    return out
+
+
 def score(reader, items: list[tuple], k: int | None) -> dict:
     """EM/F1 of the reader's best span (no abstention) over ``items``, reading the top ``k`` passages."""
     from rag_qa.squad_metrics import exact_match, f1, max_over_truths, squad_scores
@@ -119,7 +142,9 @@ def paired(row: dict, ref: dict, metric: str, resamples: int = 2000, seed: int =
     return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-SPLITS = (("gold", "exact_match"), ("gold", "f1"), ("open@5", "exact_match"), ("tables_rows", "exact_match"))
+SPLITS = (("gold", "exact_match"), ("gold", "f1"), ("open@5", "exact_match"), ("tables_rows", "exact_match"),
+          ("typed", "f1"))
+KINDS = ("gold", "typed", "open", "tables")  # what --splits names
 
 
 def report(path: Path, against: str | None) -> str:
@@ -158,6 +183,8 @@ def main() -> None:
     ap.add_argument("--tables", default=str(DEFAULT_TABLES),
                     help="held-out table questions (python -m ingest.table_questions); 'none' to skip")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--splits", default=",".join(KINDS),
+                    help="which splits to score, comma-separated (with --merge, the others stay as scored)")
     ap.add_argument("--out", default=None, help="JSON file for the results (default: print only)")
     ap.add_argument("--merge", action="store_true",
                     help="keep --out's rows of other models (scored on the same questions) and replace or add "
@@ -175,26 +202,35 @@ def main() -> None:
     from rag_qa.readers.extractive import ExtractiveConfig, ExtractiveReader
     from rag_qa.types import Passage
 
+    splits = {s.strip() for s in args.splits.split(",") if s.strip()}
+    if not splits or splits - set(KINDS):
+        ap.error(f"--splits takes some of {', '.join(KINDS)}, not {args.splits!r}")
     ks = [int(k) for k in args.top_k.split(",")]
     examples, _ = load_examples(args.data)
+    # the header's sizes are the samples' whatever is scored now: --merge compares them with the file's
     gold_sample = random.Random(args.seed).sample(examples, min(args.gold, len(examples)))
     gold = [(e.question, [a["text"] for a in e.answers],
              [Passage(e.context, e.title, None, 0, len(e.context), 1.0, e.id)]) for e in gold_sample]
+    typed = typed_items(gold_sample, args.seed) if "typed" in splits else []
     tables = table_items(args.tables) if args.tables.lower() != "none" else {}
-    open_items = retrieved(args.data, args.open, max(ks), args.seed) if args.open else []
+    open_items = retrieved(args.data, args.open, max(ks), args.seed) if args.open and "open" in splits else []
     results = []
     for model in args.models:
         reader = ExtractiveReader(ExtractiveConfig(model=model, no_answer_threshold=0.0))
-        row = {"model": model, "gold": score(reader, gold, None) if gold else None}
+        row: dict = {"model": model}
+        if gold and "gold" in splits:
+            row["gold"] = score(reader, gold, None)
+        if typed:
+            row["typed"] = score(reader, typed, None)
         for k in ks if open_items else []:
             row[f"open@{k}"] = score(reader, open_items, k)
-        for way, items in tables.items():
+        for way, items in tables.items() if "tables" in splits else ():
             row[f"tables_{way}"] = score(reader, items, None)
         results.append(row)
         print(json.dumps(row), flush=True)
     if args.out:
         out = Path(args.out)
-        header = {"gold_questions": len(gold), "open_questions": len(open_items),
+        header = {"gold_questions": len(gold), "open_questions": args.open and min(args.open, len(examples)),
                   "table_questions": len(tables.get("rows", [])), "tables": _tables_name(args.tables, tables),
                   "seed": args.seed}
         if args.merge:
@@ -212,16 +248,18 @@ def _tables_name(path: str, tables: dict) -> str | None:
 
 
 def merged(out: Path, header: dict, rows: list[dict]) -> list[dict]:
-    """``out``'s earlier rows of other models followed by ``rows``; refuses a file scored on other questions
-    (rows are comparable only on the same samples)."""
+    """``out``'s earlier rows, each model's scored splits replaced by ``rows``' (its other splits kept: a
+    split added later is scored on its own), then the new models' rows; refuses a file scored on other
+    questions (rows are comparable only on the same samples)."""
     if not out.is_file():
         return rows
     earlier = json.loads(out.read_text())
     mismatch = {k: (earlier.get(k), v) for k, v in header.items() if earlier.get(k) != v}
     if mismatch:
         raise SystemExit(f"error: {out} was scored on other questions ({mismatch}); pass another --out")
-    mine = {row["model"] for row in rows}
-    return [row for row in earlier["results"] if row["model"] not in mine] + rows
+    new = {row["model"]: row for row in rows}
+    kept = [{**row, **new.pop(row["model"], {})} for row in earlier["results"]]
+    return kept + list(new.values())
 
 
 if __name__ == "__main__":

@@ -36,25 +36,28 @@ TABLES=$ROOT/tables-train.json.gz
   || { echo "table questions failed: see $ROOT/tables.log" >&2; exit 1; }
 COMMON="--train $SQUAD/train-v1.1.json.gz --eval $SQUAD/dev-v1.1-public.json --base models/minilm-squad --lr $LR --warmup 0.05 --batch-size 32 --max-steps 300 --eval-steps 300 --save-steps 300 --max-eval-examples 200 --logging-steps 25 --distractors 1 --shared-norm 1.0 --max-train-examples 12000 --resume"
 SCORES=benchmarks/results/reader_augment_ablation_lr$LR.json
-# has MODEL a row in SCORES (0), one without per-question scores (2: scored before they were kept), or none (1)?
+# has MODEL a row in SCORES (0), one without per-question scores (2: scored before they were kept), one without
+# the typed split (3: scored before it was added), or none (1)?
 scored() { $PY -c 'import json, sys
 try: rows = {r["model"]: r for r in json.load(open(sys.argv[1]))["results"]}
 except FileNotFoundError: sys.exit(1)
 row = rows.get(sys.argv[2])
-sys.exit(1 if row is None else 0 if "em_each" in (row.get("gold") or {}) else 2)' "$SCORES" "$1"; }
+sys.exit(1 if row is None else 2 if "em_each" not in (row.get("gold") or {}) else 3 if "typed" not in row else 0)' \
+  "$SCORES" "$1"; }
 # gold F1 on 1,000 dev questions, open-domain EM on 500, the held-out table rows: one row per model in SCORES
-score() { $PY benchmarks/reader_ablation.py "$1" --data "$SQUAD/dev-v1.1-public.json" --gold 1000 --open 500 \
+score() { $PY benchmarks/reader_ablation.py "$@" --data "$SQUAD/dev-v1.1-public.json" --gold 1000 --open 500 \
   --top-k 5 --out "$SCORES" --merge > "$ROOT/score.log" 2>&1 || { echo "scoring $1 failed: see $ROOT/score.log" >&2
   exit 1; }; }
 # a row without per-question scores is scored again where its weights are on this machine (the paired comparisons
-# need them), and kept as it is where they are not (nothing is trained again for them)
-rescore() { [ -f "$1/config.json" ] && score "$1"; return 0; }
+# need them), and kept as it is where they are not (nothing is trained again for them); a row without the typed
+# split gets that split alone (STATUS 3)
+rescore() { [ -f "$1/config.json" ] || return 0; if [ "$2" = 3 ]; then score "$1" --splits typed; else score "$1"; fi; }
 # an arm that fails stops the script: scoring the arms that are there would compare a partial set
-arm() { name=$1; shift; scored "$OUT/$name"; case $? in 0) return ;; 2) rescore "$OUT/$name"; return ;; esac
+arm() { name=$1; shift; scored "$OUT/$name"; st=$?; case $st in 0) return ;; 2|3) rescore "$OUT/$name" $st; return ;; esac
   [ -f "$OUT/$name/metrics.json" ] || $PY -m rag_qa train $COMMON --output "$OUT/$name" "$@" \
   > "$OUT/$name.log" 2>&1 || { echo "arm $name failed: see $OUT/$name.log" >&2; exit 1; }
   score "$OUT/$name"; }
-scored models/minilm-squad; case $? in 1) score models/minilm-squad ;; 2) rescore models/minilm-squad ;; esac
+scored models/minilm-squad; st=$?; case $st in 1) score models/minilm-squad ;; 2|3) rescore models/minilm-squad $st ;; esac
 arm base
 arm context --augment "context=$RATIO"
 arm long --augment "long=$RATIO"

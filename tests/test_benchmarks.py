@@ -171,8 +171,28 @@ def test_reader_ablation_merges_one_arm_at_a_time(tmp_path: Path) -> None:
     out.write_text(json.dumps({**header, "results": [{"model": "shipped", "f1": 80}, {"model": "a", "f1": 1}]}))
     rows = ablation.merged(out, header, [{"model": "a", "f1": 2}, {"model": "b", "f1": 3}])
     assert rows == [{"model": "shipped", "f1": 80}, {"model": "a", "f1": 2}, {"model": "b", "f1": 3}]
+    # a split scored later (--splits typed) joins the model's row and keeps the splits scored before
+    rows = ablation.merged(out, header, [{"model": "shipped", "typed": 70}])
+    assert rows == [{"model": "shipped", "f1": 80, "typed": 70}, {"model": "a", "f1": 1}]
     with pytest.raises(SystemExit, match="scored on other questions"):
         ablation.merged(out, {**header, "gold_questions": 200}, [{"model": "c", "f1": 4}])
+
+
+def test_reader_ablation_typed_split_asks_the_gold_questions_as_people_type_them() -> None:
+    """The ``typed`` split is the ``gold`` split's questions, in its order, with its answers and passages,
+    each retyped (lower case, no question mark, typos...): seeded, so every model reads the same ones."""
+    from rag_qa.qa_data import load_examples
+
+    ablation = load_benchmark("reader_ablation")
+    examples = load_examples(REPO / "tests" / "data" / "squad" / "dev-mini.json")[0]  # 35 questions
+    typed = ablation.typed_items(examples, 11)
+    assert typed == ablation.typed_items(examples, 11) != ablation.typed_items(examples, 12)
+    assert [t[1] for t in typed] == [[a["text"] for a in e.answers] for e in examples]
+    assert all(t[2][0].text == e.context for t, e in zip(typed, examples, strict=True))
+    changed = [t[0] for t, e in zip(typed, examples, strict=True) if t[0] != e.question]
+    assert len(changed) >= len(examples) - 2
+    assert sum(q == q.lower() for q in changed) > len(changed) / 2
+    assert sum(not q.endswith("?") for q in changed) > len(changed) / 2
 
 
 def test_reader_ablation_compares_arms_question_by_question(tmp_path: Path) -> None:
