@@ -4,9 +4,11 @@
 # augmentation, measured"), the first epoch's recipe otherwise (1 BM25 distractor, shared normalisation 1.0,
 # linear decay to 0), at a lower peak rate: 5e-5 moved converged weights off their optimum in the ablation.
 #
-# A long CPU job (~10 h on 2 cores): run it alone (never beside another training run or a test suite).  Each
-# call trains for up to MINUTES and stops at a checkpoint; the next call resumes it (same data order and
-# schedule, tokenised features cached), across sessions.  runs/ is ignored: on a new machine it starts over.
+# A long CPU job: ~9,000 steps of 16 questions, ~6 h on 2 cores with bf16 (the first epoch: 2.3 s a step),
+# ~20 h in fp32 where the CPU lacks bf16 (the ablation's arms on an AMD EPYC: 8 s a step); minutes on a GPU.
+# Run it alone (never beside another training run or a test suite).  Each call trains for up to MINUTES and
+# stops at a checkpoint; the next call resumes it (same data order and schedule, tokenised features cached),
+# across sessions.  runs/ is ignored: on a new machine it starts over.
 # When the last step is done it scores the full dev file and, only if F1 beats the shipped weights', fits the
 # calibration on disjoint samples (benchmarks/calibrate_reader.py) and says how to ship it; it never touches
 # models/ itself (a person reads the numbers first).
