@@ -89,20 +89,22 @@ def table_items(path: str | Path) -> dict[str, list[tuple]]:
     return out
 
 
+def gold_items(examples: list) -> list[tuple]:
+    """(question, answers, [its own paragraph as the one Passage]) for each of ``examples``."""
+    from rag_qa.types import Passage
+
+    return [(e.question, [a["text"] for a in e.answers],
+             [Passage(e.context, e.title, None, 0, len(e.context), 1.0, e.id)]) for e in examples]
+
+
 def typed_items(examples: list, seed: int) -> list[tuple]:
-    """(question, answers, [gold Passage]) for ``examples`` with each question typed the way people type
+    """:func:`gold_items` for ``examples`` with each question typed the way people type
     (:func:`~rag_qa.train.augment.typed_question`, seeded), in the same order as the ``gold`` split: a
     question the draw leaves unchanged (rare) is asked as written."""
     from rag_qa.train.augment import typed_question
-    from rag_qa.types import Passage
 
     rng = random.Random(f"typed:{seed}")  # its own stream: the gold sample's draws stay as they were
-    out = []
-    for e in examples:
-        typed = typed_question(e, rng)
-        out.append(((typed or e).question, [a["text"] for a in e.answers],
-                    [Passage(e.context, e.title, None, 0, len(e.context), 1.0, e.id)]))
-    return out
+    return gold_items([typed_question(e, rng) or e for e in examples])
 
 
 def score(reader, items: list[tuple], k: int | None) -> dict:
@@ -200,7 +202,6 @@ def main() -> None:
 
     from rag_qa.qa_data import load_examples
     from rag_qa.readers.extractive import ExtractiveConfig, ExtractiveReader
-    from rag_qa.types import Passage
 
     splits = {s.strip() for s in args.splits.split(",") if s.strip()}
     if not splits or splits - set(KINDS):
@@ -209,8 +210,7 @@ def main() -> None:
     examples, _ = load_examples(args.data)
     # the header's sizes are the samples' whatever is scored now: --merge compares them with the file's
     gold_sample = random.Random(args.seed).sample(examples, min(args.gold, len(examples)))
-    gold = [(e.question, [a["text"] for a in e.answers],
-             [Passage(e.context, e.title, None, 0, len(e.context), 1.0, e.id)]) for e in gold_sample]
+    gold = gold_items(gold_sample)
     typed = typed_items(gold_sample, args.seed) if "typed" in splits else []
     tables = table_items(args.tables) if args.tables.lower() != "none" else {}
     open_items = retrieved(args.data, args.open, max(ks), args.seed) if args.open and "open" in splits else []
