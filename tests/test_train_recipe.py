@@ -219,14 +219,27 @@ def test_gpu_script_dry_run_without_the_app_stack_returns_loadable_sharded_weigh
     data, returned, model = tmp_path / "gpu_data", tmp_path / "OUT", tmp_path / "model"
     # pack and unpack run here, on this machine, through the script's own command line; only the run needs a
     # Python without the app stack
+    # the second epoch's recipe travels too: table questions made here (by ingest, which the GPU machine lacks)
+    from ingest import table_questions as tq
+
+    tables = tmp_path / "tables.json"
+    tables.write_text(json.dumps(tq.generate(tables=2, seed=3)))
     packed = gpu_script("pack", str(data), "--train", str(SQUAD / "train-mini.json"), "--dev",
-                        str(SQUAD / "dev-mini.json"), "--dev-questions", "6")
-    assert sorted(p.name for p in data.iterdir()) == ["dev.json", "distractors.json.gz", "train.json.gz"]
+                        str(SQUAD / "dev-mini.json"), "--dev-questions", "6", "--augment-tables", str(tables))
+    assert sorted(p.name for p in data.iterdir()) == ["dev.json", "distractors.json.gz", "tables.json.gz",
+                                                      "train.json.gz"]
     assert packed["distractors"] > 0
 
-    done = subprocess.run([sys.executable, "-c", RUN_HIDDEN, ",".join(HIDE), "run", "--data", str(data), "--out",
-                           str(returned), "--max-steps", "2", "--batch-size", "4"],
-                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    def run_there(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", RUN_HIDDEN, ",".join(HIDE), "run", "--data", str(data),
+                               "--out", str(returned), "--max-steps", "2", "--batch-size", "4", *args],
+                              capture_output=True, text=True, cwd=REPO, timeout=600)
+
+    (data / "tables.json.gz").rename(tmp_path / "aside.json.gz")
+    refused = run_there("--augment", "tables=0.5")  # a clear one-line refusal before any loading
+    assert refused.returncode != 0 and "--augment-tables" in refused.stderr.strip().splitlines()[-1]
+    (tmp_path / "aside.json.gz").rename(data / "tables.json.gz")
+    done = run_there("--augment", "tables=0.5,long=0.5,typed=0.5", "--warmup", "0.03")
     assert done.returncode == 0, done.stderr[-3000:]
     files = sorted(returned.iterdir())
     assert len(files) <= 8 and all(p.stat().st_size <= 16 * 2**20 for p in files), [p.name for p in files]
@@ -235,6 +248,9 @@ def test_gpu_script_dry_run_without_the_app_stack_returns_loadable_sharded_weigh
     assert len(shards) >= 3, [p.name for p in files]
     metrics = json.loads((returned / "metrics.json").read_text())
     assert metrics["global_steps"] == 2 and metrics["train_distractors"] > 0
+    augmented = metrics["train_augmented"]
+    assert set(augmented) == {"tables", "long", "typed"} and all(n > 0 for n in augmented.values()), augmented
+    assert metrics["config"]["warmup_ratio"] == 0.03
 
     gpu_script("unpack", str(returned), "--into", str(model))
     assert (model / "README.md").is_file() and (model / "training_curve.png").read_bytes()[:4] == b"\x89PNG"

@@ -12,6 +12,10 @@ need none of those.  At most 64 MiB of working tree travels there and at most 8 
     # here: the returned files become models/minilm-squad (card and curve written here)
     python -m rag_qa.train.gpu unpack RETURNED_DIR --into models/minilm-squad
 
+The second epoch's recipe (issue 24: data augmentation, shared normalisation, a lower rate) travels
+the same way: ``pack --augment-tables FILE`` adds the table questions (2 MB), ``run --augment SPEC``
+uses them (README, "On a lent GPU machine").
+
 ``run --max-steps 2`` is the CPU dry run the test suite does.
 """
 
@@ -33,22 +37,25 @@ RETURNED = ("config.json", "tokenizer.json", "tokenizer_config.json", "metrics.j
 MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
 #: the shard size of the shipped model's weight files (models/minilm-squad): `unpack` rewrites the same files
 MAX_SHARD = "15MB"
+#: the table questions for the ``tables`` augmentation arm, under this name in the packed folder
+TABLES = "tables.json.gz"
 #: weight files that travel back: MiniLM's fp16 word embeddings alone are 23 MB, one tensor that
 #: Hugging Face sharding cannot split, so tensors are cut into row blocks and packed by size
 PART_BYTES = 12 * 10**6
 
 
-def pack(out: Path, train: Path, dev: Path, dev_questions: int, distractors: int, pool: int, seed: int) -> dict:
-    """Copy the training file, a dev slice and the distractor choices into ``out``."""
+def pack(out: Path, train: Path, dev: Path, dev_questions: int, distractors: int, pool: int, seed: int,
+         augment_tables: Path | None = None) -> dict:
+    """Copy the training file, a dev slice, the distractor choices and (optionally) the table questions of
+    the ``tables`` augmentation arm into ``out``."""
     from rag_qa.qa_data import load_examples
     from rag_qa.train.distractors import add_distractors, save_distractors
 
     out.mkdir(parents=True, exist_ok=True)
-    if train.name.endswith(".gz"):
-        shutil.copyfile(train, out / "train.json.gz")
-    else:
-        with open(train, "rb") as src, gzip.open(out / "train.json.gz", "wb") as dst:
-            shutil.copyfileobj(src, dst)
+    _copy_gzipped(train, out / "train.json.gz")
+    if augment_tables is not None:
+        load_examples(augment_tables)  # a file that does not parse fails here, not on the lent machine
+        _copy_gzipped(augment_tables, out / TABLES)
     data = json.loads(dev.read_text(encoding="utf-8"))
     # a seeded slice of whole dev questions, kept in SQuAD form (the full dev file is scored back here)
     keep = {q["id"] for a in data["data"] for p in a["paragraphs"] for q in p["qas"]}
@@ -66,21 +73,35 @@ def pack(out: Path, train: Path, dev: Path, dev_questions: int, distractors: int
     return {"folder": str(out), "bytes": sum(sizes.values()), "files": sizes, "distractors": len(pairs)}
 
 
+def _copy_gzipped(src: Path, dst: Path) -> None:
+    if src.name.endswith(".gz"):
+        shutil.copyfile(src, dst)
+    else:
+        with open(src, "rb") as fin, gzip.open(dst, "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+
+
 def run(data: Path, out: Path, base: Path, max_steps: int, epochs: float, batch_size: int, lr: float,
-        minutes: float | None, shared_norm: float, work: Path | None = None) -> dict:
+        minutes: float | None, shared_norm: float, work: Path | None = None, augment: str | None = None,
+        warmup: float = 0.05) -> dict:
     """Continue training ``base`` on ``data`` (from :func:`pack`); only the returnable files go to ``out``."""
+    from rag_qa.train.augment import parse_spec
     from rag_qa.train.config import TrainConfig
     from rag_qa.train.outputs import export
     from rag_qa.train.trainer import train
 
+    tables = data / TABLES
+    if "tables" in parse_spec(augment, 0.5) and not tables.is_file():  # before minutes of loading, not after
+        raise SystemExit(f"{data}: no {TABLES} for the tables arm (pack it with --augment-tables FILE)")
     work = work or Path(tempfile.mkdtemp(prefix="rag-qa-gpu-"))
     cfg = TrainConfig(
         train=str(data / "train.json.gz"), eval=str(data / "dev.json"), output=str(work / "model"), base=str(base),
         learning_rate=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_batch_size=256,
-        warmup_ratio=0.05, eval_steps=max(1, max_steps // 2) if max_steps > 0 else 1000,
+        warmup_ratio=warmup, eval_steps=max(1, max_steps // 2) if max_steps > 0 else 1000,
         save_steps=max(1, max_steps // 2) if max_steps > 0 else 1000, logging_steps=max(1, min(50, max_steps)),
         distractor_file=str(data / "distractors.json.gz"), shared_norm=shared_norm,
         feature_cache=str(work / "features"), stop_after_minutes=minutes, save_dtype="float16",
+        augment=augment, augment_tables=str(tables) if tables.is_file() else None,
     )
     summary = train(cfg, progress=True)
     model_dir = Path(cfg.output)
@@ -192,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--distractors", type=int, default=1)
     p.add_argument("--distractor-pool", type=int, default=3)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--augment-tables", type=Path, default=None,
+                   help="table questions for `run --augment tables=...` (python -m ingest.table_questions)")
     r = sub.add_parser("run", help="train on the GPU machine (works on CPU too: the dry run)")
     r.add_argument("--data", type=Path, required=True, help="a folder made by `pack`")
     r.add_argument("--out", type=Path, required=True, help="where the returnable files go ($OUT)")
@@ -201,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--batch-size", type=int, default=64)
     r.add_argument("--lr", type=float, default=5e-5)
     r.add_argument("--shared-norm", type=float, default=0.0)
+    r.add_argument("--warmup", type=float, default=0.05, help="warm-up as a share of steps")
+    r.add_argument("--augment", default=None, help="augmentation arms, e.g. tables=0.3,long=0.3,typed=0.2")
     r.add_argument("--minutes", type=float, default=None, help="stop (and return the last checkpoint) after this")
     u = sub.add_parser("unpack", help="returned files -> a model directory with card and curve")
     u.add_argument("returned", type=Path)
@@ -208,10 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.command == "pack":
         result = pack(args.out, args.train, args.dev, args.dev_questions, args.distractors, args.distractor_pool,
-                      args.seed)
+                      args.seed, args.augment_tables)
     elif args.command == "run":
         result = run(args.data, args.out, args.base, args.max_steps, args.epochs, args.batch_size, args.lr,
-                     args.minutes, args.shared_norm)
+                     args.minutes, args.shared_norm, augment=args.augment, warmup=args.warmup)
     else:
         result = unpack(args.returned, args.into)
     print(json.dumps(result))
