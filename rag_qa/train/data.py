@@ -103,6 +103,20 @@ def distractor_pairs(cfg: TrainConfig, train_ex: list[QAExample]) -> list[tuple[
     return pairs
 
 
+def _tokenizer_key(tokenizer, cfg: TrainConfig) -> str:
+    """The tokenizer as the features depend on it: its serialised form with the truncation state set as
+    :func:`~rag_qa.spans.encode_windows` sets it for ``cfg``, so the key is the same before and after the
+    tokenizer is first used (a fast tokenizer's JSON carries the truncation of its last call)."""
+    if not getattr(tokenizer, "is_fast", False):
+        return tokenizer.name_or_path
+    from tokenizers import Tokenizer
+
+    canonical = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # a copy: the caller's stays as it is
+    canonical.enable_truncation(cfg.max_length, stride=cfg.doc_stride, strategy="only_second", direction="right")
+    canonical.no_padding()
+    return canonical.to_str()
+
+
 def load_train_features(cfg: TrainConfig, tokenizer, train_ex: list[QAExample], progress: bool) -> TrainFeatures:
     """Distractors + grouped, labelled windows, from the on-disk cache when nothing they depend on
     changed (the data file, the tokenizer, windowing, distractor settings, subset, seed and the
@@ -113,8 +127,7 @@ def load_train_features(cfg: TrainConfig, tokenizer, train_ex: list[QAExample], 
     cache_dir = None if off else Path(cfg.feature_cache or cache_dir() / "features")
     path = None
     if cache_dir is not None:
-        key = features_key(data=file_digest(cfg.train), tokenizer=tokenizer.backend_tokenizer.to_str()
-                           if getattr(tokenizer, "is_fast", False) else tokenizer.name_or_path,
+        key = features_key(data=file_digest(cfg.train), tokenizer=_tokenizer_key(tokenizer, cfg),
                            max_length=cfg.max_length, doc_stride=cfg.doc_stride, negative_keep=cfg.negative_keep,
                            seed=cfg.seed, subset=cfg.max_train_examples, distractors=cfg.distractors,
                            pool=cfg.distractor_pool,
