@@ -93,6 +93,29 @@ def test_distractor_windows_are_labelled_no_answer_and_grouped_with_their_questi
     assert len({int(feats.example[w]) for w in np.flatnonzero(positive)}) >= n - 1
 
 
+def test_features_are_the_same_from_a_process_pool_and_negative_keep_drops_only_answerless_windows(
+        train_mini, tokenizer) -> None:
+    """A large training file is tokenised by forked workers (a lent GPU machine has 16 cores and 15 minutes):
+    the features, their order and the seeded negative_keep draws must not depend on how many."""
+    pairs = add_distractors(train_mini, per_question=1, pool=3, seed=0)
+    kw = {"max_length": 96, "doc_stride": 32, "progress": False, "seed": 5}  # short windows: several a paragraph
+    alone = build_train_features(tokenizer, train_mini, pairs, negative_keep=0.5, workers=1, **kw)
+    pooled = build_train_features(tokenizer, train_mini, pairs, negative_keep=0.5, workers=2, **kw)
+    for name in ("ids", "type_ids", "offsets", "win", "start", "end", "cls", "example", "group"):
+        a, b = getattr(alone, name), getattr(pooled, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    every = build_train_features(tokenizer, train_mini, pairs, negative_keep=1.0, workers=1, **kw)
+    n = len(train_mini)
+
+    def answerless_own(f):
+        return int(((f.start == f.cls) & (f.example < n)).sum())
+
+    assert answerless_own(alone) < answerless_own(every)  # half of them dropped ...
+    answered = (every.start != every.cls).sum()
+    assert (alone.start != alone.cls).sum() == answered  # ... and no window that holds an answer
+    assert (alone.example >= n).sum() == (every.example >= n).sum()  # nor a distractor's
+
+
 def test_distractor_choices_round_trip_through_the_file_the_gpu_machine_reads(train_mini, tmp_path) -> None:
     pairs = add_distractors(train_mini, per_question=1, pool=3, seed=0)
     save_distractors(tmp_path / "d.json.gz", train_mini, pairs)
@@ -104,6 +127,7 @@ def test_distractor_choices_round_trip_through_the_file_the_gpu_machine_reads(tr
 def test_features_are_cached_on_disk_and_rebuilt_when_a_setting_changes(train_mini, tokenizer, tmp_path) -> None:
     cfg = TrainConfig(train=str(SQUAD / "train-mini.json"), eval="-", output="-", max_length=192, doc_stride=64,
                       distractors=1, feature_cache=str(tmp_path))
+    tokenizer = AutoTokenizer.from_pretrained(READER)  # fresh: its first use must not change the cache key
     first = load_train_features(cfg, tokenizer, train_mini, progress=False)
     files = list(tmp_path.glob("features-*.npz"))
     assert len(files) == 1

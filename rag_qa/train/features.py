@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing as mp
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -111,6 +113,49 @@ class TrainFeatures:
         return cls(**arrays, questions=questions, distractors=distractors)
 
 
+#: below this many (question, passage) pairs a process pool costs more than it saves
+PARALLEL_MIN = 4096
+#: pairs tokenised per task (one progress tick)
+BATCH = 256
+#: what the pool's workers read (fork shares it; nothing but batch offsets is sent to them)
+_WORK: tuple | None = None
+
+
+def _label_batch(offset: int) -> dict[str, np.ndarray]:
+    """The windows of pairs ``offset:offset + BATCH`` of ``_WORK`` with their labels, as flat arrays
+    (cheap to send back from a worker): window order as :func:`encode_windows` makes them."""
+    tokenizer, everything, max_length, doc_stride = _WORK
+    batch = everything[offset : offset + BATCH]
+    windows = encode_windows(tokenizer, [e.question for e in batch], [e.context for e in batch], max_length,
+                             doc_stride)
+    labels = []
+    for w in windows:
+        ans = batch[w.example].answers[0] if batch[w.example].answers else None
+        s, e = label_window(w, ans["answer_start"] if ans else None, ans["text"] if ans else None)
+        labels.append((s, e, w.cls_index, bool(ans) and s == w.cls_index))
+    n_tokens = sum(len(w.input_ids) for w in windows)
+    return {
+        "example": np.array([w.example + offset for w in windows], dtype=np.int64),
+        "length": np.array([len(w.input_ids) for w in windows], dtype=np.int64),
+        "ids": np.fromiter((t for w in windows for t in w.input_ids), dtype=np.int32, count=n_tokens),
+        "type_ids": (np.fromiter((t for w in windows for t in w.token_type_ids), dtype=np.int8, count=n_tokens)
+                     if windows and windows[0].token_type_ids is not None else None),
+        "offsets": np.array([o if o is not None else (-1, -1) for w in windows for o in w.offsets],
+                            dtype=np.int32).reshape(-1, 2),
+        "start": np.array([x[0] for x in labels], dtype=np.int32),
+        "end": np.array([x[1] for x in labels], dtype=np.int32),
+        "cls": np.array([x[2] for x in labels], dtype=np.int32),
+        "negative": np.array([x[3] for x in labels], dtype=bool),  # an answerable pair's window without it
+    }
+
+
+def _workers(pairs: int) -> int:
+    if pairs < PARALLEL_MIN or "fork" not in mp.get_all_start_methods():
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+                      16))
+
+
 def build_train_features(
     tokenizer,
     examples: Sequence[QAExample],
@@ -120,6 +165,7 @@ def build_train_features(
     negative_keep: float = 1.0,
     seed: int = 0,
     progress: bool = True,
+    workers: int | None = None,
 ) -> TrainFeatures:
     """Labelled windows grouped by question.  The first gold answer is the target; windows without
     it, and every window of a distractor, point at CLS.
@@ -127,39 +173,52 @@ def build_train_features(
     ``negative_keep`` < 1 drops that share of answer-less windows of a question's *own* long
     paragraph (they teach "not in this window" but cost as much compute as positive ones);
     distractor windows are always kept.  ``distractors`` are ``(question index, example)`` pairs.
+    Tokenising is per-window Python, so large inputs are spread over ``workers`` forked processes
+    (default: every core for 4,096 pairs or more); the features are the same for any count.
     """
-    rng = random.Random(seed)
+    global _WORK
     everything = list(examples) + [d for _, d in distractors]
-    owner = list(range(len(examples))) + [q for q, _ in distractors]
-    per_question: list[list[tuple[int, Window, int, int]]] = [[] for _ in examples]
-    for offset, batch in tqdm(list(_batches(everything, 256)), desc="tokenising train", unit="batch",
-                              disable=not progress):
-        for w in encode_windows(tokenizer, [e.question for e in batch], [e.context for e in batch],
-                                max_length, doc_stride):
-            idx = w.example + offset
-            ex = everything[idx]
-            ans = ex.answers[0] if ex.answers else None
-            s, e = label_window(w, ans["answer_start"] if ans else None, ans["text"] if ans else None)
-            if ans and s == w.cls_index and rng.random() >= negative_keep:
-                continue
-            per_question[owner[idx]].append((idx, w, s, e))
-    groups = [g for g in per_question if g]
-    flat = [item for g in groups for item in g]
-    lengths = np.array([len(w.input_ids) for _, w, _, _ in flat], dtype=np.int64)
+    owner = np.array(list(range(len(examples))) + [q for q, _ in distractors], dtype=np.int64)
+    offsets = range(0, len(everything), BATCH)
+    workers = _workers(len(everything)) if workers is None else workers
+    _WORK = (tokenizer, everything, max_length, doc_stride)
+    try:
+        if workers > 1:
+            with mp.get_context("fork").Pool(workers) as pool:  # imap: results in batch order
+                parts = list(tqdm(pool.imap(_label_batch, offsets), total=len(offsets), desc="tokenising train",
+                                  unit="batch", disable=not progress))
+        else:
+            parts = [_label_batch(o) for o in tqdm(offsets, desc="tokenising train", unit="batch",
+                                                   disable=not progress)]
+    finally:
+        _WORK = None
+    if not parts:
+        parts = [{"example": np.zeros(0, np.int64), "length": np.zeros(0, np.int64), "ids": np.zeros(0, np.int32),
+                  "type_ids": None, "offsets": np.zeros((0, 2), np.int32), "start": np.zeros(0, np.int32),
+                  "end": np.zeros(0, np.int32), "cls": np.zeros(0, np.int32), "negative": np.zeros(0, bool)}]
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "type_ids"}
+    has_types = len(cat["example"]) > 0 and all(p["type_ids"] is not None for p in parts if len(p["example"]))
+    # (windows,) which windows stay: the same seeded draws, in window order, as one loop over them would make
+    rng = random.Random(seed)
+    keep = np.ones(len(cat["example"]), dtype=bool)
+    for w in np.flatnonzero(cat["negative"]):
+        keep[w] = rng.random() < negative_keep
+    # windows grouped by question (a stable sort keeps each question's windows in the order they were made),
+    # then their tokens gathered in that order
+    kept = np.flatnonzero(keep)
+    order = kept[np.argsort(owner[cat["example"][kept]], kind="stable")]
+    first_token = np.concatenate([[0], np.cumsum(cat["length"])])[:-1]  # (windows,) before filtering
+    lengths = cat["length"][order]
     win = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    ids = np.fromiter((t for _, w, _, _ in flat for t in w.input_ids), dtype=np.int32, count=int(win[-1]))
-    has_types = bool(flat) and flat[0][1].token_type_ids is not None
-    type_ids = (np.fromiter((t for _, w, _, _ in flat for t in w.token_type_ids), dtype=np.int8,
-                            count=int(win[-1])) if has_types else None)
-    offsets = np.array([o if o is not None else (-1, -1) for _, w, _, _ in flat for o in w.offsets],
-                       dtype=np.int32).reshape(-1, 2)
+    tokens = np.repeat(first_token[order] - win[:-1], lengths) + np.arange(win[-1])  # (kept tokens,)
+    per_question = np.bincount(owner[cat["example"][order]], minlength=len(examples))
     return TrainFeatures(
-        ids=ids, type_ids=type_ids, offsets=offsets, win=win,
-        start=np.array([s for _, _, s, _ in flat], dtype=np.int32),
-        end=np.array([e for _, _, _, e in flat], dtype=np.int32),
-        cls=np.array([w.cls_index for _, w, _, _ in flat], dtype=np.int32),
-        example=np.array([i for i, _, _, _ in flat], dtype=np.int32),
-        group=np.concatenate([[0], np.cumsum([len(g) for g in groups])]).astype(np.int64),
+        ids=cat["ids"][tokens], type_ids=np.concatenate([p["type_ids"] for p in parts if len(p["example"])])[tokens]
+        if has_types else None,
+        offsets=cat["offsets"][tokens], win=win,
+        start=cat["start"][order], end=cat["end"][order], cls=cat["cls"][order],
+        example=cat["example"][order].astype(np.int32),
+        group=np.concatenate([[0], np.cumsum(per_question[per_question > 0])]).astype(np.int64),
         questions=sum(1 for ex in examples if ex.answers),
         distractors=len(distractors),
     )
