@@ -150,10 +150,11 @@ def _label_batch(offset: int) -> dict[str, np.ndarray]:
 
 
 def _workers(pairs: int) -> int:
+    """Processes for tokenising ``pairs`` pairs: one for small inputs or where fork is missing, else a core each."""
     if pairs < PARALLEL_MIN or "fork" not in mp.get_all_start_methods():
         return 1
-    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                      16))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cores, 16)
 
 
 def build_train_features(
