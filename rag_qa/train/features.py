@@ -127,7 +127,7 @@ def _label_batch(offset: int) -> dict[str, np.ndarray]:
     tokenizer, everything, max_length, doc_stride = _WORK
     batch = everything[offset : offset + BATCH]
     windows = encode_windows(tokenizer, [e.question for e in batch], [e.context for e in batch], max_length,
-                             doc_stride)
+                             doc_stride) if batch else []  # (an empty input still gets one, empty, part)
     labels = []
     for w in windows:
         ans = batch[w.example].answers[0] if batch[w.example].answers else None
@@ -139,7 +139,7 @@ def _label_batch(offset: int) -> dict[str, np.ndarray]:
         "length": np.array([len(w.input_ids) for w in windows], dtype=np.int64),
         "ids": np.fromiter((t for w in windows for t in w.input_ids), dtype=np.int32, count=n_tokens),
         "type_ids": (np.fromiter((t for w in windows for t in w.token_type_ids), dtype=np.int8, count=n_tokens)
-                     if windows and windows[0].token_type_ids is not None else None),
+                     if not windows or windows[0].token_type_ids is not None else None),
         "offsets": np.array([o if o is not None else (-1, -1) for w in windows for o in w.offsets],
                             dtype=np.int32).reshape(-1, 2),
         "start": np.array([x[0] for x in labels], dtype=np.int32),
@@ -191,14 +191,12 @@ def build_train_features(
         else:
             parts = [_label_batch(o) for o in tqdm(offsets, desc="tokenising train", unit="batch",
                                                    disable=not progress)]
+        parts = parts or [_label_batch(0)]
     finally:
         _WORK = None
-    if not parts:
-        parts = [{"example": np.zeros(0, np.int64), "length": np.zeros(0, np.int64), "ids": np.zeros(0, np.int32),
-                  "type_ids": None, "offsets": np.zeros((0, 2), np.int32), "start": np.zeros(0, np.int32),
-                  "end": np.zeros(0, np.int32), "cls": np.zeros(0, np.int32), "negative": np.zeros(0, bool)}]
-    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "type_ids"}
-    has_types = len(cat["example"]) > 0 and all(p["type_ids"] is not None for p in parts if len(p["example"]))
+    has_types = all(p["type_ids"] is not None for p in parts)  # None only from a tokenizer without token types
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "type_ids" or has_types}
+    has_types = has_types and len(cat["example"]) > 0
     # (windows,) which windows stay: the same seeded draws, in window order, as one loop over them would make
     rng = random.Random(seed)
     keep = np.ones(len(cat["example"]), dtype=bool)
@@ -214,8 +212,7 @@ def build_train_features(
     tokens = np.repeat(first_token[order] - win[:-1], lengths) + np.arange(win[-1])  # (kept tokens,)
     per_question = np.bincount(owner[cat["example"][order]], minlength=len(examples))
     return TrainFeatures(
-        ids=cat["ids"][tokens], type_ids=np.concatenate([p["type_ids"] for p in parts if len(p["example"])])[tokens]
-        if has_types else None,
+        ids=cat["ids"][tokens], type_ids=cat["type_ids"][tokens] if has_types else None,
         offsets=cat["offsets"][tokens], win=win,
         start=cat["start"][order], end=cat["end"][order], cls=cat["cls"][order],
         example=cat["example"][order].astype(np.int32),

@@ -85,14 +85,12 @@ def run(data: Path, out: Path, base: Path, max_steps: int, epochs: float, batch_
         minutes: float | None, shared_norm: float, work: Path | None = None, augment: str | None = None,
         warmup: float = 0.05) -> dict:
     """Continue training ``base`` on ``data`` (from :func:`pack`); only the returnable files go to ``out``."""
-    from rag_qa.train.augment import parse_spec
     from rag_qa.train.config import TrainConfig
+    from rag_qa.train.data import augment_arms
     from rag_qa.train.outputs import export
     from rag_qa.train.trainer import train
 
     tables = data / TABLES
-    if "tables" in parse_spec(augment, 0.5) and not tables.is_file():  # before minutes of loading, not after
-        raise SystemExit(f"{data}: no {TABLES} for the tables arm (pack it with --augment-tables FILE)")
     work = work or Path(tempfile.mkdtemp(prefix="rag-qa-gpu-"))
     cfg = TrainConfig(
         train=str(data / "train.json.gz"), eval=str(data / "dev.json"), output=str(work / "model"), base=str(base),
@@ -103,6 +101,8 @@ def run(data: Path, out: Path, base: Path, max_steps: int, epochs: float, batch_
         feature_cache=str(work / "features"), stop_after_minutes=minutes, save_dtype="float16",
         augment=augment, augment_tables=str(tables) if tables.is_file() else None,
     )
+    if "tables" in augment_arms(cfg) and not tables.is_file():  # before the model and data load, in one line
+        raise SystemExit(f"{data}: no {TABLES} for the tables arm (pack it with --augment-tables FILE)")
     summary = train(cfg, progress=True)
     model_dir = Path(cfg.output)
     if summary.get("stopped"):  # out of time: the last checkpoint is the result (decay not finished)
