@@ -188,6 +188,23 @@ def test_training_ids_are_the_serving_prompt_then_the_target(dev_examples) -> No
     assert tok.decode(ids[n_prompt:]) == item.target() + tok.eos_token
 
 
+def test_the_prompt_cache_is_found_again_after_the_tokenizer_has_truncated_something(tmp_path: Path) -> None:
+    """A fast tokenizer's JSON carries the truncation of its last call; the cache key must not."""
+    from rag_qa.train.gen_config import GenConfig
+    from rag_qa.train.gen_trainer import load_features, load_tokenizer
+
+    cfg = GenConfig(train=str(TRAIN), eval=str(DEV), output="-", max_train_examples=4, eval_loss_examples=1,
+                    distractors=1, max_passage_words=40, feature_cache=str(tmp_path))
+    tok = load_tokenizer(cfg.base)
+    first, _ = load_features(cfg, tok, progress=False)
+    before = tok.backend_tokenizer.to_str()
+    tok("some words to cut short", truncation=True, max_length=3)
+    assert tok.backend_tokenizer.to_str() != before  # the state the key has to see past
+    again, _ = load_features(cfg, tok, progress=False)
+    assert len(list(tmp_path.glob("gen-train-*.npz"))) == 1, "the second call used the cache"
+    assert again.questions == first.questions
+
+
 @pytest.mark.slow
 def test_a_tiny_run_writes_an_adapter_that_loads_and_answers(tmp_path: Path) -> None:
     from rag_qa.config import Settings

@@ -22,7 +22,7 @@ from rag_qa.qa_data import QAExample, load_examples
 from rag_qa.train.config import TrainConfig
 from rag_qa.train.data import load_train_features
 from rag_qa.train.distractors import add_distractors, holds_answer, load_distractors, save_distractors
-from rag_qa.train.features import TrainFeatures, build_train_features
+from rag_qa.train.features import TrainFeatures, build_train_features, tokenizer_key
 from rag_qa.train.loop import shared_norm_loss
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,6 +139,15 @@ def test_features_are_cached_on_disk_and_rebuilt_when_a_setting_changes(train_mi
     cfg.doc_stride = 32
     load_train_features(cfg, tokenizer, train_mini, progress=False)
     assert len(list(tmp_path.glob("features-*.npz"))) == 2, "a different stride is a different cache entry"
+
+
+def test_tokenizer_key_sees_past_the_last_calls_truncation_and_padding() -> None:
+    tokenizer = AutoTokenizer.from_pretrained(READER)
+    windows = dict(max_length=192, stride=64, strategy="only_second", direction="right")
+    fresh, fresh_off = tokenizer_key(tokenizer, windows), tokenizer_key(tokenizer)
+    tokenizer(["a b c", "d"], truncation=True, max_length=2, padding="max_length")
+    assert (tokenizer_key(tokenizer, windows), tokenizer_key(tokenizer)) == (fresh, fresh_off)
+    assert fresh != fresh_off != tokenizer_key(tokenizer, windows | {"stride": 32})  # settings that matter do count
 
 
 # ------------------------------------------------------------------ shared normalisation

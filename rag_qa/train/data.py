@@ -23,7 +23,7 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 from rag_qa.qa_data import DataError, QAExample, load_examples
 from rag_qa.train import augment
 from rag_qa.train.config import TrainConfig
-from rag_qa.train.features import TrainFeatures, build_train_features, features_key, file_digest
+from rag_qa.train.features import TrainFeatures, build_train_features, features_key, file_digest, tokenizer_key
 
 
 def _subsample(examples: list[QAExample], n: int | None, seed: int) -> list[QAExample]:
@@ -104,17 +104,9 @@ def distractor_pairs(cfg: TrainConfig, train_ex: list[QAExample]) -> list[tuple[
 
 
 def _tokenizer_key(tokenizer, cfg: TrainConfig) -> str:
-    """The tokenizer as the features depend on it: its serialised form with the truncation state set as
-    :func:`~rag_qa.spans.encode_windows` sets it for ``cfg``, so the key is the same before and after the
-    tokenizer is first used (a fast tokenizer's JSON carries the truncation of its last call)."""
-    if not getattr(tokenizer, "is_fast", False):
-        return tokenizer.name_or_path
-    from tokenizers import Tokenizer
-
-    canonical = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # a copy: the caller's stays as it is
-    canonical.enable_truncation(cfg.max_length, stride=cfg.doc_stride, strategy="only_second", direction="right")
-    canonical.no_padding()
-    return canonical.to_str()
+    """The tokenizer's cache key with truncation as :func:`~rag_qa.spans.encode_windows` sets it for ``cfg``."""
+    return tokenizer_key(tokenizer, dict(max_length=cfg.max_length, stride=cfg.doc_stride, strategy="only_second",
+                                         direction="right"))
 
 
 def load_train_features(cfg: TrainConfig, tokenizer, train_ex: list[QAExample], progress: bool) -> TrainFeatures:

@@ -228,6 +228,24 @@ def features_key(**parts) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
+def tokenizer_key(tokenizer, truncation: dict | None = None) -> str:
+    """The tokenizer as cached features depend on it: its serialised form with the truncation state set to
+    ``truncation`` (``enable_truncation``'s arguments; None: off) and padding off.  A fast tokenizer's JSON
+    carries the truncation and padding of its last call, so hashing it raw keys the same features differently
+    before and after the tokenizer is first used."""
+    if not getattr(tokenizer, "is_fast", False):
+        return tokenizer.name_or_path
+    from tokenizers import Tokenizer
+
+    canonical = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # a copy: the caller's stays as it is
+    if truncation:
+        canonical.enable_truncation(**truncation)
+    else:
+        canonical.no_truncation()
+    canonical.no_padding()
+    return canonical.to_str()
+
+
 def file_digest(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

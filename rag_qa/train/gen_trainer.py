@@ -36,7 +36,7 @@ from rag_qa.qa_data import QAExample, load_examples
 from rag_qa.readers.llm_backends import TransformersChat, encode_prompt, encode_reply
 from rag_qa.readers.prompting import INSTRUCTION, SYSTEM_PROMPT, build_prompt, trained_style
 from rag_qa.train.callbacks import Budget, ShareCores, WallClock, fair_threads
-from rag_qa.train.features import features_key, file_digest
+from rag_qa.train.features import features_key, file_digest, tokenizer_key
 from rag_qa.train.gen_config import GenConfig, config_defaults
 from rag_qa.train.gen_data import GenItem, build_groups, build_items, dev_eval_items
 from rag_qa.train.sampling import GroupedTrainer
@@ -290,8 +290,7 @@ def load_features(cfg: GenConfig, tokenizer: Any, progress: bool) -> tuple[GenFe
     off = (cfg.feature_cache or "").lower() == "none"
     cache_dir = None if off else Path(cfg.feature_cache or cache_dir() / "features")
     key = features_key(kind="generative", version=GEN_FEATURES_VERSION, train=file_digest(cfg.train),
-                       eval=file_digest(cfg.eval), tokenizer=tokenizer.backend_tokenizer.to_str()
-                       if getattr(tokenizer, "is_fast", False) else tokenizer.name_or_path,
+                       eval=file_digest(cfg.eval), tokenizer=tokenizer_key(tokenizer),  # prompts are never truncated
                        template=tokenizer.chat_template, system=SYSTEM_PROMPT, instruction=INSTRUCTION,
                        **{k: getattr(cfg, k) for k in ("target_style", "distractors", "distractor_pool",
                                                        "refusal_rate", "max_passage_words", "max_train_examples",
