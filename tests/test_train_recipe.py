@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -263,17 +264,23 @@ def test_gpu_script_dry_run_without_the_app_stack_returns_loadable_sharded_weigh
                                                       "train.json.gz"]
     assert packed["distractors"] > 0
 
+    scratch = tmp_path / "tmp"  # the run's own working folder (checkpoints, ~0.5 GB) must not outlive it
+    scratch.mkdir()
+
     def run_there(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-c", RUN_HIDDEN, ",".join(HIDE), "run", "--data", str(data),
                                "--out", str(returned), "--max-steps", "2", "--batch-size", "4", *args],
-                              capture_output=True, text=True, cwd=REPO, timeout=600)
+                              capture_output=True, text=True, cwd=REPO, timeout=600,
+                              env=os.environ | {"TMPDIR": str(scratch)})
 
     (data / "tables.json.gz").rename(tmp_path / "aside.json.gz")
     refused = run_there("--augment", "tables=0.5")  # a clear one-line refusal before any loading
     assert refused.returncode != 0 and "--augment-tables" in refused.stderr.strip().splitlines()[-1]
+    assert not list(scratch.iterdir())
     (tmp_path / "aside.json.gz").rename(data / "tables.json.gz")
     done = run_there("--augment", "tables=0.5,long=0.5,typed=0.5", "--warmup", "0.03")
     assert done.returncode == 0, done.stderr[-3000:]
+    assert not list(scratch.iterdir()), "the working folder was left behind"
     files = sorted(returned.iterdir())
     assert len(files) <= 8 and all(p.stat().st_size <= 16 * 2**20 for p in files), [p.name for p in files]
     shards = [p for p in files if p.name.startswith("weights-") and p.suffix == ".safetensors"]

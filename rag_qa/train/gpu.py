@@ -22,6 +22,7 @@ uses them (README, "On a lent GPU machine").
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import random
@@ -84,34 +85,37 @@ def _copy_gzipped(src: Path, dst: Path) -> None:
 def run(data: Path, out: Path, base: Path, max_steps: int, epochs: float, batch_size: int, lr: float,
         minutes: float | None, shared_norm: float, work: Path | None = None, augment: str | None = None,
         warmup: float = 0.05) -> dict:
-    """Continue training ``base`` on ``data`` (from :func:`pack`); only the returnable files go to ``out``."""
+    """Continue training ``base`` on ``data`` (from :func:`pack`); only the returnable files go to ``out``
+    (checkpoints and features stay in ``work``, a temporary folder removed afterwards unless given)."""
     from rag_qa.train.config import TrainConfig
     from rag_qa.train.data import augment_arms
     from rag_qa.train.outputs import export
     from rag_qa.train.trainer import train
 
-    tables = data / TABLES
-    work = work or Path(tempfile.mkdtemp(prefix="rag-qa-gpu-"))
-    cfg = TrainConfig(
-        train=str(data / "train.json.gz"), eval=str(data / "dev.json"), output=str(work / "model"), base=str(base),
-        learning_rate=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_batch_size=256,
-        warmup_ratio=warmup, eval_steps=max(1, max_steps // 2) if max_steps > 0 else 1000,
-        save_steps=max(1, max_steps // 2) if max_steps > 0 else 1000, logging_steps=max(1, min(50, max_steps)),
-        distractor_file=str(data / "distractors.json.gz"), shared_norm=shared_norm,
-        feature_cache=str(work / "features"), stop_after_minutes=minutes, save_dtype="float16",
-        augment=augment, augment_tables=str(tables) if tables.is_file() else None,
-    )
-    if "tables" in augment_arms(cfg) and not tables.is_file():  # before the model and data load, in one line
-        raise SystemExit(f"{data}: no {TABLES} for the tables arm (pack it with --augment-tables FILE)")
-    summary = train(cfg, progress=True)
-    model_dir = Path(cfg.output)
-    if summary.get("stopped"):  # out of time: the last checkpoint is the result (decay not finished)
-        export(model_dir / "checkpoints", model_dir, summary)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in RETURNED:
-        shutil.copyfile(model_dir / name, out / name)
-    pack_weights(model_dir, out)
-    return _check_returned(out)
+    with contextlib.ExitStack() as stack:  # a working folder of our own goes when done (or refused)
+        if work is None:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rag-qa-gpu-")))
+        tables = data / TABLES
+        cfg = TrainConfig(
+            train=str(data / "train.json.gz"), eval=str(data / "dev.json"), output=str(work / "model"), base=str(base),
+            learning_rate=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_batch_size=256,
+            warmup_ratio=warmup, eval_steps=max(1, max_steps // 2) if max_steps > 0 else 1000,
+            save_steps=max(1, max_steps // 2) if max_steps > 0 else 1000, logging_steps=max(1, min(50, max_steps)),
+            distractor_file=str(data / "distractors.json.gz"), shared_norm=shared_norm,
+            feature_cache=str(work / "features"), stop_after_minutes=minutes, save_dtype="float16",
+            augment=augment, augment_tables=str(tables) if tables.is_file() else None,
+        )
+        if "tables" in augment_arms(cfg) and not tables.is_file():  # before the model and data load, in one line
+            raise SystemExit(f"{data}: no {TABLES} for the tables arm (pack it with --augment-tables FILE)")
+        summary = train(cfg, progress=True)
+        model_dir = Path(cfg.output)
+        if summary.get("stopped"):  # out of time: the last checkpoint is the result (decay not finished)
+            export(model_dir / "checkpoints", model_dir, summary)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in RETURNED:
+            shutil.copyfile(model_dir / name, out / name)
+        pack_weights(model_dir, out)
+        return _check_returned(out)
 
 
 def pack_weights(model_dir: Path, out: Path, part_bytes: int = PART_BYTES) -> list[Path]:
