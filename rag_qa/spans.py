@@ -38,6 +38,26 @@ def model_inputs(window: Window) -> dict:
     return item
 
 
+def fit_questions(tokenizer, questions: Sequence[str], max_length: int, doc_stride: int) -> list[str]:
+    """``questions`` left-stripped, each cut to its first ``(max_length - doc_stride - 3) // 2`` tokens.
+
+    A window holds the whole question, so a question of more than ``max_length - doc_stride - 3`` tokens
+    leaves less context than the stride and the tokenizer refuses the batch (a Rust panic, which is not
+    an ``Exception``); half that room keeps every window at least ~half context.  SQuAD's longest
+    questions (~60 tokens) are far below the cut at 384/128 (126 tokens), so they are never touched."""
+    limit = max(1, (max_length - doc_stride - 3) // 2)
+    fitted = []
+    for question in questions:
+        question = question.lstrip()
+        # a token covers at least one UTF-8 byte, so only a longer question can be over the limit
+        if len(question.encode()) > limit:
+            offsets = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            if len(offsets) > limit:
+                question = question[: offsets[limit - 1][1]]
+        fitted.append(question)
+    return fitted
+
+
 def encode_windows(
     tokenizer,
     questions: Sequence[str],
@@ -46,8 +66,7 @@ def encode_windows(
     doc_stride: int = 128,
 ) -> list[Window]:
     """Tokenise pairs into overlapping windows; long contexts give several windows each."""
-    # Long questions would leave no room for context; SQuAD's longest are ~60 tokens.
-    questions = [q.lstrip() for q in questions]
+    questions = fit_questions(tokenizer, questions, max_length, doc_stride)
     enc = tokenizer(
         list(questions),
         list(contexts),

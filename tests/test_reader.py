@@ -91,6 +91,15 @@ def test_answer_in_the_second_stride_window_is_found():
     assert c.start - 10 > len(long_text)  # found in the last window, past the filler
 
 
+def test_a_question_too_long_for_a_window_is_cut_and_still_answered(reader):
+    """A question longer than a window's room (here ~300 tokens, under the UI's 2,000-character limit) made
+    the tokenizer panic for the whole batch; it is cut to its first tokens instead."""
+    rambling = "Where was Tesla born? " + "I would really like to know this, please. " * 35
+    ps = [passage(TESLA, "tesla.txt"), passage(PARIS, "paris.md")]
+    long_answer, short_answer = reader.read_batch([rambling, "What is the capital of France?"], [ps, ps])
+    assert "Smiljan" in long_answer.answer and short_answer.answer == "Paris"
+
+
 def test_batch_reads_many_questions_in_one_pass(reader):
     ps = [passage(TESLA, "tesla.txt"), passage(PARIS, "paris.md")]
     answers = reader.read_batch(["Where was Tesla born?", "What is the capital of France?"], [ps, ps])

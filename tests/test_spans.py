@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
 from rag_qa.models import resolve_model
-from rag_qa.spans import decode_example, decode_window, encode_windows, label_window
+from rag_qa.spans import decode_example, decode_window, encode_windows, fit_questions, label_window
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,21 @@ def test_answer_in_a_later_stride_window_is_decoded(tok):
     assert context[spans[0].start : spans[0].end] == "Canberra"
     assert spans[0].window > 0
     assert spans[0].prob > 0.5
+
+
+def test_long_questions_are_cut_to_leave_every_window_its_context(tok):
+    long_context = " ".join([CONTEXT] * 20)
+    short = "Who was Tesla?"
+    for question in ("why " * 400, "\U0001f600 " * 300, "ab" * 700):  # words, symbols, one endless word
+        windows = encode_windows(tok, [question, short], [long_context, CONTEXT], max_length=384, doc_stride=128)
+        first = [w for w in windows if w.example == 0]
+        assert len(first) > 1
+        for w in first:
+            n_question = w.offsets.index(next(o for o in w.offsets if o is not None)) - 2  # [CLS] q.. [SEP]
+            assert 0 < n_question <= (384 - 128 - 3) // 2
+            assert sum(o is not None for o in w.offsets) >= 384 - 3 - (384 - 128 - 3) // 2 or w is first[-1]
+    # a question that fits is kept as it is (SQuAD's are never touched)
+    assert fit_questions(tok, ["  " + short, "What is " * 40], 384, 128) == [short, "What is " * 40]
 
 
 def test_question_tokens_are_never_an_answer(tok):
