@@ -81,3 +81,57 @@ def test_remove_takes_one_document_with_its_attachments_never_a_folder(team: tup
     events = [(e["action"], e["outcome"], e["files"]) for e in audit.read(audit.index_log(index))]
     assert events[1:] == [("remove", "not-found", ["uploads"]), ("remove", "not-found", ["team"]),
                           ("remove", "not-found", ["/"]), ("remove", "ok", [MAIL, f"{MAIL}/note-1.txt"])]
+
+
+def upload_as(handlers: Handlers, index: Path, tmp_path: Path, files: dict[str, Path]) -> tuple[str, list]:
+    """Upload ``files`` (name it arrives under -> content) as one upload; (status, document rows)."""
+    incoming = tmp_path / f"incoming-{len(list(tmp_path.glob('incoming-*')))}"
+    incoming.mkdir()
+    for name, source in files.items():
+        (incoming / name).write_bytes(source.read_bytes())
+    status, rows, _ = handlers.upload([str(incoming / n) for n in files], str(index), EDITOR, no_progress)
+    return status, sorted(row[0] for row in rows)
+
+
+def test_a_failed_reupload_keeps_the_indexed_documents_file(team: tuple[Handlers, Path], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A re-upload under a name already stored replaces the stored file only once its ingest succeeds: a
+    corrupt one (or an ingest that raises) leaves the file behind the indexed document as it was."""
+    handlers, index = team
+    data = Path(__file__).parent / "data"
+    good, corrupt = data / "docs" / "packet_switching_2p.pdf", data / "bad" / "corrupt.pdf"
+    other = data / "formats" / "super_bowl_table.pdf"
+    stored, aside = index / "uploads" / "report.pdf", index / "uploads" / ".replaced"
+    status, rows = upload_as(handlers, index, tmp_path, {"report.pdf": good})
+    assert rows == ["report.pdf"], status
+    status, rows = upload_as(handlers, index, tmp_path, {"report.pdf": corrupt})
+    assert "report.pdf" in status and rows == ["report.pdf"]
+    assert stored.read_bytes() == good.read_bytes() and not any(aside.iterdir())
+
+    import ui.handlers
+
+    def full_disk(*_: Any, **__: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(ui.handlers, "ingest_paths", full_disk)
+        status, rows = upload_as(handlers, index, tmp_path, {"report.pdf": other, "new.pdf": other})
+    assert "No space left on device" in status and rows == ["report.pdf"]
+    assert stored.read_bytes() == good.read_bytes() and sorted(p.name for p in stored.parent.iterdir()) == \
+        [".replaced", "report.pdf"]
+
+    status, rows = upload_as(handlers, index, tmp_path, {"report.pdf": other})  # a good new version replaces it
+    assert rows == ["report.pdf"] and stored.read_bytes() == other.read_bytes() and not any(aside.iterdir())
+
+
+def test_files_of_one_upload_that_share_a_name_are_all_kept(team: tuple[Handlers, Path], tmp_path: Path) -> None:
+    """``plan.MD`` and ``plan .md`` are stored as ``plan.md`` too: a second file under a name gets ``-2``, a
+    byte-for-byte copy of the first is refused in one line instead of being indexed twice."""
+    handlers, index = team
+    (tmp_path / "a.md").write_text("# Rooms\nThe reading group meets in room R7.\n")
+    (tmp_path / "b.md").write_text("# Times\nThe reading group meets on Tuesdays.\n")
+    status, rows = upload_as(handlers, index, tmp_path, {"plan.md": tmp_path / "a.md", "plan.MD": tmp_path / "b.md",
+                                                          "plan .md": tmp_path / "a.md"})
+    assert rows == ["plan-2.md", "plan.md"], status
+    assert (index / "uploads" / "plan-2.md").read_text().endswith("Tuesdays.\n")
+    assert "the same file as plan.md in this upload" in status

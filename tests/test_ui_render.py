@@ -36,6 +36,8 @@ def test_sanitise_filename(name: str, expected: str) -> None:
 def test_sanitised_names_stay_short_and_keep_extension() -> None:
     name = sanitise_filename("x" * 500 + ".docx")
     assert name.endswith(".docx") and len(name) <= 120
+    wide = sanitise_filename("東" * 150 + ".txt")  # 120 characters would be 360 bytes: over any file system's 255
+    assert wide.endswith(".txt") and wide.startswith("東") and len(wide.encode()) <= 240
 
 
 def test_save_uploads_stays_inside_uploads_folder(tmp_path: Path) -> None:

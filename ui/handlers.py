@@ -232,11 +232,15 @@ class Handlers:
             def report_progress(done: int, total: int, desc: str) -> None:
                 progress(done / total if total > 0 else 1.0, desc=desc)
 
-            report = ingest_paths(saved.saved, index, settings=self.settings, progress=report_progress)
+            try:
+                report = ingest_paths(saved.saved, index, settings=self.settings, progress=report_progress)
+            except BaseException:
+                saved.settle(not_indexed=saved.saved)  # nothing got in: the folder is as it was
+                raise
+            saved.settle(not_indexed=[item["path"] for item in report.failed])
             failed += report.failed
             added, updated, unchanged, skipped = report.added, report.updated, report.unchanged, report.skipped
             notes = report.file_notes
-            discard_stored_uploads([item["path"] for item in report.failed], index)  # not indexed: not kept
         names = [render.display_name(str(p)) for p in added + updated + unchanged]
         # skipped: mail attachments of types that are not read, named in the trail as on the page
         event.audit("failed" if failed and not names else "ok", files=names,
