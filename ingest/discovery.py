@@ -2,7 +2,8 @@
 
 Inside a folder only supported suffixes are taken; files of other types are listed as skipped
 (the report says how many, of which types), hidden entries are passed over, and a symlink that
-resolves outside the folder is refused (listed as failed) rather than followed.  A file named
+resolves outside the folder is refused (listed as failed) rather than followed.  A folder that cannot
+be listed is reported as failed and its documents stay in the index (``Discovery.unlisted``).  A file named
 on the command line is always tried, so an unsupported one fails with its reason.
 """
 
@@ -24,6 +25,7 @@ class Discovery:
     folders: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)  # files of types that are not read
+    unlisted: list[Path] = field(default_factory=list)  # folders that could not be listed (their files unknown)
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -31,7 +33,11 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def _walk(root: Path, found: Discovery, seen: set[Path]) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
+    def unlisted(err: OSError) -> None:  # os.walk would pass over the folder in silence
+        found.unlisted.append(Path(err.filename))
+        found.failed.append((str(err.filename), f"cannot list the folder: {err.strerror or err}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlisted):
         here = Path(dirpath)
         for name in list(dirnames):
             entry = here / name

@@ -56,9 +56,11 @@ def belongs(source: str, files: set[str]) -> bool:
 
 
 def removals(previous: dict[str, DocumentRow], folders: Sequence[Path], present: set[str],
-             remove: Iterable[str | Path], note: Callable[[str], None]) -> set[str]:
-    """Sources to drop: gone from a folder being re-ingested, or named in ``remove``."""
-    gone = {s for s in previous for folder in folders if under(s, folder) and not belongs(s, present)}
+             remove: Iterable[str | Path], note: Callable[[str], None], unlisted: Sequence[Path] = ()) -> set[str]:
+    """Sources to drop: gone from a folder being re-ingested (not merely in a sub-folder that could not
+    be listed this time), or named in ``remove``."""
+    gone = {s for s in previous for folder in folders if under(s, folder) and not belongs(s, present)
+            and not any(under(s, u) for u in unlisted)}
     for raw in remove:
         target = Path(raw).expanduser().resolve()
         matched = {s for s in previous if s == str(target) or under(s, target)}
@@ -108,7 +110,8 @@ def make_plan(found: Discovery, writer: StoreWriter, index: Path, model: str, se
             else:
                 plan.todo.append((path, sha))
         report.timings["hash_s"] = time.perf_counter() - started
-        plan.removed = removals(plan.known, found.folders, {str(f) for f in found.files}, remove, note)
+        plan.removed = removals(plan.known, found.folders, {str(f) for f in found.files}, remove, note,
+                                found.unlisted)
     except BaseException:
         if previous is not None:
             previous.close()

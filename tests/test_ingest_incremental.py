@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import BAD, DOCS
@@ -85,6 +86,33 @@ def test_only_files_under_the_given_paths_are_removed(folder: Path, tmp_path: Pa
     assert report.removed == [] and report.documents == 3
     single = ingest_paths([other / "oxygen.html"], index, settings=settings)  # a file, not a folder
     assert single.removed == [] and len(single.unchanged) == 1
+
+
+def test_a_folder_that_cannot_be_listed_keeps_its_documents(folder: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unreadable sub-folder (permissions, a share that went away) is reported, not read as empty: the
+    documents under it stay in the index.  The OS error is injected: tests may run as root, who lists all."""
+    import os
+
+    index, settings = tmp_path / "index", Settings(store="faiss")
+    private = folder / "private"
+    private.mkdir()
+    shutil.move(folder / "oxygen.html", private / "oxygen.html")
+    assert ingest_paths([folder], index, settings=settings).documents == 3
+    listing = os.scandir
+
+    def refuse_private(path: str | os.PathLike = ".") -> Any:
+        if Path(path) == private.resolve():
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", refuse_private)
+    report = ingest_paths([folder], index, settings=settings)
+    assert report.removed == [] and report.documents == 3 and len(report.unchanged) == 2
+    assert report.failed == [{"path": str(private.resolve()), "error": "cannot list the folder: Permission denied"}]
+    monkeypatch.undo()
+    (private / "oxygen.html").unlink()  # listed again, and really gone: now it goes
+    assert [Path(s).name for s in ingest_paths([folder], index, settings=settings).removed] == ["oxygen.html"]
 
 
 def test_rebuild_starts_fresh(folder: Path, fresh_index: Path, backend_settings: Settings) -> None:
