@@ -101,6 +101,11 @@ class Commit:
         # attachments that a re-read mail no longer has
         removed = plan.removed | {s for s in plan.known if belongs(s, loaded) and s not in new_sources}
         report.removed = sorted(removed)
+        if plan.rebuild and plan.previous is not None and not loaded and report.failed:
+            # every file failed (a corrupt copy, a worker that would not start): an empty index is no rebuild
+            first = report.failed[0]
+            raise IngestUsageError(f"--rebuild read none of its files ({len(report.failed)} failed, e.g. "
+                                   f"{first['path']}: {first['error']}); the index is left as it was")
         self._write(ordered, loaded, removed)
         if plan.memory.changed:
             self.writer.write_failures(plan.memory.data())

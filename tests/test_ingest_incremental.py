@@ -124,6 +124,22 @@ def test_rebuild_starts_fresh(folder: Path, fresh_index: Path, backend_settings:
         assert [Path(d.source).name for d in store.documents()] == ["oxygen.html"]
 
 
+def test_a_rebuild_that_reads_nothing_leaves_the_index_as_it_was(folder: Path, tmp_path: Path, fresh_index: Path,
+                                                                  backend_settings: Settings) -> None:
+    index, settings = fresh_index, backend_settings
+    first = ingest_paths([folder], index, settings=settings)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("corrupt.pdf", "not_a_zip.docx"):
+        shutil.copy(BAD / name, broken / name)
+    with pytest.raises(IngestUsageError, match=r"--rebuild read none of its files \(2 failed, e\.g\. .*corrupt"):
+        ingest_paths([broken], index, rebuild=True, settings=settings)
+    with open_store(index, settings) as store:
+        assert len(store.documents()) == first.documents == 3
+    again = ingest_paths([folder], index, settings=settings)  # the live version is the first run's
+    assert len(again.unchanged) == 3 and again.version == first.version
+
+
 def test_bad_files_are_reported_while_good_ones_go_in(folder: Path, fresh_index: Path,
                                                       backend_settings: Settings) -> None:
     for bad in BAD.iterdir():
