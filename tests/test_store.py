@@ -135,6 +135,27 @@ def test_stale_versions_of_a_dead_writer_are_removed_with_a_message(index_copy: 
         assert store.chunk_count > 0
 
 
+def test_a_lost_current_pointer_is_an_error_not_a_reason_to_delete_every_version(index_copy: Path) -> None:
+    from rag_qa.store import IndexCorruptError
+
+    live = current_version(index_copy)
+    shutil.copytree(index_copy / "versions" / live, index_copy / "versions" / "000009")  # a second version
+    (index_copy / CURRENT_FILE).unlink()  # e.g. a copy of the index folder that left it out
+    before = sorted(p.name for p in (index_copy / "versions").iterdir())
+    with pytest.raises(IndexCorruptError, match=r"CURRENT is missing but versions .* exist; write the live"), \
+            FaissIndexWriter(index_copy, timeout=1):
+        pass
+    (index_copy / CURRENT_FILE).write_text("latest\n")
+    with pytest.raises(IndexCorruptError, match=r"CURRENT holds 'latest', not a version number"), \
+            FaissIndexWriter(index_copy, timeout=1):  # the lock was let go: no wait, no IndexLockedError
+        pass
+    assert sorted(p.name for p in (index_copy / "versions").iterdir()) == before  # nothing was deleted
+    (index_copy / CURRENT_FILE).write_text(live + "\n")
+    with FaissIndexWriter(index_copy):
+        pass
+    assert (index_copy / "versions" / live).is_dir()
+
+
 def test_commit_switches_atomically_and_keeps_the_previous_version(index_copy: Path, embeddings) -> None:
     from rag_qa.store.faiss.writer import VersionData
 

@@ -130,7 +130,11 @@ class FaissIndexWriter:
                 f"index {self.path} is locked by another writer (waited {self.timeout:g}s); "
                 "try again when that ingest has finished"
             ) from exc
-        self._remove_stale()
+        try:
+            self._remove_stale()
+        except BaseException:  # __exit__ is not called when __enter__ raises
+            self._lock.release()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -161,6 +165,14 @@ class FaissIndexWriter:
         if not root.is_dir():
             return
         current = current_version(self.path)
+        numbered = sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
+        if current is not None and not current.isdigit():
+            raise IndexCorruptError(f"index {self.path}: CURRENT holds {current[:40]!r}, not a version number; "
+                                    f"write the live version's number into it (versions here: {numbered[-3:]})")
+        if current is None and numbered and numbered != [1]:
+            # only a first version can be written but never switched in; anything else means CURRENT was lost
+            raise IndexCorruptError(f"index {self.path}: CURRENT is missing but versions {numbered[-3:]} exist; "
+                                    f"write the live version's number into it (e.g. {version_name(numbered[-1])})")
         for entry in sorted(root.iterdir()):
             if entry.name.startswith(TMP_PREFIX):
                 self.log(f"removed unfinished index version {entry.name} left by an interrupted ingest")
