@@ -116,6 +116,15 @@ def test_only_the_first_line_is_the_answer() -> None:
         ("Answer is: 1889", "1889"),
         ("Paris", "Paris"),
         ("Textiles are made in Passage 1", "Textiles are made in Passage 1"),  # not a lead-in
+        ("Context: Gustave Eiffel", "Gustave Eiffel"),
+        ("Passage 2 - in 1889", "in 1889"),
+        ("From the text, in 1889", "in 1889"),
+        # answers that start with the words, not lead-ins
+        ("Context-free grammar", "Context-free grammar"),
+        ("Texts, letters and diaries", "Texts, letters and diaries"),
+        ("Passages of the Bible", "Passages of the Bible"),
+        ("In the text messages", "In the text messages"),
+        ("Text statesmen wrote", "Text statesmen wrote"),
     ],
 )
 def test_clean_reply_drops_echoed_tags_and_lead_ins(raw: str, expected: str) -> None:

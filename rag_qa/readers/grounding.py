@@ -33,9 +33,12 @@ _REFUSALS = re.compile(
 # their neutralised ``‹passage`` form) and lead-ins such as "The passage 1:", "According to
 # passage [2],", "Answer:".  None of it is part of the answer.
 _TAGS = re.compile(r"[<‹]/?\s*passages?\b[^>\n]*>?", re.IGNORECASE)
+_SOURCE = r"(?:the\s+)?(?:passage|context|text)s?(?:\s*\[?\s*\d{1,3}\s*\]?)?"  # "the passage [2]", "context"
 _LEAD_IN = re.compile(
-    r"^\s*(?:(?:according to|based on|from|in)\s+)?(?:the\s+)?(?:passage|context|text)s?\s*"
-    r"(?:\[?\s*\d{1,3}\s*\]?)?\s*(?:[:,\-–]|says?|states?)\s*"
+    # "According to passage 2, ...", "From the context: ..." (a separator is required: "In the text messages")
+    rf"^\s*(?:according to|based on|from|in)\s+{_SOURCE}(?:\s*[:,]|\s+[-–])\s*"
+    # "The passage 1: ...", "Context - ...", "passage 3 says ..."; never "Context-free", "Texts, letters"
+    rf"|^\s*{_SOURCE}(?:\s*:|\s+[-–]|\s+(?:says?|states?)\b)\s*"
     r"|^\s*(?:the\s+)?(?:short\s+)?answer(?:\s+is)?\s*:\s*",
     re.IGNORECASE,
 )
