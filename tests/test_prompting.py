@@ -93,9 +93,13 @@ def test_budget_drops_passages_that_do_not_fit_best_first() -> None:
 
 def test_first_passage_is_cut_to_fit_rather_than_dropped() -> None:
     budget = fixed_cost() + 60
-    prompt = build_prompt("q?", [passage("word " * 500)], words, budget)
-    assert len(prompt.passages) == 1
+    whole = Passage("word  " * 250 + "tail", "doc.txt", None, 1000, 1000 + 1504)  # double spaces kept as they are
+    prompt = build_prompt("q?", [whole], words, budget)
+    (cut,) = prompt.passages
     assert 40 < prompt.user.count("word") < 60
+    # what the answer is checked against and cited from is what the model read, at the right offsets
+    assert whole.text.startswith(cut.text) and cut.text.count("word") == prompt.user.count("word")
+    assert (cut.start, cut.end, cut.source) == (1000, 1000 + len(cut.text), "doc.txt")
     assert words(prompt.system) + words(prompt.user) <= budget
 
 
@@ -115,6 +119,7 @@ def test_prompt_always_fits_and_keeps_retrieval_order(sizes: list[int], room: in
     budget = fixed_cost("a question?") + room
     prompt = build_prompt("a question?", ps, words, budget)
     assert words(prompt.system) + words(prompt.user) <= budget
-    kept = [ps.index(p) for p in prompt.passages]
+    kept = [int(p.source[1:]) for p in prompt.passages]
     assert kept == sorted(kept)
-    assert prompt.passages[:1] == tuple(ps[:1])  # the best passage is always read (cut if needed)
+    assert kept[:1] == [0] and ps[0].text.startswith(prompt.passages[0].text)  # the best is read, cut if need be
+    assert all(p == ps[i] for p, i in zip(prompt.passages[1:], kept[1:], strict=True))  # only the first is ever cut

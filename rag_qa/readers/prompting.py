@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rag_qa.types import Passage
 
@@ -143,7 +143,8 @@ def _user_message(question: str, blocks: Sequence[str], instruction: str) -> str
 
 
 def _truncate(text: str, count_tokens: Callable[[str], int], budget: int) -> str:
-    """The longest word-prefix of ``text`` that fits in ``budget`` tokens (binary search)."""
+    """The longest word-prefix of ``text`` that fits in ``budget`` tokens (binary search); a prefix of
+    ``text`` character for character (split on single spaces and joined back), so offsets still hold."""
     words = text.split(" ")
     lo, hi = 0, len(words)
     while lo < hi:
@@ -166,7 +167,8 @@ def build_prompt(
     """Prompt with as many passages as fit in ``budget_tokens`` (system + user turns), best first.
 
     ``passages`` come in retrieval order (best first); a passage that does not fit is dropped,
-    except the first, which is cut to fit so there is always something to read.
+    except the first, which is cut to fit so there is always something to read (``Prompt.passages``
+    then holds the cut passage, its ``end`` moved to match).
     """
     fixed = count_tokens(system) + count_tokens(_user_message(question, [], instruction))
     used: list[Passage] = []
@@ -182,8 +184,8 @@ def build_prompt(
         elif not used:
             frame = count_tokens(format_passage(1, passage, "")) + 1
             cut = _truncate(passage.text, count_tokens, budget_tokens - spent - frame)
-            if cut:
-                used.append(passage)
+            if cut:  # the passage as the model reads it: citations and support checks see no more than that
+                used.append(replace(passage, text=cut, end=passage.start + len(cut)))
                 blocks.append(format_passage(1, passage, cut))
                 spent += count_tokens(blocks[-1]) + 1
     return Prompt(system=system, user=_user_message(question, blocks, instruction), passages=tuple(used))
