@@ -100,16 +100,19 @@ def best_null_threshold(
     """
     scores = {q: max_over_truths(metric, predictions.get(q, ""), t) for q, t in references.items()}
     # Start with "answer everything"; walk thresholds from the most confident no-answer down.
+    order = sorted((q for q in references if q in null_margins), key=lambda q: -null_margins[q])
     cur = sum(scores.values())
     best, best_thresh = cur, float("inf")
-    for qid in sorted(references, key=lambda q: -null_margins.get(q, float("-inf"))):
-        if qid not in null_margins:
-            continue
-        has_ans = len(references[qid]) > 0
+    for i, qid in enumerate(order):
         # switching this question to "no answer": gains 1 if unanswerable, loses its score otherwise
-        cur += (0.0 if has_ans else 1.0) - scores[qid]
+        cur += (0.0 if references[qid] else 1.0) - scores[qid]
+        margin = null_margins[qid]
+        below = null_margins[order[i + 1]] if i + 1 < len(order) else float("-inf")
+        if below == margin:
+            continue  # no threshold splits equal margins: cut after the whole tie
         if cur > best:
-            best, best_thresh = cur, null_margins[qid]
+            # strictly between this margin and the next, so "margin > threshold" abstains on exactly these
+            best, best_thresh = cur, (margin + below) / 2 if below > float("-inf") else margin - 1.0
     n = max(len(references), 1)
     return 100.0 * best / n, best_thresh
 

@@ -1,7 +1,7 @@
 """The official SQuAD normalisation and metrics, pinned on hand-computed cases."""
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rag_qa.squad_metrics import (
@@ -61,11 +61,24 @@ def test_squad_v2_splits_and_best_threshold():
     out = squad_scores(preds, refs)
     assert out["HasAns_exact"] == 100.0 and out["HasAns_total"] == 1
     assert out["NoAns_exact"] == 50.0 and out["NoAns_total"] == 2
-    # answering everything: a right, b and c wrong -> 1/3; abstain where margin > -1 (b, c) -> 3/3
+    # answering everything: a right, b and c wrong -> 1/3; abstaining on b and c (margins 2, -1) -> 3/3
     forced = {"a": "Paris", "b": "Lyon", "c": "Rome"}
     best, thresh = best_null_threshold(forced, {"a": -5.0, "b": 2.0, "c": -1.0}, refs)
     assert best == pytest.approx(100.0)
-    assert thresh == -1.0
+    assert -5.0 < thresh < -1.0  # "no answer when margin > threshold" abstains on b and c, answers a
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0]), st.booleans(), st.booleans()),
+                min_size=1, max_size=12))
+def test_the_reported_threshold_gives_the_reported_score(rows: list[tuple[float, bool, bool]]) -> None:
+    """Applying the threshold as documented scores exactly the best it reports, ties included."""
+    refs = {f"q{i}": (["Paris"] if answerable else []) for i, (_, answerable, _) in enumerate(rows)}
+    forced = {f"q{i}": ("Paris" if right else "Rome") for i, (_, _, right) in enumerate(rows)}
+    margins = {f"q{i}": margin for i, (margin, _, _) in enumerate(rows)}
+    best, thresh = best_null_threshold(forced, margins, refs)
+    applied = {q: "" if margins[q] > thresh else forced[q] for q in refs}
+    assert squad_scores(applied, refs)["f1"] == pytest.approx(best)
 
 
 def test_rouge_l_hand_computed():
