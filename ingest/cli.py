@@ -121,7 +121,7 @@ def _fail(code: int, message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from ingest.pipeline import ingest_paths
-    from rag_qa.config import get_settings
+    from rag_qa.config import SettingsError, get_settings
     from rag_qa.models import ModelNotFoundError
     from rag_qa.store.base import EmbeddingMismatchError, IndexStoreError
 
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             report = ingest_paths(args.paths, args.index, rebuild=args.rebuild, remove=args.remove,
                                   progress=progress, log=log)
-    except (IngestUsageError, EmbeddingMismatchError) as exc:
+    except (IngestUsageError, EmbeddingMismatchError, SettingsError) as exc:
         return _fail(EXIT_USAGE, str(exc))
     except (IndexStoreError, ModelNotFoundError) as exc:
         return _fail(EXIT_ERROR, str(exc))

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
                               "recall, slower.")
     # retrieval
     mode: RetrievalMode = Field("hybrid", description="Retrieval: dense vectors, BM25 keywords, or both fused.")
-    top_k: int = Field(5, description="Passages retrieved and read per question.")
+    top_k: int = Field(5, ge=1, description="Passages retrieved and read per question.")
     # reading
     reader: str = Field("extractive", description="Reader that answers: `extractive`, `extractive:<model>`, "
                         "`generative`, `generative:<name>` (`python -m rag_qa readers`).")
@@ -243,6 +243,23 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, toml)
 
 
+class SettingsError(ValueError):
+    """A setting (environment variable or config file) that does not validate; the message is one line."""
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment and the config file; a bad value is a :class:`SettingsError`
+    naming the setting, not a pydantic traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as err:
+        config = os.environ.get("RAGQA_CONFIG", Settings.model_fields["config"].default)
+        problems = [
+            f"{'.'.join(map(str, e['loc']))} (RAGQA_{str(e['loc'][0]).upper()} or {config}): "
+            f"{e['msg'][0].lower()}{e['msg'][1:]}, not {e.get('input')!r}"
+            for e in err.errors()
+        ]
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None

@@ -66,7 +66,8 @@ class QAService:
 
     def retriever(self, mode: str | None = None, top_k: int | None = None) -> BaseRetriever:
         return make_retriever(
-            self.store, self.embeddings.embed_query, mode or self.settings.mode, top_k or self.settings.top_k
+            self.store, self.embeddings.embed_query, mode or self.settings.mode,
+            self.settings.top_k if top_k is None else top_k,
         )
 
     def reader(self, name: str | None = None) -> Reader:

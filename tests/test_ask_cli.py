@@ -59,6 +59,9 @@ def test_readers_lists_the_shipped_reader(rag_qa_here):
         (["ask", "   "], "question is empty"),
         (["ask", "Who?", "--index", "/nonexistent/index"], "python -m ingest"),
         (["ask", "Who?", "--reader", "telepathic"], "unknown reader"),
+        (["ask", "Who?", "--top-k", "0"], "argument --top-k: must be at least 1, not 0"),  # was read as 5
+        (["chat", "--top-k", "-1"], "argument --top-k: must be at least 1, not -1"),  # read ~all passages
+        (["search", "oxygen", "--top-k", "two"], "argument --top-k: not a whole number: 'two'"),
     ],
 )
 def test_user_errors_are_one_line(built_index, rag_qa_here, args, message):
@@ -69,6 +72,24 @@ def test_user_errors_are_one_line(built_index, rag_qa_here, args, message):
     assert message in out.stderr
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_setting_is_one_line_naming_it_in_every_entry_point(rag_qa_here, tmp_path):
+    """A value that does not validate (here RAGQA_TOP_K=0) was a pydantic traceback."""
+    bad = {"RAGQA_TOP_K": "0"}
+    here = rag_qa_here("search", "oxygen", env=bad)
+    import os
+
+    children = [subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=REPO,
+                               env={**os.environ, **bad, "HF_HUB_OFFLINE": "1"}, timeout=120)
+                for module, args in (("ingest", [str(tmp_path / "docs"), "--index", str(tmp_path / "index")]),
+                                     ("ui", ["--port", "7997"]))]
+    for out in [here, *children]:
+        assert out.returncode == 2 if out is not here else out.returncode != 0
+        assert "invalid setting top_k (RAGQA_TOP_K or rag-qa.toml): input should be greater than or equal to 1, " \
+               "not '0'" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert not (tmp_path / "index").exists()
 
 
 def test_embedding_model_mismatch_is_refused(built_index, rag_qa_here):

@@ -28,7 +28,9 @@ def test_search_json_passages(built_index: Path, capsys: pytest.CaptureFixture) 
 def test_search_human_output_and_bad_top_k(built_index: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["search", "oxygen", "--index", str(built_index), "--top-k", "1"]) == 0
     assert "oxygen.html" in capsys.readouterr().err
-    assert main(["search", "oxygen", "--index", str(built_index), "--top-k", "0"]) == 2
+    with pytest.raises(SystemExit) as refused:
+        main(["search", "oxygen", "--index", str(built_index), "--top-k", "0"])
+    assert refused.value.code == 2 and "--top-k: must be at least 1" in capsys.readouterr().err
     assert main(["search", "  ", "--index", str(built_index)]) == 2
 
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rag_qa.config import Settings, get_settings
+from rag_qa.config import Settings, SettingsError, get_settings
 from rag_qa.terminal import EXIT_USAGE, OneLineParser, fail
 from ui.network import is_loopback
 
@@ -91,4 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         import importlib
 
         return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
-    return serve(argv)
+    try:
+        return serve(argv)
+    except SettingsError as exc:
+        return fail(str(exc), EXIT_USAGE)

@@ -12,11 +12,22 @@ from rag_qa.cli.output import console, emit_json
 from rag_qa.config import MODES
 
 
+def positive_int(text: str) -> int:
+    """``--top-k``'s type: a whole number, at least 1 (argparse turns the error into a usage line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def add_reading_options(p: argparse.ArgumentParser) -> None:
     """The options of a command that answers questions (``ask`` and ``chat``): where to look, how to read."""
     p.add_argument("--index", default=None, help="index directory (default: indexes/default)")
     p.add_argument("--reader", default=None, help="reader name, e.g. extractive, generative (see `readers`)")
-    p.add_argument("--top-k", type=int, default=None, help="passages to read (default: 5)")
+    p.add_argument("--top-k", type=positive_int, default=None, help="passages to read (default: 5)")
     p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from rag_qa.cli.ask import positive_int
 from rag_qa.cli.output import console, emit_json, fail
 from rag_qa.config import MODES
 
@@ -33,7 +34,7 @@ def add_parser(sub) -> None:
     o.add_argument("--data", required=True, help="SQuAD-format .json(.gz)")
     o.add_argument("--reader", default=None)
     o.add_argument("--mode", choices=MODES, default=None)
-    o.add_argument("--top-k", type=int, default=None)
+    o.add_argument("--top-k", type=positive_int, default=None)
     o.add_argument("--limit", type=int, default=None, help="only the first N questions")
     o.add_argument("--batch-size", type=int, default=16)
     o.add_argument("--json", action="store_true")

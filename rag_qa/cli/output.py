@@ -16,6 +16,7 @@ __all__ = ["EXIT_ERROR", "EXIT_USAGE", "console", "emit_json", "fail", "user_err
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is meant for the user (no traceback)."""
     from rag_qa.condense import HistoryError
+    from rag_qa.config import SettingsError
     from rag_qa.eval.corpus import CorpusIndexError
     from rag_qa.models import ModelNotFoundError
     from rag_qa.qa_data import DataError
@@ -24,4 +25,4 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from rag_qa.store.base import IndexStoreError
 
     return (ModelNotFoundError, UnknownReaderError, EmptyQuestionError, IndexStoreError, DataError, CorpusIndexError,
-            HistoryError)
+            HistoryError, SettingsError)

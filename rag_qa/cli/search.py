@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from rich.markup import escape
 from rich.panel import Panel
 
+from rag_qa.cli.ask import positive_int
 from rag_qa.cli.output import EXIT_USAGE, console, emit_json, fail
 from rag_qa.config import MODES
 
@@ -25,7 +26,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("search", help="show the passages an index returns for a query")
     p.add_argument("query")
     p.add_argument("--index", type=Path, default=None, help="index directory (default: indexes/default)")
-    p.add_argument("--top-k", type=int, default=None, help="passages to return (default: 5)")
+    p.add_argument("--top-k", type=positive_int, default=None, help="passages to return (default: 5)")
     p.add_argument("--mode", choices=MODES, default=None,
                    help="retrieval mode (default: hybrid)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -45,10 +46,8 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     if not args.query.strip():
         return fail("the query is empty", EXIT_USAGE)
-    top_k = args.top_k if args.top_k is not None else settings.top_k
-    if top_k < 1:
-        return fail(f"--top-k must be at least 1, not {top_k}", EXIT_USAGE)
-    passages = retrieve(args.index or settings.index, args.query, top_k, args.mode)
+    k = args.top_k if args.top_k is not None else settings.top_k
+    passages = retrieve(args.index or settings.index, args.query, k, args.mode)
     if args.json:
         emit_json({"passages": [p.to_dict() for p in passages]})
         return 0
