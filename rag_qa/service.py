@@ -3,16 +3,19 @@
 :class:`QAService` owns the opened index (any store, through the reader protocol), the embedding
 model and its readers, all built from the service's own settings; answers come from the LCEL
 chain in :mod:`rag_qa.chain`, built in one place (:meth:`QAService.chain`).  After an ingest
-writes a new index version the next question sees it (the store is re-opened when ``CURRENT``
-moves, or the pgvector store's version changes).
+writes a new index version the next call sees it (the store is re-opened when ``CURRENT``
+moves, or the pgvector store's version changes); a store being read when it is replaced stays open
+until that read is done (:class:`LiveStore`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable
 
@@ -23,6 +26,7 @@ from rag_qa.readers.base import Reader
 from rag_qa.readers.registry import get_reader
 from rag_qa.retrieval import make_retriever, passages
 from rag_qa.store import StoreReader, open_store
+from rag_qa.store.base import DocumentInfo
 from rag_qa.types import Answer, Passage
 
 
@@ -34,6 +38,74 @@ class EmptyQuestionError(ValueError):
 History = Sequence[Mapping[str, str]]
 
 
+class LiveStore:
+    """The service's index as a :class:`StoreReader` that reads the live version on every call.
+
+    Each call leases the store it reads from the service, so an ingest that switches versions while a
+    question is under way (a follow-up being condensed, another user's upload) never closes a store under
+    a retriever: the replaced store is closed by its last user.  ``close`` is the service's business."""
+
+    def __init__(self, service: QAService) -> None:
+        self._service = service
+        self.path = service.index
+
+    @property
+    def embedding_model(self) -> str:
+        with self._service.lease() as store:
+            return store.embedding_model
+
+    @property
+    def dimension(self) -> int:
+        with self._service.lease() as store:
+            return store.dimension
+
+    @property
+    def version(self) -> int:
+        with self._service.lease() as store:
+            return store.version
+
+    @property
+    def chunk_count(self) -> int:
+        with self._service.lease() as store:
+            return store.chunk_count
+
+    def is_current(self) -> bool:
+        return True  # every call reads the live version
+
+    def check_embedding_model(self, name: str) -> None:
+        with self._service.lease() as store:
+            store.check_embedding_model(name)
+
+    def search_dense(self, vector: np.ndarray, k: int) -> list[Passage]:
+        with self._service.lease() as store:
+            return store.search_dense(vector, k)
+
+    def search_bm25(self, query: str, k: int) -> list[Passage]:
+        with self._service.lease() as store:
+            return store.search_bm25(query, k)
+
+    def get_passages(self, chunk_ids: Sequence[str]) -> list[Passage]:
+        with self._service.lease() as store:
+            return store.get_passages(chunk_ids)
+
+    def all_chunk_ids(self) -> list[str]:
+        with self._service.lease() as store:
+            return store.all_chunk_ids()
+
+    def documents(self) -> list[DocumentInfo]:
+        with self._service.lease() as store:
+            return store.documents()
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> LiveStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
 class QAService:
     """Ask and search over one index with any registered reader."""
 
@@ -41,20 +113,37 @@ class QAService:
         self.settings = settings or get_settings()
         self.index = Path(index or self.settings.index)
         self._store: StoreReader | None = None
+        self._leases: dict[int, int] = {}  # id(store) -> calls reading it now
         self._embeddings = None
         self._lock = threading.Lock()
+        self._live = LiveStore(self)
 
     # ------------------------------------------------------------------ resources
     @property
     def store(self) -> StoreReader:
-        """The live index version (re-opened if an ingest committed a newer one since)."""
+        """The index, read at its live version on every call (re-opened once an ingest committed a newer one)."""
+        return self._live
+
+    @contextmanager
+    def lease(self) -> Iterator[StoreReader]:
+        """The live store, kept open until the block ends even if a newer version replaces it meanwhile."""
         with self._lock:
             if self._store is None or not self._store.is_current():
                 fresh = open_store(self.index, self.settings, embedding_model=self.settings.embedding_model)
                 old, self._store = self._store, fresh
-                if old is not None:
-                    old.close()
-            return self._store
+                if old is not None and id(old) not in self._leases:
+                    old.close()  # else its last user closes it
+            store = self._store
+            self._leases[id(store)] = self._leases.get(id(store), 0) + 1
+        try:
+            yield store
+        finally:
+            with self._lock:
+                left = self._leases.pop(id(store)) - 1
+                if left:
+                    self._leases[id(store)] = left
+                elif store is not self._store:
+                    store.close()
 
     @property
     def embeddings(self):

@@ -91,3 +91,32 @@ def test_new_index_version_is_picked_up(built_index, tmp_path):
     answer = svc.ask("Where is the zorblax festival held?")
     assert svc.store.version > before
     assert "Quillmoor" in answer.answer
+
+
+def test_a_retriever_reading_while_another_call_switches_versions_keeps_working(built_index, tmp_path):
+    """A question's retriever is made before it searches (a follow-up is condensed in between, for seconds);
+    another user's upload meanwhile commits a version and the next call re-opens the index.  The retriever
+    used to hold the replaced store, which that call closed ('Cannot operate on a closed database')."""
+    import shutil
+
+    from ingest.pipeline import ingest_paths
+
+    index = tmp_path / "index"
+    shutil.copytree(built_index, index)
+    svc = QAService(index, Settings())
+    retriever = svc.retriever("hybrid", 3)  # the question's retriever, made first
+    extra = tmp_path / "docs"
+    extra.mkdir()
+    (extra / "zorblax.txt").write_text("The zorblax festival is held every spring in the town of Quillmoor.")
+    ingest_paths([extra], index, settings=Settings())
+    assert "zorblax.txt" in {Path(d.source).name for d in svc.store.documents()}  # the re-opening call
+    found = retriever.invoke("Where is the zorblax festival held?")
+    assert Path(found[0].metadata["source"]).name == "zorblax.txt"  # and it reads the live version
+
+    with svc.lease() as held:  # a read under way when a newer version comes: its store stays open
+        (extra / "more.txt").write_text("Quillmoor lies on the river Wend.")
+        ingest_paths([extra], index, settings=Settings())
+        assert svc.store.chunk_count > held.chunk_count
+        assert held.get_passages(held.all_chunk_ids()[:1])
+    with pytest.raises(Exception, match="closed"):  # closed by its last user
+        held.all_chunk_ids()
