@@ -27,8 +27,11 @@ import base64
 import contextlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -189,6 +192,7 @@ class ParserWorker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._send: Any = None
         self._recv: Any = None
+        self._scratch: Path | None = None  # the worker's TMPDIR (mail attachments), removed with it
 
     def __enter__(self) -> ParserWorker:
         return self
@@ -202,10 +206,15 @@ class ParserWorker:
 
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
+        self._scratch = Path(tempfile.mkdtemp(prefix="rag-qa-parse-"))
         try:
+            # its own session: a kill takes the worker's children too (tesseract), and its scratch folder
+            # (attachments written out of a mail) is ours to remove, as a killed worker cannot
             self._proc = subprocess.Popen([sys.executable, "-m", "ingest.worker"], stdin=requests_r,
-                                          stdout=replies_w, env=child_env())
+                                          stdout=replies_w, env=child_env(TMPDIR=str(self._scratch)),
+                                          start_new_session=True)
         except BaseException:
+            shutil.rmtree(self._scratch, ignore_errors=True)
             for fd in (requests_w, replies_r):
                 os.close(fd)
             raise
@@ -230,11 +239,18 @@ class ParserWorker:
             if conn is not None:
                 conn.close()
         self._send = self._recv = None
+        scratch, self._scratch = self._scratch, None
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.kill()
-        return proc.wait()
+        if proc.returncode is None:  # not reaped yet (running, or a zombie): its group id is still its own
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the worker and whatever it started (tesseract)
+            except (ProcessLookupError, PermissionError):
+                proc.kill()
+        code = proc.wait()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return code
 
     def load(self, path: Path, progress: Callable[[int, int], None] | None = None) -> LoadedDocument:
         """Load ``path`` like :func:`~ingest.loaders.load_document`, within the time and memory limits.

@@ -128,6 +128,30 @@ def test_a_parser_over_its_time_limit_is_stopped_and_the_next_file_still_loads(t
         assert "Oxygen is a chemical element" in parser.load(DOCS / "oxygen.html").text
 
 
+def test_a_stopped_parser_leaves_no_files_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mail's attachments are written to a scratch folder while they are parsed; a worker killed over its time
+    limit cannot clean up, so the folder is the parent's: given to the worker as TMPDIR, removed with it."""
+    import tempfile
+    from email.message import EmailMessage
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    message = EmailMessage()
+    message["From"], message["Subject"] = "a@example.org", "the deep one"
+    message.set_content("See the attachment.")
+    message.add_attachment(deep_html(tmp_path / "deep.html", depth=400_000).read_bytes(), maintype="text",
+                           subtype="html", filename="deep.html")
+    mail = tmp_path / "deep.eml"
+    mail.write_bytes(message.as_bytes())
+    with ParserWorker(Settings(parse_timeout_s=1.0)) as parser:
+        with pytest.raises(LoadError, match="RAGQA_PARSE_TIMEOUT_S"):
+            parser.load(mail)
+        assert "Oxygen" in parser.load(DOCS / "oxygen.html").text
+        assert len(list((tmp_path / "tmp").iterdir())) <= 1  # only the scratch folder of the worker now running
+    assert not list((tmp_path / "tmp").iterdir())
+
+
 def test_a_parser_over_its_memory_cap_fails_alone(tmp_path: Path) -> None:
     big = many_paragraphs_html(tmp_path / "many.html", 600_000)  # 5 MB of HTML, a parse tree of gigabytes
     with ParserWorker(Settings(parse_memory_mb=400)) as parser:
