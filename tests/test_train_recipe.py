@@ -151,6 +151,33 @@ def test_tokenizer_key_sees_past_the_last_calls_truncation_and_padding() -> None
     assert fresh != fresh_off != tokenizer_key(tokenizer, windows | {"stride": 32})  # settings that matter do count
 
 
+def test_the_no_answer_margin_is_that_of_the_chosen_spans_own_window(tokenizer) -> None:
+    """SQuAD v2 scoring in training: the reader abstains by a span's margin over its own window's null score,
+    so the threshold search must see that margin, not the lowest null of any window (another input's scale)."""
+    from rag_qa.spans import encode_windows
+    from rag_qa.train.loop import score_predictions
+
+    answerable = QAExample("a", "Who invented it?", "Tesla invented the motor.", [{"text": "Tesla", "answer_start": 0}])
+    unanswerable = QAExample("b", "Who won?", " ".join(f"Filler sentence {i} says nothing." for i in range(40)))
+    wins = encode_windows(tokenizer, [answerable.question, unanswerable.question],
+                          [answerable.context, unanswerable.context], max_length=64, doc_stride=16)
+    assert [w.example for w in wins[:3]] == [0, 1, 1]
+
+    def logits(win, null: float, span: float) -> tuple[np.ndarray, np.ndarray]:
+        start, end = np.full(len(win.input_ids), -50.0), np.full(len(win.input_ids), -50.0)
+        start[win.cls_index] = end[win.cls_index] = null / 2
+        first = next(t for t, off in enumerate(win.offsets) if off is not None)  # "Tesla", or the first filler
+        start[first] = end[first] = span / 2
+        return start, end
+
+    # a: right, margin 20.  b: its best span margin 10 (window 1: null 0, span 10); window 2's null is -20
+    chosen = [logits(wins[0], 0, 20), logits(wins[1], 0, 10)] + [logits(w, -20, -15) for w in wins[2:]]
+    metrics = score_predictions([answerable, unanswerable], wins, [c[0] for c in chosen], [c[1] for c in chosen])
+    # abstaining below margin 15 answers a and abstains on b: all right (with -20 - 10 = -30 as b's margin, a
+    # looked less sure than b and no threshold could separate them)
+    assert metrics["best_f1"] == pytest.approx(100.0)
+
+
 # ------------------------------------------------------------------ shared normalisation
 def _logits(gold_margin: float, distractor_margin: float) -> tuple[torch.Tensor, ...]:
     """Two windows of one question: window 0 holds the answer at token 2, window 1 is a distractor."""

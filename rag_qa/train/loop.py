@@ -143,14 +143,16 @@ def score_predictions(examples, wins, start_logits, end_logits, max_answer_lengt
     preds, margins, refs = {}, {}, {}
     for ex_idx, idxs in by_example.items():
         ex = examples[ex_idx]
-        spans, min_null = decode_example(
+        spans, _ = decode_example(
             [start_logits[i] for i in idxs],
             [end_logits[i] for i in idxs],
             [wins[i] for i in idxs],
             max_answer_length=max_answer_length,
         )
         preds[ex.id] = ex.context[spans[0].start : spans[0].end] if spans else ""
-        margins[ex.id] = min_null - (spans[0].logit if spans else -1e9)
+        # how far the null option beats the chosen span, both of the span's own window (spans rank by it; a
+        # null logit of another window is on another input's scale)
+        margins[ex.id] = -spans[0].margin if spans else 1e9
         refs[ex.id] = [a["text"] for a in ex.answers]
     metrics = dict(squad_scores(preds, refs))
     if any(not r for r in refs.values()):
