@@ -140,3 +140,43 @@ def test_echoed_lead_in_does_not_reach_the_answer() -> None:
 def test_a_reply_that_only_echoes_a_tag_is_no_answer_not_a_tag() -> None:
     answer = ground_answer('<passage id="1" source="eiffel.txt">', PASSAGES, "generative")
     assert answer.no_answer and answer.answer == "" and not answer.grounded
+
+
+class ScriptedModel:
+    """A chat backend that replies with fixed pieces: the reader's own handling of the stream is under test."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces, self.sent = pieces, 0
+
+    def load(self) -> None:
+        pass
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def stream(self, messages, max_new_tokens: int, temperature: float):
+        for piece in self.pieces:
+            self.sent += 1
+            yield piece
+
+    def describe(self) -> dict:
+        return {}
+
+
+@pytest.mark.parametrize(
+    ("pieces", "shown", "asked"),
+    [
+        (["\nEiffel", " Tower [1]", "\nQuestion: made up"], "Eiffel Tower [1]", 2),  # done at its citation
+        (["\n\nParis\nQuestion: made up", " more"], "Paris", 1),  # the text after the line break is never shown
+        (["1889", "\n", "Question: made up"], "1889", 2),
+    ],
+)
+def test_streamed_text_is_the_answer_line_and_no_more(pieces: list[str], shown: str, asked: int) -> None:
+    from rag_qa.readers.generative import GenerativeReader
+
+    model = ScriptedModel(pieces)
+    out = list(GenerativeReader(model).answer_stream("When was the tower completed?", PASSAGES))
+    *streamed, answer = out
+    assert "".join(streamed) == shown and all(streamed)
+    assert model.sent == asked  # generation stopped there
+    assert answer.answer == strip_citations(shown)

@@ -110,6 +110,8 @@ class GenerativeReader(Reader):
                     continue
                 # answers are one line: stop at the first line break after some text (saves
                 # decoding the rambling a small model adds; closing the stream ends generation)
+                if not "".join(pieces).strip():
+                    piece = piece.lstrip()  # line breaks before any text: "\nParis\nQuestion: ..." is "Paris"
                 head, newline, _ = piece.partition("\n")
                 if newline and "".join(pieces).strip() + head.strip():
                     pieces.append(head)
@@ -117,7 +119,8 @@ class GenerativeReader(Reader):
                         yield head
                     break
                 pieces.append(piece)
-                yield piece
+                if piece:
+                    yield piece
                 if _answer_complete("".join(pieces)):  # "Paul Baran [2]": the answer and its citation
                     break
         finally:
