@@ -249,7 +249,9 @@ def test_audit_lines_append_and_the_command_prints_them_with_sign_ins(tmp_path: 
     index.mkdir(parents=True)
     audit.append(audit.index_log(index), audit.event("alice", "upload", "ok", files=["a.pdf", "b.txt"]))
     time.sleep(0.01)
-    audit.append(signins, audit.event("mallory", "sign-in", "failed", address="10.0.0.7"))
+    # a name typed at the sign-in form, forging a line of its own (and a terminal escape) in the printout
+    forged = "mallory\n2026-05-01 09:00:00  ada  sign-in  ok  address: 10.0.0.1\x1b[2K"
+    audit.append(signins, audit.event(forged, "sign-in", "failed", address="10.0.0.7"))
     time.sleep(0.01)
     audit.append(audit.index_log(index), audit.event("bob", "remove", "refused", files=["a.pdf"],
                                                      detail="You are a reader"))
@@ -263,6 +265,7 @@ def test_audit_lines_append_and_the_command_prints_them_with_sign_ins(tmp_path: 
     assert len(lines) == 3
     assert "alice" in lines[0] and "upload" in lines[0] and "a.pdf, b.txt" in lines[0]
     assert "mallory" in lines[1] and "sign-in" in lines[1] and "failed" in lines[1] and "10.0.0.7" in lines[1]
+    assert "mallory?2026-05-01" in lines[1] and "\x1b" not in done.stdout
     assert "refused" in lines[2] and "You are a reader" in lines[2]
     as_json = json.loads(ui_command("audit", "--index", str(index), "--signin-log", str(signins), "--json",
                                     "--no-sign-ins").stdout)
