@@ -113,6 +113,18 @@ def test_answer_message_marks_span_in_citation_card() -> None:
     assert "<details" in out and "\n" not in out
 
 
+def test_an_answer_across_line_breaks_stays_one_html_block() -> None:
+    """A span that crosses a paragraph break put a blank line in ``data-answer``; the chatbot's markdown then
+    ended the HTML block there and read the rest, document text included, as markdown (an image from a URL
+    the document names would load in every reader's browser)."""
+    text = "Rollo\n\n![x](https://evil.example/p.png)\rand\r\nmore"
+    passage = f"In 911 {text} agreed."
+    cit = Citation("/docs/normans.txt", None, 7, 7 + len(text), passage, passage_start=0)
+    out = render.answer_message(Answer(text, 0.8, "extractive", citations=[cit]))
+    assert "\n" not in out and "\r" not in out
+    assert render.answer_text(out) == text  # a follow-up still reads the answer back exactly
+
+
 def test_no_answer_is_shown_as_such_not_as_a_guess() -> None:
     out = render.answer_message(Answer("Paris", 0.02, "extractive", no_answer=True))
     assert render.NO_ANSWER in out and "Paris" not in out

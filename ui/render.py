@@ -24,8 +24,9 @@ _WORD = re.compile(r"\w+")
 
 
 def _escape(text: str) -> str:
-    """HTML-escape ``text``; newlines become ``<br>`` so a passage never contains a blank line."""
-    return html.escape(text, quote=True).replace("\r\n", "\n").replace("\n", "<br>")
+    """HTML-escape ``text``; line breaks (``\n``, ``\r``) become ``<br>`` so a passage never holds a blank line,
+    which would end the chatbot's HTML block and let the rest be read as markdown (``![](https://...)``)."""
+    return html.escape(text, quote=True).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
 
 
 #: documents whose attachments are indexed as ``<container>/<attachment>``
@@ -122,7 +123,9 @@ def answer_message(answer: Answer, shown: Callable[[str], str] = display_name, a
     if answer.searched_for and answer.searched_for.strip() != (asked or "").strip():
         head += f'<div class="searched-for">searched for: <i>{_escape(answer.searched_for)}</i></div>'
     cards = "".join(citation_card(c, i, open_=i == 1, shown=shown) for i, c in enumerate(answer.citations, 1))
-    plain = "" if answer.no_answer else html.escape(answer.answer, quote=True)
+    # no raw line break in the attribute either: a blank line there ends the HTML block just the same
+    plain = "" if answer.no_answer else html.escape(answer.answer, quote=True).replace("\r", "&#13;").replace(
+        "\n", "&#10;")
     return (f'<div class="rag-answer" data-answer="{plain}">{head}<div class="answer-meta">{answer_meta(answer)}'
             f'</div>{cards}</div>')
 
