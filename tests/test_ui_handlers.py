@@ -135,3 +135,16 @@ def test_files_of_one_upload_that_share_a_name_are_all_kept(team: tuple[Handlers
     assert rows == ["plan-2.md", "plan.md"], status
     assert (index / "uploads" / "plan-2.md").read_text().endswith("Tuesdays.\n")
     assert "the same file as plan.md in this upload" in status
+
+
+def test_an_index_that_cannot_be_read_leaves_the_page_usable(team: tuple[Handlers, Path], tmp_path: Path) -> None:
+    """On page load the first index is opened; when its store cannot be read (CURRENT names a missing version,
+    a server is down) the error is shown beside the index list, and the other indexes can still be picked."""
+    handlers, index = team
+    status, rows = upload_as(handlers, index, tmp_path, {"notes.md": Path(__file__).parent / "data" / "docs" /
+                                                                       "code-of-conduct.md"})
+    assert rows == ["notes.md"], status
+    (index / "CURRENT").write_text("000099\n")  # a version that is not there
+    choices, message, table, _ = handlers.open_index(None, EDITOR)
+    assert "missing version 000099" in message and table == []
+    assert choices["choices"] == [("team", str(index))]  # the list is filled: the page is not stuck

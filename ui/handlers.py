@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 from typing import Any
@@ -43,6 +44,7 @@ from ui.sources import source_label, source_labels
 from ui.uploads import save_uploads
 from ui.validation import check_mode, check_top_k
 
+log = logging.getLogger("rag_qa.ui")
 History = list[dict[str, Any]]
 IndexView = tuple[dict[str, Any], str, list[list[Any]], dict[str, Any]]
 DocumentsView = tuple[list[list[Any]], dict[str, Any]]
@@ -189,7 +191,16 @@ class Handlers:
     def _documents_as_they_were(self, user: str | None, index_value: object) -> DocumentsView:
         """The documents view after a refused or failed upload or removal: the table as the page had it (the
         index's documents, if the user may see that index at all), never emptied because of the refusal."""
-        return self.documents(self._may_open(user, index_value))
+        return self._documents_if_readable(self._may_open(user, index_value))
+
+    def _documents_if_readable(self, index: Path | None) -> DocumentsView:
+        """:meth:`documents` for a failure path, which runs outside the guard: an index that cannot be read
+        (the failure itself, often) shows an empty table beside the error instead of breaking the page."""
+        try:
+            return self.documents(index)
+        except Exception:  # noqa: BLE001 - the page must stay usable; the guard already logged the failure
+            log.warning("documents of %s could not be listed", index, exc_info=True)
+            return self.documents(None)
 
     def _held(self, index: Path) -> dict[str, str]:
         """The documents ``index`` holds: their label and their absolute source, each to its source."""
@@ -327,13 +338,13 @@ class Handlers:
                 return label
         return index.name
 
-    def _index_view(self, user: str | None, index: Path | None, status: str) -> IndexView:
+    def _index_view(self, user: str | None, index: Path | None, status: str, failed: bool = False) -> IndexView:
         choices = self.access.choices(user)
         if index is None:  # nothing this user may open: a polite empty state, not an error
             message = NO_INDEX_HINT if not choices else "Pick an index."
             return gr.update(choices=choices, value=None), render.notice_message(message, "hint"), \
                 *self.documents(None)
-        rows, remove_choices = self.documents(index)
+        rows, remove_choices = self._documents_if_readable(index) if failed else self.documents(index)
         if not rows:
             status += " " + render.EMPTY_INDEX_HINT
         return gr.update(choices=choices, value=str(index)), render.hint_html(status), rows, remove_choices
@@ -352,7 +363,7 @@ class Handlers:
             index = event.open()
             return self._index_view(user, index, f"Using index {html.escape(self._label(user, index))}.")
         choices = self.access.choices(user)  # what the user may open instead, and why not this one
-        view = self._index_view(user, Path(choices[0][1]) if choices else None, "")
+        view = self._index_view(user, Path(choices[0][1]) if choices else None, "", failed=True)
         return view[0], render.notice_message(event.message, "error"), *view[2:]
 
     def create_index(self, name: str, index_value: str | None, request: gr.Request | None = None) -> IndexView:
@@ -365,5 +376,5 @@ class Handlers:
             index = self.catalog.create(name)
             event.audit("ok", index)
             return self._index_view(event.user, index, f"Created index {html.escape(self._label(event.user, index))}.")
-        view = self._index_view(event.user, self._may_open(event.user, index_value), "")
+        view = self._index_view(event.user, self._may_open(event.user, index_value), "", failed=True)
         return view[0], render.notice_message(event.message, "error"), view[2], view[3]
