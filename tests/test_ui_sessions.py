@@ -58,3 +58,22 @@ def test_a_session_ends_after_the_idle_time_and_after_its_lifetime(tmp_path: Pat
         assert time.monotonic() - started >= MAX_S - 0.5
     ended = [e["detail"] for e in audit.read(log) if e["action"] == "session-end"]
     assert ended == ["no request for 3 seconds", "signed in more than 8 seconds ago"]
+
+
+def test_signing_out_ends_the_session_with_a_line_of_its_own(tmp_path: Path) -> None:
+    users_file, log = tmp_path / "users.json", tmp_path / "server.jsonl"
+    save_users(users_file, {"ann": User("ann", hash_password("ann-password"), {"*": Role.READER})})
+    settings = Settings(users_file=users_file, signin_log=log, session_idle_s=IDLE_S, session_max_s=MAX_S,
+                        signin_failure_delay_s=0.0)
+    root = tmp_path / "indexes"
+    with running_app(root / "main", root, settings, users=UsersStore(users_file).load()) as demo:
+        url = demo.local_url
+        signed_in = httpx.post(url + "login", data={"username": "ann", "password": "ann-password"}, timeout=120)
+        cookie = dict(signed_in.cookies)
+        assert httpx.get(url + "config", cookies=cookie, timeout=60).status_code == 200
+        assert httpx.get(url + "logout", cookies=cookie, timeout=60).status_code == 302
+        assert httpx.get(url + "config", cookies=cookie, timeout=60).status_code == 401
+        time.sleep(IDLE_S + 0.5)  # long past its idle time: the next sign-in's prune must not end it again
+        httpx.post(url + "login", data={"username": "ann", "password": "ann-password"}, timeout=120)
+    events = [(e["user"], e["action"]) for e in audit.read(log) if e["action"] in ("sign-out", "session-end")]
+    assert events == [("ann", "sign-out")]

@@ -245,6 +245,8 @@ class AuthGate:
                     await self.app(scope, receive, self._registering(scope, send))
                 else:
                     await self.app(scope, receive, send)
+                    if path == "/logout" and user is not None:  # Gradio dropped the user's tokens
+                        self.sessions.signed_out(getattr(scope.get("app"), "tokens", {}))
                 return
             await _deny(scope, send)
         finally:

@@ -14,7 +14,8 @@ too (so Gradio's own pages treat the cookie as signed out), when:
 - this process never saw it made (nothing else makes tokens; such a token is refused).
 
 A role change needs no session to end: every request reads the roles from the users file.  Each
-end but the last kind is a ``session-end`` line in the server's audit log.  Pure bookkeeping with an
+end but the last kind is a ``session-end`` line in the server's audit log; signing out is a ``sign-out``
+line.  Pure bookkeeping with an
 injectable clock, so the lifetimes are tested without waiting.
 """
 
@@ -128,8 +129,20 @@ class Sessions:
         if self.log_path is not None:
             audit.append(self.log_path, audit.event(session.user, "session-end", "ended", detail=reason))
 
+    def signed_out(self, tokens: MutableMapping[str, str]) -> None:
+        """Forget the sessions whose token Gradio dropped (its ``/logout`` drops the user's tokens), with a
+        ``sign-out`` line each; before, they lingered and later ended as "no request for an hour"."""
+        with self._lock:
+            gone = [(token, session) for token, session in self._sessions.items() if token not in tokens]
+            for token, _ in gone:
+                del self._sessions[token]
+        if self.log_path is not None:
+            for _, session in gone:
+                audit.append(self.log_path, audit.event(session.user, "sign-out", "ok"))
+
     def prune(self, tokens: MutableMapping[str, str]) -> None:
         """End every session that is over and drop tokens no sign-in here made (Gradio never forgets one)."""
+        self.signed_out(tokens)
         now = self.clock()
         with self._lock:
             sessions = list(self._sessions.items())
