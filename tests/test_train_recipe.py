@@ -122,6 +122,11 @@ def test_distractor_choices_round_trip_through_the_file_the_gpu_machine_reads(tr
     save_distractors(tmp_path / "d.json.gz", train_mini, pairs)
     again = load_distractors(tmp_path / "d.json.gz", train_mini)
     assert [(qi, d.context, d.id) for qi, d in again] == [(qi, d.context, d.id) for qi, d in pairs]
+    # read back by a shuffled subset (as --max-train-examples makes): the same paragraphs, never its own
+    subset = train_mini[::-2]
+    chosen = {train_mini[qi].id: d.context for qi, d in pairs}
+    read = load_distractors(tmp_path / "d.json.gz", subset)
+    assert read and all(d.context == chosen[subset[qi].id] != subset[qi].context for qi, d in read)
 
 
 # ------------------------------------------------------------------ feature cache
@@ -285,11 +290,25 @@ def test_gpu_script_dry_run_without_the_app_stack_returns_loadable_sharded_weigh
 
     tables = tmp_path / "tables.json"
     tables.write_text(json.dumps(tq.generate(tables=2, seed=3)))
+    recipe = "tables=0.5,long=0.5,typed=0.5"
     packed = gpu_script("pack", str(data), "--train", str(SQUAD / "train-mini.json"), "--dev",
-                        str(SQUAD / "dev-mini.json"), "--dev-questions", "6", "--augment-tables", str(tables))
-    assert sorted(p.name for p in data.iterdir()) == ["dev.json", "distractors.json.gz", "tables.json.gz",
-                                                      "train.json.gz"]
-    assert packed["distractors"] > 0
+                        str(SQUAD / "dev-mini.json"), "--dev-questions", "6", "--augment", recipe,
+                        "--augment-tables", str(tables))
+    assert sorted(p.name for p in data.iterdir()) == ["dev.json", "distractors.json.gz", "pack.json",
+                                                      "tables.json.gz", "train.json.gz"]
+    # the augmented questions' distractors are chosen here, as a CPU run chooses them (the machine has no bm25s)
+    from rag_qa.train.augment import arm_of
+    from rag_qa.train.config import TrainConfig
+    from rag_qa.train.data import distractor_pairs, load_data
+
+    here = TrainConfig(train=str(data / "train.json.gz"), eval=str(data / "dev.json"), output="-", augment=recipe,
+                       augment_tables=str(data / "tables.json.gz"), distractors=1)
+    train_ex, _ = load_data(here)
+    chosen = [(train_ex[q].id, d.context) for q, d in distractor_pairs(here, train_ex)]
+    here.distractor_file = str(data / "distractors.json.gz")
+    assert [(train_ex[q].id, d.context) for q, d in distractor_pairs(here, train_ex)] == chosen  # all of them
+    assert {arm_of(train_ex[q]) for q, _ in distractor_pairs(here, train_ex)} >= {None, "tables", "typed"}
+    assert packed["distractors"] == len(chosen)
 
     scratch = tmp_path / "tmp"  # the run's own working folder (checkpoints, ~0.5 GB) must not outlive it
     scratch.mkdir()
@@ -300,12 +319,14 @@ def test_gpu_script_dry_run_without_the_app_stack_returns_loadable_sharded_weigh
                               capture_output=True, text=True, cwd=REPO, timeout=600,
                               env=os.environ | {"TMPDIR": str(scratch)})
 
+    refused = run_there("--augment", "tables=0.5")  # not what was packed: a one-line refusal before any loading
+    assert refused.returncode != 0 and "was packed for --augment " + recipe in refused.stderr.strip().splitlines()[-1]
     (data / "tables.json.gz").rename(tmp_path / "aside.json.gz")
-    refused = run_there("--augment", "tables=0.5")  # a clear one-line refusal before any loading
+    refused = run_there("--augment", recipe)
     assert refused.returncode != 0 and "--augment-tables" in refused.stderr.strip().splitlines()[-1]
     assert not list(scratch.iterdir())
     (tmp_path / "aside.json.gz").rename(data / "tables.json.gz")
-    done = run_there("--augment", "tables=0.5,long=0.5,typed=0.5", "--warmup", "0.03")
+    done = run_there("--augment", recipe, "--warmup", "0.03")
     assert done.returncode == 0, done.stderr[-3000:]
     assert not list(scratch.iterdir()), "the working folder was left behind"
     files = sorted(returned.iterdir())
@@ -314,7 +335,8 @@ def test_gpu_script_dry_run_without_the_app_stack_returns_loadable_sharded_weigh
     # MiniLM's fp16 word embeddings (23 MB) are one tensor: they must travel cut into row blocks
     assert len(shards) >= 3, [p.name for p in files]
     metrics = json.loads((returned / "metrics.json").read_text())
-    assert metrics["global_steps"] == 2 and metrics["train_distractors"] > 0
+    assert metrics["global_steps"] == 2 and metrics["train_distractors"] == len(chosen)
+    assert metrics["config"]["distractors"] == 1  # the card says how they were chosen
     augmented = metrics["train_augmented"]
     assert set(augmented) == {"tables", "long", "typed"} and all(n > 0 for n in augmented.values()), augmented
     assert metrics["config"]["warmup_ratio"] == 0.03

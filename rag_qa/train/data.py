@@ -72,19 +72,20 @@ def augmented_counts(train_ex: list[QAExample]) -> dict[str, int]:
 
 def distractor_pairs(cfg: TrainConfig, train_ex: list[QAExample]) -> list[tuple[int, QAExample]]:
     """(question index, distractor passage) pairs: chosen now by BM25 (``distractors``), or read
-    from ``distractor_file``; none when neither is set.
+    from ``distractor_file`` (chosen by this same function where ``gpu pack`` ran, for the augmented
+    questions too); none when neither is set.
 
     The original questions get exactly the distractors they get without augmentation (same call,
     same seed).  Augmented ones (after them in ``train_ex``) get ``distractors`` BM25 choices from
     their own arm's examples of the same article, drawn with a seed of their own.
     """
-    originals = next((i for i, ex in enumerate(train_ex) if augment.arm_of(ex) is not None), len(train_ex))
-    pairs: list[tuple[int, QAExample]] = []
     if cfg.distractor_file:
         from rag_qa.train.distractors import load_distractors
 
-        pairs = load_distractors(cfg.distractor_file, train_ex[:originals])
-    elif cfg.distractors:
+        return load_distractors(cfg.distractor_file, train_ex)
+    originals = next((i for i, ex in enumerate(train_ex) if augment.arm_of(ex) is not None), len(train_ex))
+    pairs: list[tuple[int, QAExample]] = []
+    if cfg.distractors:
         from rag_qa.train.distractors import add_distractors
 
         pairs = add_distractors(train_ex[:originals], cfg.distractors, cfg.distractor_pool, cfg.seed)

@@ -11,6 +11,7 @@ to keep its null score above every span of a passage that does not answer.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import random
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag_qa.qa_data import QAExample
+from rag_qa.qa_data import DataError, QAExample
 from rag_qa.squad_metrics import normalize_answer
 
 
@@ -94,30 +95,35 @@ def _paragraphs_by_article(examples: Sequence[QAExample]) -> dict[str, list[str]
     return by_article
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
 def save_distractors(path: str | Path, examples: Sequence[QAExample], pairs: Sequence[tuple[int, QAExample]]) -> None:
-    """Write the chosen distractors as (question id, article, paragraph number) -- a few MB of
-    gzipped JSON instead of the paragraph texts, so they travel to a machine without bm25s."""
-    index = {title: {p: n for n, p in enumerate(paras)} for title, paras in _paragraphs_by_article(examples).items()}
-    rows = []
-    for qi, d in pairs:
-        title = examples[qi].title or examples[qi].context[:64]
-        rows.append([examples[qi].id, title, index[title][d.context]])
+    """Write the chosen distractors as (question id, article, paragraph digest) -- a few MB of gzipped JSON
+    instead of the paragraph texts, so they travel to a machine without bm25s.  A digest, not a position,
+    so the rows mean the same paragraphs whatever subset or order of the examples reads them back."""
+    rows = [[examples[qi].id, examples[qi].title or examples[qi].context[:64], _digest(d.context)] for qi, d in pairs]
     with gzip.open(path, "wt", encoding="utf-8") as fh:
-        json.dump({"version": 1, "rows": rows}, fh)
+        json.dump({"version": 2, "rows": rows}, fh)
 
 
 def load_distractors(path: str | Path, examples: Sequence[QAExample]) -> list[tuple[int, QAExample]]:
-    """The ``(question index, distractor example)`` pairs saved by :func:`save_distractors`."""
+    """The ``(question index, distractor example)`` pairs saved by :func:`save_distractors`, for the questions
+    of ``examples`` (a subset keeps those whose distractor paragraph it still holds)."""
     with gzip.open(path, "rt", encoding="utf-8") as fh:
-        rows = json.load(fh)["rows"]
-    paragraphs = _paragraphs_by_article(examples)
+        saved = json.load(fh)
+    if saved.get("version") != 2:
+        raise DataError(f"{path}: distractor choices of an older format; pack them again")
+    paragraphs = {title: {_digest(p): p for p in paras} for title, paras in _paragraphs_by_article(examples).items()}
     position = {ex.id: i for i, ex in enumerate(examples)}
     out, seen = [], defaultdict(int)
-    for qid, title, n in rows:
-        if qid not in position:  # a subset of the data: its distractors only
+    for qid, title, digest in saved["rows"]:
+        text = paragraphs.get(title, {}).get(digest)
+        if qid not in position or text is None:
             continue
         qi = position[qid]
         ex = examples[qi]
-        out.append((qi, QAExample(f"{qid}#d{seen[qid]}", ex.question, paragraphs[title][n], [], ex.title)))
+        out.append((qi, QAExample(f"{qid}#d{seen[qid]}", ex.question, text, [], ex.title)))
         seen[qid] += 1
     return out

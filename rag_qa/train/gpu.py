@@ -13,8 +13,9 @@ need none of those.  At most 64 MiB of working tree travels there and at most 8 
     python -m rag_qa.train.gpu unpack RETURNED_DIR --into models/minilm-squad
 
 The second epoch's recipe (issue 24: data augmentation, shared normalisation, a lower rate) travels
-the same way: ``pack --augment-tables FILE`` adds the table questions (2 MB), ``run --augment SPEC``
-uses them (README, "On a lent GPU machine").
+the same way: ``pack --augment SPEC --augment-tables FILE`` adds the table questions (2 MB) and the
+augmented questions' own distractors (chosen here, as a CPU run chooses them: the machine has no
+bm25s), and ``run --augment SPEC`` must name the same arms (README, "On a lent GPU machine").
 
 ``run --max-steps 2`` is the CPU dry run the test suite does.
 """
@@ -40,22 +41,24 @@ MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
 MAX_SHARD = "15MB"
 #: the table questions for the ``tables`` augmentation arm, under this name in the packed folder
 TABLES = "tables.json.gz"
+PACKED = "pack.json"  # what pack chose: the run must match it
 #: weight files that travel back: MiniLM's fp16 word embeddings alone are 23 MB, one tensor that
 #: Hugging Face sharding cannot split, so tensors are cut into row blocks and packed by size
 PART_BYTES = 12 * 10**6
 
 
 def pack(out: Path, train: Path, dev: Path, dev_questions: int, distractors: int, pool: int, seed: int,
-         augment_tables: Path | None = None) -> dict:
-    """Copy the training file, a dev slice, the distractor choices and (optionally) the table questions of
-    the ``tables`` augmentation arm into ``out``."""
-    from rag_qa.qa_data import load_examples
-    from rag_qa.train.distractors import add_distractors, save_distractors
+         augment_tables: Path | None = None, augment: str | None = None) -> dict:
+    """Copy the training file, a dev slice, the table questions of the ``tables`` augmentation arm (if
+    given) and the distractor choices into ``out``: those of every training question, the augmented ones
+    included, chosen by :func:`~rag_qa.train.data.distractor_pairs` as a CPU run with ``--distractors``
+    chooses them."""
+    from rag_qa.train.data import augment_arms, distractor_pairs, load_data
+    from rag_qa.train.distractors import save_distractors
 
     out.mkdir(parents=True, exist_ok=True)
     _copy_gzipped(train, out / "train.json.gz")
     if augment_tables is not None:
-        load_examples(augment_tables)  # a file that does not parse fails here, not on the lent machine
         _copy_gzipped(augment_tables, out / TABLES)
     data = json.loads(dev.read_text(encoding="utf-8"))
     # a seeded slice of whole dev questions, kept in SQuAD form (the full dev file is scored back here)
@@ -67,11 +70,26 @@ def pack(out: Path, train: Path, dev: Path, dev_questions: int, distractors: int
         article["paragraphs"] = [p for p in article["paragraphs"] if p["qas"]]
     data["data"] = [a for a in data["data"] if a["paragraphs"]]
     (out / "dev.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    examples, _ = load_examples(out / "train.json.gz")
-    pairs = add_distractors(examples, distractors, pool, seed) if distractors else []
-    save_distractors(out / "distractors.json.gz", examples, pairs)
+    cfg = _config(out, out / "-", augment, distractors=distractors, distractor_pool=pool, seed=seed)
+    if "tables" in augment_arms(cfg) and augment_tables is None:
+        raise SystemExit("--augment tables=... needs --augment-tables FILE (python -m ingest.table_questions)")
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the one JSON line
+        train_ex, _ = load_data(cfg)  # the augmented examples the run will make from the same files and seed
+    pairs = distractor_pairs(cfg, train_ex)
+    save_distractors(out / "distractors.json.gz", train_ex, pairs)
+    (out / PACKED).write_text(json.dumps({"augment": augment, "distractors": distractors, "distractor_pool": pool,
+                                          "seed": seed}))
     sizes = {p.name: p.stat().st_size for p in out.iterdir()}
     return {"folder": str(out), "bytes": sum(sizes.values()), "files": sizes, "distractors": len(pairs)}
+
+
+def _config(data: Path, model: Path, augment: str | None, **settings):
+    """The training config of a packed folder (pack chooses the distractors with it, run trains with it)."""
+    from rag_qa.train.config import TrainConfig
+
+    tables = data / TABLES
+    return TrainConfig(train=str(data / "train.json.gz"), eval=str(data / "dev.json"), output=str(model),
+                       augment=augment, augment_tables=str(tables) if tables.is_file() else None, **settings)
 
 
 def _copy_gzipped(src: Path, dst: Path) -> None:
@@ -87,25 +105,28 @@ def run(data: Path, out: Path, base: Path, max_steps: int, epochs: float, batch_
         warmup: float = 0.05) -> dict:
     """Continue training ``base`` on ``data`` (from :func:`pack`); only the returnable files go to ``out``
     (checkpoints and features stay in ``work``, a temporary folder removed afterwards unless given)."""
-    from rag_qa.train.config import TrainConfig
     from rag_qa.train.data import augment_arms
     from rag_qa.train.outputs import export
     from rag_qa.train.trainer import train
 
     with contextlib.ExitStack() as stack:  # a working folder of our own goes when done (or refused)
+        packed = json.loads((data / PACKED).read_text()) if (data / PACKED).is_file() else {}
+        if packed.get("augment") != augment:  # before the model and data load, in one line
+            raise SystemExit(f"{data} was packed for --augment {packed.get('augment')}, not {augment}: run with "
+                             f"the same arms, or pack again with --augment {augment}")
         if work is None:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rag-qa-gpu-")))
-        tables = data / TABLES
-        cfg = TrainConfig(
-            train=str(data / "train.json.gz"), eval=str(data / "dev.json"), output=str(work / "model"), base=str(base),
-            learning_rate=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_batch_size=256,
-            warmup_ratio=warmup, eval_steps=max(1, max_steps // 2) if max_steps > 0 else 1000,
+        cfg = _config(
+            data, work / "model", augment, base=str(base), learning_rate=lr, epochs=epochs, max_steps=max_steps,
+            batch_size=batch_size, eval_batch_size=256, warmup_ratio=warmup,
+            eval_steps=max(1, max_steps // 2) if max_steps > 0 else 1000,
             save_steps=max(1, max_steps // 2) if max_steps > 0 else 1000, logging_steps=max(1, min(50, max_steps)),
             distractor_file=str(data / "distractors.json.gz"), shared_norm=shared_norm,
             feature_cache=str(work / "features"), stop_after_minutes=minutes, save_dtype="float16",
-            augment=augment, augment_tables=str(tables) if tables.is_file() else None,
+            # as packed: the card says how the distractors were chosen, the augmentation draws the same examples
+            **{k: packed[k] for k in ("distractors", "distractor_pool", "seed") if k in packed},
         )
-        if "tables" in augment_arms(cfg) and not tables.is_file():  # before the model and data load, in one line
+        if "tables" in augment_arms(cfg) and not (data / TABLES).is_file():
             raise SystemExit(f"{data}: no {TABLES} for the tables arm (pack it with --augment-tables FILE)")
         summary = train(cfg, progress=True)
         model_dir = Path(cfg.output)
@@ -217,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--distractors", type=int, default=1)
     p.add_argument("--distractor-pool", type=int, default=3)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--augment", default=None,
+                   help="the augmentation arms `run --augment` will use, e.g. tables=0.3,long=0.3,typed=0.2 "
+                        "(their distractors are chosen here)")
     p.add_argument("--augment-tables", type=Path, default=None,
                    help="table questions for `run --augment tables=...` (python -m ingest.table_questions)")
     r = sub.add_parser("run", help="train on the GPU machine (works on CPU too: the dry run)")
@@ -237,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.command == "pack":
         result = pack(args.out, args.train, args.dev, args.dev_questions, args.distractors, args.distractor_pool,
-                      args.seed, args.augment_tables)
+                      args.seed, args.augment_tables, args.augment)
     elif args.command == "run":
         result = run(args.data, args.out, args.base, args.max_steps, args.epochs, args.batch_size, args.lr,
                      args.minutes, args.shared_norm, augment=args.augment, warmup=args.warmup)
