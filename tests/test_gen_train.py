@@ -205,6 +205,28 @@ def test_the_prompt_cache_is_found_again_after_the_tokenizer_has_truncated_somet
     assert again.questions == first.questions
 
 
+def test_the_cards_command_leaves_out_what_only_concerns_one_run() -> None:
+    from dataclasses import asdict
+
+    from rag_qa.train.config import command_line
+    from rag_qa.train.gen_config import GenConfig, config_defaults
+
+    run = GenConfig(train="t.json", eval="d.json", output="out", lora_r=32, stop_after_minutes=120.0,
+                    stop_after_steps=50, threads=2, resume=True, feature_cache="none")
+    cmd = command_line("python -m rag_qa train generative", GenConfig, asdict(run), config_defaults())
+    assert "--lora-r 32" in cmd
+    assert not any(flag in cmd for flag in ("--stop-after", "--threads", "--resume", "--feature-cache"))
+
+
+def test_both_trainers_have_their_batch_mean_loss_divided_over_accumulated_steps() -> None:
+    """Trainer skips the division when a batch has ``labels`` and the model takes **kwargs (the generative
+    reader's case), which it reads as "the loss is normalised over the accumulated tokens"; ours is not."""
+    from rag_qa.train.gen_trainer import GenTrainer
+    from rag_qa.train.loop import QATrainer
+
+    assert GenTrainer.loss_is_scaled_for_ga is False and QATrainer.loss_is_scaled_for_ga is False
+
+
 @pytest.mark.slow
 def test_a_tiny_run_writes_an_adapter_that_loads_and_answers(tmp_path: Path) -> None:
     from rag_qa.config import Settings

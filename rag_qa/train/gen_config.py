@@ -60,10 +60,11 @@ class GenConfig:
     resume: bool = option("continue from the last checkpoint in OUTPUT (same data order and schedule)", False,
                           reproduce=False)
     stop_after_steps: int | None = option("end this run after N steps with a checkpoint (continue with --resume)",
-                                          None)
-    stop_after_minutes: float | None = option("end this run after N minutes with a checkpoint", None)
+                                          None, reproduce=False)
+    stop_after_minutes: float | None = option("end this run after N minutes with a checkpoint", None,
+                                              reproduce=False)
     threads: int | None = option("torch threads (default: all usable cores while the machine is otherwise idle, "
-                                 "one while other work runs)", None)
+                                 "one while other work runs)", None, reproduce=False)
     feature_cache: str | None = option("directory for tokenised prompts ('none': off)", None, reproduce=False)
     precision: str = option("training arithmetic", "auto", choices=("auto", "bf16", "fp32"))
 

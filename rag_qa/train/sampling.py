@@ -37,6 +37,11 @@ class GroupedTrainer(Trainer):
     """``Trainer`` that trains in :class:`QuestionGroupSampler` order when given ``group_lengths``
     (one length per training item) and evaluates in dataset order."""
 
+    # Both readers' compute_loss return a mean over their own batch, so Trainer must divide by the gradient
+    # accumulation steps.  Left to decide (None), it does not when a batch has ``labels`` and the model takes
+    # **kwargs, as the generative reader's does: its gradients came out grad_accum times too large.
+    loss_is_scaled_for_ga = False
+
     def __init__(self, *args: Any, group_lengths: list[int] | None = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.group_lengths = group_lengths
