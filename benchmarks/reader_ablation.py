@@ -216,7 +216,9 @@ def main() -> None:
     open_items = retrieved(args.data, args.open, max(ks), args.seed) if args.open and "open" in splits else []
     results = []
     for model in args.models:
-        reader = ExtractiveReader(ExtractiveConfig(model=model, no_answer_threshold=0.0))
+        # the reader alone ranks (rank_weight 0): a model folder's calibration.json (the shipped one has 0.5,
+        # the arms none) would otherwise rank each model's candidates by a different rule
+        reader = ExtractiveReader(ExtractiveConfig(model=model, no_answer_threshold=0.0, rank_weight=0.0))
         row: dict = {"model": model}
         if gold and "gold" in splits:
             row["gold"] = score(reader, gold, None)

@@ -65,3 +65,35 @@ def test_eval_reader_v2_reports_splits_and_threshold(run_here):
     assert "best_f1" in r and "best_no_answer_threshold" in r
     # the reader's own cut-off is one of the thresholds searched, so the best is at least as good
     assert r["best_f1"] >= r["f1"] - 1e-6
+
+
+@pytest.fixture
+def fresh_settings(monkeypatch: pytest.MonkeyPatch):
+    """Settings read again from the environment this test sets, and again after it."""
+    from rag_qa.config import get_settings
+
+    get_settings.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_the_evaluation_index_is_built_again_for_other_chunking(fresh_settings, tmp_path: Path) -> None:
+    """Open-domain scores come from an index built once per corpus; one built with other chunk settings
+    (RAGQA_CHUNK_TOKENS) is another index, not the cached one."""
+    from rag_qa.config import get_settings
+    from rag_qa.eval.corpus import corpus_index
+
+    fresh_settings.setenv("RAGQA_CACHE_DIR", str(tmp_path))
+    built: list[Path] = []
+
+    def build(folder: Path, index: Path, model: str) -> dict:  # the ingest itself is tested elsewhere
+        built.append(index)
+        return {}
+
+    first = corpus_index(SQUAD / "dev-mini.json", build=build, progress=False)[1]
+    assert corpus_index(SQUAD / "dev-mini.json", build=build, progress=False)[1] == first and len(built) == 1
+    fresh_settings.setenv("RAGQA_CHUNK_TOKENS", "120")
+    get_settings.cache_clear()
+    other = corpus_index(SQUAD / "dev-mini.json", build=build, progress=False)[1]
+    assert other != first and built == [first, other]

@@ -101,9 +101,17 @@ def ingest_command(folder: Path, index: Path, embedding_model: str) -> dict[str,
 
 def corpus_index(data: str | Path, embedding_model: str = "minilm", progress: bool = True,
                  build: IndexBuilder = ingest_command) -> tuple[Path, Path]:
-    """(corpus folder, index dir) for ``data``, building both once per content hash."""
+    """(corpus folder, index dir) for ``data``, building both once per content hash, embedding model and
+    chunking (the index is built with this process's chunk settings, which change every chunk)."""
+    from rag_qa.config import Settings, get_settings
+
     digest = hashlib.sha256(Path(data).read_bytes()).hexdigest()[:16]
-    root = cache_dir() / "eval" / f"{digest}-{embedding_model}"
+    settings, fields = get_settings(), Settings.model_fields
+    chunking = (settings.chunk_tokens, settings.chunk_overlap)
+    default = (fields["chunk_tokens"].default, fields["chunk_overlap"].default)
+    # the default chunking keeps the name indexes built before had
+    root = cache_dir() / "eval" / (f"{digest}-{embedding_model}" + ("" if chunking == default else
+                                                                      "-chunks{}-{}".format(*chunking)))
     folder, index = root / "corpus", root / "index"
     done = root / "done.json"
     if not done.exists():
