@@ -4,7 +4,13 @@ from __future__ import annotations
 
 
 class LoadError(Exception):
-    """A file could not be read; it is skipped and listed in the report's ``failed``."""
+    """A file could not be read; it is skipped and listed in the report's ``failed``.
+
+    The message is made one line (runs of whitespace, line breaks included, become one space): it often
+    quotes a name from inside the file (a zip member, an e-book href), which may hold line breaks."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 class WorkerStartError(LoadError):

@@ -58,6 +58,20 @@ def test_pptx_slides_in_reading_order_with_notes_and_tables(settings: Settings, 
     assert slides[2] == "Light elements\n\nElement: Hydrogen, Symbol: H.\nElement: Helium, Symbol: He."
 
 
+def test_a_line_break_inside_a_slide_paragraph_keeps_the_words_apart(settings: Settings, tmp_path: Path) -> None:
+    """python-pptx reads <a:br> as a vertical tab, a control character the tokenizer deletes: the two words
+    around it were embedded and read as one ("oneLine")."""
+    from pptx import Presentation
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "Schedule\vspring term"
+    slide.placeholders[1].text_frame.text = "Meets in room R7\von Tuesdays"  # written as <a:br/>
+    deck.save(str(tmp_path / "breaks.pptx"))
+    text = load_document(tmp_path / "breaks.pptx", settings).text
+    assert "\v" not in text and "Schedule\nspring term" in text and "room R7\non Tuesdays" in text
+
+
 def test_xlsx_rows_keep_headers_sheet_names_and_row_numbers(settings: Settings, tmp_path: Path) -> None:
     doc = load_document(make_xlsx(tmp_path / "elements.xlsx"), settings)
     assert doc.type == "xlsx" and doc.unit == "row"
@@ -99,6 +113,20 @@ def test_eml_headers_body_and_attachments(settings: Settings, tmp_path: Path) ->
     assert doc.skipped == [f"{mail}/setup.exe"]  # not read, but listed; the inline logo is not an attachment
     ((source, error),) = doc.failed
     assert source == f"{mail}/broken.pdf" and error.startswith("corrupt or unreadable PDF")
+
+
+def test_a_long_attachment_name_keeps_its_extension(settings: Settings, tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"], message["Subject"] = "a@example.org", "minutes"
+    message.set_content("Minutes attached.")
+    long_name = "Minutes of the quarterly meeting of the reading group " * 3 + "final.txt"  # 170 characters
+    message.add_attachment("The group meets in room R7.\n", filename=long_name)
+    (tmp_path / "minutes.eml").write_bytes(message.as_bytes())
+    doc = load_document(tmp_path / "minutes.eml", settings)
+    (attachment,) = doc.attachments  # read, not skipped as a file of no known type
+    assert attachment.source.endswith(".txt") and "room R7" in attachment.text and not doc.skipped
 
 
 def test_pdf_tables_are_kept_row_by_row_with_headers(settings: Settings) -> None:
@@ -178,7 +206,8 @@ def test_corrupt_files_of_each_new_type_are_one_line(settings: Settings, tmp_pat
 # -- hostile files -------------------------------------------------------------------------------
 @pytest.mark.parametrize(("name", "member"), [("deck.pptx", "ppt/slides/slide1.xml"),
                                               ("book.xlsx", "xl/worksheets/sheet1.xml"),
-                                              ("novel.epub", "OEBPS/chapter1.xhtml")])
+                                              ("novel.epub", "OEBPS/chapter1.xhtml"),
+                                              ("lines.pptx", "ppt/slides/slide\n1.xml")])  # a name that breaks lines
 def test_zip_bombs_are_refused_before_inflating(settings: Settings, tmp_path: Path, name: str, member: str) -> None:
     bomb = zip_bomb(tmp_path / name, member)
     assert bomb.stat().st_size < 50_000

@@ -44,6 +44,20 @@ def test_html_keeps_visible_text_only(settings: Settings) -> None:
     assert "\n\n" in doc.text  # paragraphs stay apart
 
 
+def test_html_keeps_a_page_wrapped_in_a_form_and_sets_table_cells_apart(settings: Settings, tmp_path: Path) -> None:
+    """ASP.NET and SharePoint wrap the whole body in one <form>, which was dropped as page furniture ("no text
+    found"); table cells ran together ("Denver24")."""
+    page = tmp_path / "webform.html"
+    page.write_text('<html><body><form id="form1"><h1>Results</h1><p>The Broncos won Super Bowl 50.</p>'
+                    "<table><tr><th>Team</th><th>Points</th></tr><tr><td>Denver</td><td>24</td></tr></table>"
+                    '<select><option>Pick a team</option></select><textarea>type here</textarea>'
+                    "<button>Send</button></form></body></html>", encoding="utf-8")
+    text = load_document(page, settings).text
+    assert "The Broncos won Super Bowl 50." in text
+    assert "Team Points" in text and "Denver 24" in text
+    assert not any(control in text for control in ("Pick a team", "type here", "Send"))
+
+
 def test_pdf_pages_keep_their_numbers_and_offsets(settings: Settings) -> None:
     doc = load_document(DOCS / "packet_switching_2p.pdf", settings)
     assert doc.type == "pdf" and doc.pages == 2

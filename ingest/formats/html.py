@@ -18,14 +18,16 @@ if TYPE_CHECKING:
     from bs4 import Tag
 
 # not visible text, or page furniture rather than content
+# (not ``form``: ASP.NET and SharePoint pages wrap the whole body in one; its controls are dropped instead)
 _HTML_DROP = {"script", "style", "noscript", "template", "svg", "nav", "header", "footer", "aside",
-              "form", "button", "iframe", "head"}
+              "button", "select", "textarea", "iframe", "head"}
 # what the CSS selectors [role=navigation], [aria-hidden=true], #id and .class would pick out
 _HTML_DROP_IDS = {"mw-navigation", "toc"}
 _HTML_DROP_CLASSES = {"mw-editsection", "navbox", "noprint", "reflist"}  # and sup.reference
 _HTML_BLOCKS = {"p", "div", "section", "article", "main", "li", "ul", "ol", "table", "tr", "h1", "h2",
                 "h3", "h4", "h5", "h6", "pre", "blockquote", "dd", "dt", "dl", "br", "hr", "figcaption",
                 "caption", "title"}
+_HTML_CELLS = {"td", "th"}  # a row stays one line, its cells apart ("Denver 24", not "Denver24")
 
 
 def _is_furniture(tag: Tag) -> bool:
@@ -50,18 +52,22 @@ def _visible_text(root: Tag) -> str:
     from bs4 import CData, NavigableString, Tag
 
     out: list[str] = []
-    block_end = object()
+    block_end, cell_end = object(), object()
     stack: list[object] = [root]
     while stack:
         node = stack.pop()
         if node is block_end:
             out.append("\n\n")
+        elif node is cell_end:
+            out.append(" ")
         elif type(node) in (NavigableString, CData):  # not comments, doctypes or script strings
             out.append(str(node))
         elif isinstance(node, Tag) and not _is_furniture(node):
             if node.name in _HTML_BLOCKS:
                 out.append("\n\n")
                 stack.append(block_end)
+            elif node.name in _HTML_CELLS:
+                stack.append(cell_end)
             stack.extend(reversed(node.contents))
     return "".join(out)
 

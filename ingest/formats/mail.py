@@ -61,7 +61,10 @@ def _attachment_parts(message: Message) -> Iterator[Message]:
 def _name(part: Message, number: int, taken: set[str]) -> str:
     """A safe, unique file name for an attachment (its own name where it has one)."""
     raw = part.get_filename() or ""
-    name = _UNSAFE_NAME.sub("_", raw).strip(" .")[:120]
+    name = _UNSAFE_NAME.sub("_", raw).strip(" .")
+    if len(name) > 120:  # shortened before its extension, which says how it is read
+        suffix = Path(name).suffix if len(Path(name).suffix) <= 10 else ""
+        name = name[: 120 - len(suffix)].rstrip(" .") + suffix
     if not name:
         content_type = part.get_content_type()
         extension = ".eml" if content_type == "message/rfc822" else mimetypes.guess_extension(content_type) or ""

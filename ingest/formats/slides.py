@@ -54,7 +54,9 @@ def slide_text(slide: Any) -> str:
         notes = frame.text.strip() if frame is not None else ""
         if notes:
             blocks.append(f"Notes: {notes}")
-    return "\n\n".join(b for b in blocks if b)
+    # python-pptx gives a line break inside a paragraph (<a:br>) as a vertical tab, which tokenizers delete as
+    # a control character ("Line one\vLine two" read as "oneLine"): a newline it is
+    return "\n\n".join(b for b in blocks if b).replace("\v", "\n")
 
 
 def load_pptx(path: Path, source: str, settings: Settings) -> LoadedDocument:
