@@ -180,3 +180,47 @@ def test_streamed_text_is_the_answer_line_and_no_more(pieces: list[str], shown: 
     assert "".join(streamed) == shown and all(streamed)
     assert model.sent == asked  # generation stopped there
     assert answer.answer == strip_citations(shown)
+
+
+def test_llama_cpp_generations_take_turns_and_close_when_the_reader_stops() -> None:
+    """A llama.cpp model holds one KV state (reused for a next prompt's matching start) and is not thread-safe:
+    the UI's concurrent questions must generate one at a time.  ``llama_cpp`` is an optional extra, not
+    installed for the tests; what stands in for it records overlapping generations and closed streams."""
+    import threading
+    import time
+
+    from rag_qa.readers.llm_backends import LlamaCppChat
+
+    seen = {"active": 0, "most": 0, "closed": 0}
+
+    class OneContext:
+        def create_chat_completion(self, **_: object):
+            def chunks():
+                seen["active"] += 1
+                seen["most"] = max(seen["most"], seen["active"])
+                try:
+                    for word in ("Paul", " Baran", " [1]"):
+                        time.sleep(0.02)
+                        yield {"choices": [{"delta": {"content": word}}]}
+                finally:
+                    seen["active"] -= 1
+                    seen["closed"] += 1
+            return chunks()
+
+    backend = LlamaCppChat("unused.gguf", 512)
+    backend._llm = OneContext()
+    replies: list[str] = []
+
+    def ask() -> None:
+        replies.append("".join(backend.stream([{"role": "user", "content": "q"}], 8, 0.0)))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    early = backend.stream([{"role": "user", "content": "q"}], 8, 0.0)
+    assert next(early) == "Paul"
+    early.close()  # the reader has its answer line: the generation ends, and the next one may start
+    for t in threads:
+        t.join(timeout=30)
+    assert replies == ["Paul Baran [1]"] * 4
+    assert seen == {"active": 0, "most": 1, "closed": 5}

@@ -278,6 +278,7 @@ class LlamaCppChat:
         self.gguf_path, self.context_tokens, self.source = gguf_path, context_tokens, source
         self._llm: Any = None
         self._lock = threading.Lock()
+        self._generating = threading.Lock()
 
     def load(self) -> None:
         with self._lock:
@@ -292,14 +293,22 @@ class LlamaCppChat:
 
     def stream(self, messages: Messages, max_new_tokens: int, temperature: float) -> Iterator[str]:
         self.load()
-        chunks = self._llm.create_chat_completion(
-            messages=list(messages), max_tokens=max_new_tokens, temperature=temperature,
-            repeat_penalty=1.0, stream=True,
-        )
-        for chunk in chunks:
-            piece = chunk["choices"][0]["delta"].get("content")
-            if piece:
-                yield piece
+        # one generation at a time: a Llama holds one KV state, which it reuses for the next prompt's matching
+        # start, and is not thread-safe; two users' questions at once would read each other's passages
+        with self._generating:
+            chunks = self._llm.create_chat_completion(
+                messages=list(messages), max_tokens=max_new_tokens, temperature=temperature,
+                repeat_penalty=1.0, stream=True,
+            )
+            try:
+                for chunk in chunks:
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        yield piece
+            finally:  # a consumer that stops early (the answer line is done) ends the generation here
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
 
     def describe(self) -> dict[str, Any]:
         return {"engine": "llama.cpp", "model": self.gguf_path, "weights": self.source or self.gguf_path}
