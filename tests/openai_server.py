@@ -4,8 +4,9 @@
 
 ``POST /v1/chat/completions`` (plain or ``"stream": true`` server-sent events) answers with the
 first sentence of passage 1 of the prompt plus `` [1]``, word by word when streaming (``--delay``
-seconds before each word: a slow model).  ``GET /last`` returns the last request body, so a test
-can check what the client sent; ``GET /stats`` how many requests came and the most at once.
+seconds before each word: a slow model); under ``/moved/...`` it redirects (307) to the same path without
+the prefix.  ``GET /last`` returns the last request body (its Authorization header as ``_authorization``), so
+a test can check what the client sent; ``GET /stats`` how many requests came and the most at once.
 Standard library only; a real server process speaking the wire protocol, not a mock object.
 """
 
@@ -54,6 +55,12 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, stats if self.path.rstrip("/") == "/stats" else Handler.last)
 
     def do_POST(self) -> None:
+        if self.path.startswith("/moved/"):  # a server that redirects: a client must not re-send the prompt
+            self.send_response(307)
+            self.send_header("Location", self.path.removeprefix("/moved"))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._json(404, {"error": {"message": f"no route {self.path}"}})
             return
@@ -69,7 +76,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _complete(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        Handler.last = body
+        Handler.last = {**body, "_authorization": self.headers.get("Authorization")}
         text = reply_for(body["messages"])
         base = {"id": "chatcmpl-test", "created": int(time.time()), "model": body["model"]}
         if not body.get("stream"):

@@ -184,6 +184,24 @@ def test_openai_compatible_server_read(openai_server: str) -> None:
     assert '<passage id="1" source="eiffel.txt" page="1">' in sent["messages"][1]["content"]
 
 
+def test_an_operators_server_gets_no_openai_key_and_its_redirect_is_not_followed(
+        openai_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OpenAI key is for api.openai.com; a redirect would re-send the passages to a host nobody named."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-of-the-openai-account")
+    make_generative_reader(f"openai:tiny@{openai_server}", SETTINGS).read("When was it completed?", [EIFFEL])
+    assert "sk-of-the-openai-account" not in str(_last_request(openai_server)["_authorization"])
+    moved = openai_server.replace("/v1", "/moved/v1")
+    before = _stats(openai_server)["requests"]
+    with pytest.raises(Exception, match="307"):
+        make_generative_reader(f"openai:tiny@{moved}", SETTINGS).read("When was it completed?", [EIFFEL])
+    assert _stats(openai_server)["requests"] == before  # the prompt went nowhere else
+
+
+def _stats(base_url: str) -> dict:
+    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/stats", timeout=10) as resp:
+        return json.load(resp)
+
+
 def test_openai_compatible_server_streams(openai_server: str) -> None:
     reader = make_generative_reader(f"openai:tiny@{openai_server}", SETTINGS)
     out = list(reader.stream("What colour are bananas?", [BANANAS]))

@@ -234,13 +234,20 @@ def _openai(arg: str, settings: Any) -> ChatBackend:
         from langchain_openai import ChatOpenAI
     except ImportError:
         raise ImportError("langchain-openai is not installed: pip install 'rag-qa[llm]'") from None
+    import httpx
+
     base_url = base_url or settings.llm_base_url
-    key = settings.llm_api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"  # local servers ignore it
+    # the operator names the server: never OPENAI_BASE_URL from the environment, and OPENAI_API_KEY goes to
+    # api.openai.com only (a server of the operator's gets RAGQA_LLM_API_KEY, which local servers ignore)
+    key = settings.llm_api_key or (None if base_url else os.environ.get("OPENAI_API_KEY")) or "not-needed"
     # langchain-openai sends the newer `max_completion_tokens`; older local servers only read
     # `max_tokens`, so a custom server gets both (api.openai.com refuses the pair).
     extra = {"max_tokens": settings.max_new_tokens} if base_url else None
-    chat = ChatOpenAI(model=model, base_url=base_url, api_key=key, temperature=settings.temperature,
-                      max_tokens=settings.max_new_tokens, max_retries=1, timeout=120, extra_body=extra)
+    chat = ChatOpenAI(model=model, base_url=base_url or "https://api.openai.com/v1", api_key=key,
+                      temperature=settings.temperature, max_tokens=settings.max_new_tokens, max_retries=1,
+                      timeout=120, extra_body=extra,
+                      # a redirect would re-send the prompt (the passages) to a host nobody named
+                      http_client=httpx.Client(follow_redirects=False, timeout=120))
     where = base_url or "api.openai.com"
     return LangChainChat(chat, f"openai:{model}", f"OpenAI-compatible server at {where}")
 
