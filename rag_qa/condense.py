@@ -346,25 +346,30 @@ def _kind(text: str) -> str:
     return "name"
 
 
+#: words that make an ellipsis no phrase to put anywhere ("And then?", "What about now?")
+EMPTY_ELLIPSIS = STOP | {"then", "now", "here", "again", "too", "else", "that", "this", "so", "why", "how"}
+LEADING_PREPOSITION = re.compile(r"^(?P<p>in|on|at|from|to|during|after|before|since|for|by)\s+(?P<x>.+)$",
+                                 re.IGNORECASE)
+
+
 def _swap(previous: str, phrase: str) -> str | None:
-    """The previous question with the phrase that best matches ``phrase`` replaced by it (an ellipsis)."""
+    """The previous question with the phrase that best matches ``phrase`` replaced by it (an ellipsis).
+
+    A leading preposition ("And in 1990?") is set aside: the phrase replaces one of its kind ("1985" in
+    "... in 1985?"), or, where the previous question has none, goes at its end with the preposition."""
     phrase = phrase.strip()
+    prep = LEADING_PREPOSITION.match(phrase)
+    if prep:
+        phrase = prep.group("x")
     bare = re.sub(r"^(?:the|a|an)\s+", "", phrase, flags=re.IGNORECASE)
     new_words = bare.split()
-    if not new_words or len(new_words) > 6:
+    if not new_words or len(new_words) > 6 or all(w.lower() in EMPTY_ELLIPSIS for w in new_words):
         return None
+    if prep and not any(_kind(text) == _kind(bare) for text in _slots(previous, NUMBER.fullmatch(bare) is not None)):
+        return re.sub(r"\s*[?.!]*\s*$", "", previous) + f" {prep.group('p')} {phrase}?"
     numeric = bool(NUMBER.fullmatch(bare))
     spans: list[tuple[float, int, int, str]] = []  # (score, start, end, text) of candidate phrases in previous
-    pool = [(m.start(), m.end(), m.group()) for m in (NUMBER.finditer(previous) if numeric else ())]
-    for m in NAMES.finditer(previous):
-        if m.start() == 0 and m.group().split()[0].lower() in WH | AUX | FUNCTION | OPENERS | {"there"}:
-            continue
-        words = list(re.finditer(r"\S+", m.group()))
-        pool.append((m.start(), m.end(), m.group()))
-        for size in range(1, len(words)):  # sub-phrases of a longer name ("Super Bowl XLVIII" -> "XLVIII")
-            for i in range(len(words) - size + 1):
-                a, b = m.start() + words[i].start(), m.start() + words[i + size - 1].end()
-                pool.append((a, b, previous[a:b]))
+    pool = _candidates(previous, numeric)
     wholes = [(m.start(), m.end()) for m in NAMES.finditer(previous)]
     for a, b, text in pool:
         if not all(w[:1].isupper() or w[:1].isdigit() for w in text.split() if w.lower() not in ("of", "the")):
@@ -385,6 +390,26 @@ def _swap(previous: str, phrase: str) -> str | None:
     if re.match(r"^(?:the)\s+", phrase, re.IGNORECASE) and not re.search(r"\bthe\s+$", previous[:a], re.IGNORECASE):
         replacement = phrase
     return f"{previous[:a]}{replacement}{previous[b:]}"
+
+
+def _candidates(previous: str, numeric: bool) -> list[tuple[int, int, str]]:
+    """(start, end, text) of the phrases of ``previous`` an ellipsis may replace: names and their sub-phrases
+    ("Super Bowl XLVIII" -> "XLVIII"), and numbers when the new phrase is one."""
+    pool = [(m.start(), m.end(), m.group()) for m in (NUMBER.finditer(previous) if numeric else ())]
+    for m in NAMES.finditer(previous):
+        if m.start() == 0 and m.group().split()[0].lower() in WH | AUX | FUNCTION | OPENERS | {"there"}:
+            continue
+        words = list(re.finditer(r"\S+", m.group()))
+        pool.append((m.start(), m.end(), m.group()))
+        for size in range(1, len(words)):
+            for i in range(len(words) - size + 1):
+                a, b = m.start() + words[i].start(), m.start() + words[i + size - 1].end()
+                pool.append((a, b, previous[a:b]))
+    return pool
+
+
+def _slots(previous: str, numeric: bool) -> list[str]:
+    return [text for _, _, text in _candidates(previous, numeric)]
 
 
 def resolve(question: str, previous: Turn) -> str:

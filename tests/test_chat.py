@@ -76,6 +76,12 @@ def test_follow_ups_resolve_against_the_turn_before() -> None:
     assert condense("What about 1790?", watt).question == "Who patented a steam engine in 1790?"
     river = turn("What is the longest river in Poland?", "Vistula")
     assert condense("And where does it empty?", river).question == "Where does Vistula empty?"
+    # an ellipsis led by a preposition fills the slot of its kind, or is added; one with nothing in it is left
+    bowl = turn("Who won the Super Bowl in 1985?", "San Francisco 49ers")
+    assert condense("And in 1990?", bowl).question == "Who won the Super Bowl in 1990?"  # was "the in 1990 in 1985"
+    assert condense("And in 1990?", turn("Who won the Super Bowl?", "Denver")).question == \
+        "Who won the Super Bowl in 1990?"
+    assert condense("And then?", turn("Who founded Mozilla?", "Netscape")).question == "And then?"
     # two turns later "he" still finds the name (earlier turns are resolved in order)
     later = watt + turn("Where was he born?", "Greenock")
     assert condense("When did he die?", later).question == "When did James Watt die?"
