@@ -39,11 +39,13 @@ SHOWN = ("exact_match", "f1", "rouge_l", "bleu", "citation_accuracy", "citation_
 
 
 def backend(model: str, adapter: Path):
-    """transformers backends, so the two models differ only by the adapter (llama.cpp not involved)."""
+    """transformers backends, so the two models differ only by the adapter (llama.cpp not involved): fp32, the
+    full vocabulary and no fp16 decode copies for every model (the tuned reader's serving shortcuts give the
+    same answers faster, and would make its latency columns incomparable; benchmarks/gen_speed.py measures them)."""
     from rag_qa.config import Settings
     from rag_qa.readers.generative import make_backend
 
-    settings = Settings(llm_backend="transformers")
+    settings = Settings(llm_backend="transformers", llm_precision="fp32", llm_vocab="full", llm_decode_weights="fp32")
     if model == "base":  # the tuned model's base as released: the name its adapter_config.json gives
         model = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
     return make_backend(str(adapter) if model == "tuned" else model, settings)
