@@ -115,6 +115,13 @@ def test_eml_headers_body_and_attachments(settings: Settings, tmp_path: Path) ->
     assert source == f"{mail}/broken.pdf" and error.startswith("corrupt or unreadable PDF")
 
 
+def test_a_mail_with_crlf_line_ends_reads_as_plain_lines(settings: Settings, tmp_path: Path) -> None:
+    raw = b"From: a@example.org\r\nSubject: hi\r\nContent-Type: text/plain\r\n\r\nPara one.\r\n\r\nPara two.\r\n"
+    (tmp_path / "crlf.eml").write_bytes(raw)
+    text = load_document(tmp_path / "crlf.eml", settings).text
+    assert text == "From: a@example.org\nSubject: hi\n\nPara one.\n\nPara two."
+
+
 def test_a_long_attachment_name_keeps_its_extension(settings: Settings, tmp_path: Path) -> None:
     from email.message import EmailMessage
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from ingest.document import LoadedDocument
 from ingest.errors import LoadError, one_line, unexpected_error
 from ingest.formats.html import html_to_text
+from ingest.formats.text import normalise_newlines
 from ingest.safety import looks_binary
 from rag_qa.config import Settings
 
@@ -94,7 +95,9 @@ def _body_text(message: Message) -> str:
     content = body.get_content()
     if isinstance(content, bytes):
         content = content.decode("utf-8", "replace")
-    return html_to_text(content, "an HTML mail body") if body.get_content_type() == "text/html" else content.strip()
+    if body.get_content_type() == "text/html":
+        return html_to_text(content, "an HTML mail body")
+    return normalise_newlines(content).strip()  # a mail's lines end in CRLF on the wire, and get_content keeps it
 
 
 def mail_text(message: Message) -> str:
