@@ -115,6 +115,42 @@ def test_bad_files_are_refused_with_a_one_line_reason(settings: Settings, name: 
     assert "\n" not in str(err.value)
 
 
+def test_docx_text_in_content_controls_insertions_and_nested_tables_is_read(settings: Settings,
+                                                                            tmp_path: Path) -> None:
+    """python-docx's Paragraph.text sees plain runs and hyperlinks only: a template's content controls, tracked
+    insertions and a table in a cell were lost.  Deleted text stays out; a merged cell reads in every row."""
+    import docx
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    document = docx.Document()
+    document.add_paragraph("Minutes of the reading group")
+    body = document.element.body
+    body.insert(len(body) - 1, parse_xml(  # before the section properties, as Word writes a cover page
+        f"<w:sdt {nsdecls('w')}><w:sdtContent><w:p><w:r><w:t>Prepared for the committee</w:t></w:r></w:p>"
+        "</w:sdtContent></w:sdt>"))
+    edited = document.add_paragraph("The group meets in room ")
+    edited._p.append(parse_xml(f"<w:ins {nsdecls('w')} w:id='1' w:author='ada'><w:r><w:t>R7</w:t></w:r></w:ins>"))
+    edited._p.append(parse_xml(f"<w:del {nsdecls('w')} w:id='2' w:author='ada'><w:r><w:delText>R5</w:delText>"
+                               "</w:r></w:del>"))
+    edited.add_run(" on Tuesdays.").add_break()
+    edited.add_run("Bring the chapter.")
+    table = document.add_table(rows=3, cols=2)
+    for r, row in enumerate([("Team", "Players"), ("Denver", ""), ("", "")]):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    table.cell(1, 0).merge(table.cell(2, 0))  # "Denver" spans two rows
+    inner = table.cell(1, 1).add_table(rows=1, cols=2)
+    inner.cell(0, 0).text, inner.cell(0, 1).text = "Peyton Manning", "quarterback"
+    table.cell(2, 1).text = "Von Miller"
+    document.save(str(tmp_path / "template.docx"))
+    text = load_document(tmp_path / "template.docx", settings).text
+    assert "Prepared for the committee" in text
+    assert "The group meets in room R7 on Tuesdays.\nBring the chapter." in text and "R5" not in text
+    assert "Team: Denver, Players: Peyton Manning | quarterback." in text
+    assert "Team: Denver, Players: Von Miller." in text
+
+
 def test_docx_over_the_uncompressed_limit_is_refused(settings: Settings) -> None:
     tight = settings.model_copy(update={"max_docx_uncompressed_mb": 0.01})
     with pytest.raises(LoadError, match="zip bomb.*uncompressed"):
