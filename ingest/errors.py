@@ -13,6 +13,11 @@ class LoadError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+class ToolMissing(LoadError):
+    """A program the file needs is missing (Tesseract, its language data): not the file's fault, so it is
+    not remembered, and the file is read once the program is installed."""
+
+
 class WorkerStartError(LoadError):
     """The parser worker could not be started: not the file's fault, so it is not remembered."""
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.errors import LoadError, WorkerStartError, unexpected_error
+from ingest.errors import LoadError, ToolMissing, WorkerStartError, unexpected_error
 from ingest.outcome import FileOutcome
 from ingest.worker import ParserWorker
 
@@ -51,7 +51,7 @@ def read_one(parser: ParserWorker, position: int, path: Path, sha: str,
         stat = path.stat()
         result.mtime, result.size = stat.st_mtime, stat.st_size
         result.documents, result.parse_s, result.chunk_s = parser.read(path, pages)
-    except WorkerStartError as exc:  # not the file's fault: not remembered
+    except (WorkerStartError, ToolMissing) as exc:  # not the file's fault: not remembered
         result.error = str(exc)
     except LoadError as exc:
         result.error, result.remember = str(exc), True

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ingest.document import LoadedDocument
-from ingest.errors import LoadError, WorkerStartError, unexpected_error
+from ingest.errors import LoadError, ToolMissing, WorkerStartError, unexpected_error
 from ingest.outcome import ReadDocument
 from rag_qa.config import Settings
 from rag_qa.env import child_env
@@ -76,8 +76,9 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _error(message: str) -> bytes:
-    return json.dumps({"error": message}).encode("utf-8")
+def _error(message: str, remember: bool = True) -> bytes:
+    """A failure reply; ``remember``: False when it is not the file's fault (:class:`ToolMissing`)."""
+    return json.dumps({"error": message, "remember": remember}).encode("utf-8")
 
 
 def family(document: LoadedDocument) -> list[LoadedDocument]:
@@ -143,6 +144,8 @@ def _parse_one(path: str, settings: Settings, send: Callable[[bytes], None] | No
     started = time.perf_counter()
     try:
         doc = load_document(Path(path), settings, progress)
+    except ToolMissing as exc:
+        return _error(str(exc), remember=False)
     except LoadError as exc:
         return _error(str(exc))
     except MemoryError:
@@ -312,7 +315,7 @@ class ParserWorker:
             raise LoadError(f"the parser crashed on this file (worker exit code {code}); "
                             "it may need more memory than RAGQA_PARSE_MEMORY_MB allows") from None
         if "error" in reply:
-            raise LoadError(reply["error"])
+            raise (LoadError if reply.get("remember", True) else ToolMissing)(reply["error"])
         return reply
 
     def close(self) -> None:

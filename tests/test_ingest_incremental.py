@@ -204,3 +204,27 @@ def test_an_unchanged_unreadable_file_is_reported_without_being_parsed_again(
             ingest_paths([folder], index, settings=settings.model_copy(update={"max_file_mb": 49.0}))
     rebuilt = ingest_paths([folder], index, rebuild=True, settings=settings)
     assert len(rebuilt.failed) == 2 and len(rebuilt.added) == 4
+
+
+def test_a_file_that_failed_for_want_of_tesseract_is_read_once_it_is_installed(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A picture that needs OCR fails while Tesseract is missing, in one line saying what to install; that is
+    not the file's fault, so it is not remembered: after the install the next ingest reads it (a remembered
+    failure was reported again, unparsed, until the file changed or --rebuild)."""
+    import os
+
+    from formats import make_png
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_png(docs / "scan.png")
+    index, settings = tmp_path / "index", Settings(store="faiss")
+    no_tesseract = tmp_path / "bin"
+    no_tesseract.mkdir()
+    monkeypatch.setenv("PATH", str(no_tesseract))  # the parser worker is started by absolute path
+    first = ingest_paths([docs], index, settings=settings)
+    (failed,) = first.failed
+    assert failed["error"].startswith("needs OCR, and Tesseract is not installed (apt-get install tesseract-ocr")
+    monkeypatch.setenv("PATH", os.environ["PATH"].replace(str(no_tesseract), "/usr/local/bin:/usr/bin:/bin"))
+    again = ingest_paths([docs], index, settings=settings)
+    assert again.failed == [] and [Path(s).name for s in again.added] == ["scan.png"]

@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from ingest.errors import LoadError
+from ingest.errors import LoadError, ToolMissing
 from rag_qa.config import Settings
 
 if TYPE_CHECKING:
@@ -59,14 +59,14 @@ def tesseract_command(settings: Settings) -> list[str]:
     """The Tesseract command line for ``settings``, or a one-line :class:`LoadError` saying what to install."""
     binary = shutil.which("tesseract")
     if binary is None:
-        raise LoadError(f"needs OCR, and Tesseract is not installed ({INSTALL_HINT}; or set RAGQA_OCR=false)")
+        raise ToolMissing(f"needs OCR, and Tesseract is not installed ({INSTALL_HINT}; or set RAGQA_OCR=false)")
     lang = settings.ocr_lang.strip()
     if not _LANG.match(lang):
         raise LoadError(f"RAGQA_OCR_LANG={lang!r} is not a Tesseract language list such as eng or eng+deu")
     missing = [code for code in lang.split("+") if code not in _installed_languages(binary)]
     if missing:
         packages = " ".join(f"tesseract-ocr-{code.lower().replace('_', '-')}" for code in missing)
-        raise LoadError(f"Tesseract has no language data for {'+'.join(missing)} (install {packages}, "
+        raise ToolMissing(f"Tesseract has no language data for {'+'.join(missing)} (install {packages}, "
                         "or change RAGQA_OCR_LANG)")
     return [binary, "stdin", "stdout", "-l", lang, "--psm", "3"]
 
@@ -101,7 +101,7 @@ def run_tesseract(command: list[str], image: bytes, dpi: int, timeout: float) ->
         raise LoadError(f"OCR of one page took longer than {timeout:g}s and was stopped "
                         "(RAGQA_PARSE_TIMEOUT_S)") from None
     except OSError as exc:
-        raise LoadError(f"cannot run Tesseract ({exc.strerror or exc})") from exc
+        raise ToolMissing(f"cannot run Tesseract ({exc.strerror or exc})") from exc
     if done.returncode != 0:
         reason = " ".join(done.stderr.decode("utf-8", "replace").split())[-200:] or f"exit code {done.returncode}"
         raise LoadError(f"Tesseract failed on a page ({reason})")
