@@ -21,7 +21,13 @@ from ingest.discovery import Discovery
 from ingest.failures import FailureMemory
 from ingest.report import IngestReport
 from rag_qa.config import Settings
-from rag_qa.store.base import DocumentRow, PreviousIndex, StoreWriter, require_embedding_model
+from rag_qa.store.base import (
+    DocumentRow,
+    IndexCorruptError,
+    PreviousIndex,
+    StoreWriter,
+    require_embedding_model,
+)
 
 HASH_THREADS = 8  # files hashed at once (I/O bound; hashlib releases the GIL)
 
@@ -90,7 +96,14 @@ def make_plan(found: Discovery, writer: StoreWriter, index: Path, model: str, se
     """Hash ``found.files`` and sort them into unchanged (``report.unchanged``), failed (``report.failed``)
     and to read (``todo``); work out the removals.  ``check_model``: refuse (``EmbeddingMismatchError``)
     an index built with another embedding model.  The caller closes ``plan.previous``."""
-    previous = writer.previous()
+    try:
+        previous = writer.previous()
+    except IndexCorruptError:
+        if not rebuild:
+            raise
+        # the error says to rebuild: a rebuild needs nothing from the live version, so it must not need to read it
+        note(f"the index's live version cannot be read; --rebuild writes {index} afresh")
+        previous = None
     plan = Plan(index, model, rebuild, previous, {}, FailureMemory(settings, {}, forget=True))
     try:
         if check_model and not rebuild and previous is not None:

@@ -124,6 +124,25 @@ def test_rebuild_starts_fresh(folder: Path, fresh_index: Path, backend_settings:
         assert [Path(d.source).name for d in store.documents()] == ["oxygen.html"]
 
 
+def test_a_rebuild_repairs_an_index_whose_live_version_cannot_be_read(folder: Path, tmp_path: Path) -> None:
+    """An unreadable manifest says "rebuild it with --rebuild"; the rebuild then failed on the same manifest."""
+    import json
+
+    from rag_qa.store import IndexCorruptError
+
+    index, settings = tmp_path / "index", Settings(store="faiss")
+    ingest_paths([folder], index, settings=settings)
+    manifest = next((index / "versions").glob("*/manifest.json"))
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format_version": 99}))
+    with pytest.raises(IndexCorruptError, match="rebuild it with"):
+        ingest_paths([folder], index, settings=settings)
+    notes: list[str] = []
+    report = ingest_paths([folder], index, rebuild=True, settings=settings, log=notes.append)
+    assert len(report.added) == 3 and any("cannot be read; --rebuild writes" in n for n in notes)
+    with open_store(index, settings) as store:
+        assert len(store.documents()) == 3
+
+
 def test_a_rebuild_that_reads_nothing_leaves_the_index_as_it_was(folder: Path, tmp_path: Path, fresh_index: Path,
                                                                   backend_settings: Settings) -> None:
     index, settings = fresh_index, backend_settings
