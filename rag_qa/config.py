@@ -23,10 +23,6 @@ MODES: tuple[str, ...] = get_args(RetrievalMode)
 _READER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class SettingsError(ValueError):
-    """A setting (environment variable or config file) that does not validate; the message is one line."""
-
-
 class Settings(BaseSettings):
     """Every setting of the app: ``RAGQA_<NAME>`` in the environment, ``name`` in the config file.
 
@@ -243,11 +239,12 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # the config file is named before any source is read: by the environment alone
         default = settings_cls.model_fields["config"].default
-        named = os.environ.get("RAGQA_CONFIG")
-        if named and not Path(named).is_file():  # pydantic-settings passes over a missing file in silence
-            raise SettingsError(f"RAGQA_CONFIG names {named}, which is not a file")
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=named or default)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=os.environ.get("RAGQA_CONFIG", default))
         return (init_settings, env_settings, toml)
+
+
+class SettingsError(ValueError):
+    """A setting (environment variable or config file) that does not validate; the message is one line."""
 
 
 @lru_cache(maxsize=1)
