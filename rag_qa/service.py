@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from langchain_core.retrievers import BaseRetriever
@@ -49,25 +50,25 @@ class LiveStore:
         self._service = service
         self.path = service.index
 
+    def _read(self, name: str) -> Any:
+        with self._service.lease() as store:
+            return getattr(store, name)
+
     @property
     def embedding_model(self) -> str:
-        with self._service.lease() as store:
-            return store.embedding_model
+        return self._read("embedding_model")
 
     @property
     def dimension(self) -> int:
-        with self._service.lease() as store:
-            return store.dimension
+        return self._read("dimension")
 
     @property
     def version(self) -> int:
-        with self._service.lease() as store:
-            return store.version
+        return self._read("version")
 
     @property
     def chunk_count(self) -> int:
-        with self._service.lease() as store:
-            return store.chunk_count
+        return self._read("chunk_count")
 
     def is_current(self) -> bool:
         return True  # every call reads the live version

@@ -10,7 +10,10 @@ fake clock, in ``test_team_accounts.py``.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ui_server import running_app
@@ -25,13 +28,21 @@ httpx = pytest.importorskip("httpx")
 IDLE_S, MAX_S = 3.0, 8.0
 
 
-def test_a_session_ends_after_the_idle_time_and_after_its_lifetime(tmp_path: Path) -> None:
-    users_file, log = tmp_path / "users.json", tmp_path / "server.jsonl"
+@contextmanager
+def ann_signs_in_here(tmp_path: Path, log: Path) -> Iterator[Any]:
+    """The app with one reader, ann, sessions of IDLE_S idle and MAX_S at most, the audit trail in ``log``."""
+    users_file = tmp_path / "users.json"
     save_users(users_file, {"ann": User("ann", hash_password("ann-password"), {"*": Role.READER})})
     settings = Settings(users_file=users_file, signin_log=log, session_idle_s=IDLE_S, session_max_s=MAX_S,
                         signin_failure_delay_s=0.0)
     root = tmp_path / "indexes"
     with running_app(root / "main", root, settings, users=UsersStore(users_file).load()) as demo:
+        yield demo
+
+
+def test_a_session_ends_after_the_idle_time_and_after_its_lifetime(tmp_path: Path) -> None:
+    log = tmp_path / "server.jsonl"
+    with ann_signs_in_here(tmp_path, log) as demo:
         url = demo.local_url
 
         def sign_in() -> tuple[dict[str, str], float]:
@@ -61,12 +72,8 @@ def test_a_session_ends_after_the_idle_time_and_after_its_lifetime(tmp_path: Pat
 
 
 def test_signing_out_ends_the_session_with_a_line_of_its_own(tmp_path: Path) -> None:
-    users_file, log = tmp_path / "users.json", tmp_path / "server.jsonl"
-    save_users(users_file, {"ann": User("ann", hash_password("ann-password"), {"*": Role.READER})})
-    settings = Settings(users_file=users_file, signin_log=log, session_idle_s=IDLE_S, session_max_s=MAX_S,
-                        signin_failure_delay_s=0.0)
-    root = tmp_path / "indexes"
-    with running_app(root / "main", root, settings, users=UsersStore(users_file).load()) as demo:
+    log = tmp_path / "server.jsonl"
+    with ann_signs_in_here(tmp_path, log) as demo:
         url = demo.local_url
         signed_in = httpx.post(url + "login", data={"username": "ann", "password": "ann-password"}, timeout=120)
         cookie = dict(signed_in.cookies)
