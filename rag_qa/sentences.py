@@ -43,8 +43,14 @@ def trim_passage(text: str, keep: tuple[int, int] | None = None, max_words: int 
     """``text`` cut to at most ``max_words`` words of whole sentences, always keeping the character span
     ``keep`` (the answer): sentences are added around the one holding it, nearest first.  A text
     that fits is returned unchanged; a single sentence longer than the limit is kept whole."""
+    start, end = trim_span(text, keep, max_words)
+    return text[start:end]
+
+
+def trim_span(text: str, keep: tuple[int, int] | None, max_words: int) -> tuple[int, int]:
+    """Where :func:`trim_passage`'s cut of ``text`` around ``keep`` lies in ``text``: ``(start, end)``."""
     if len(text.split()) <= max_words:
-        return text
+        return 0, len(text)
     spans = sentence_spans(text)
     centre = 0 if keep is None else next((i for i, (a, b) in enumerate(spans) if a <= keep[0] < b), 0)
 
@@ -62,8 +68,8 @@ def trim_passage(text: str, keep: tuple[int, int] | None = None, max_words: int 
         else:
             break
     if keep is not None and not (spans[lo][0] <= keep[0] and keep[1] <= spans[hi][1]):
-        return text  # the answer spans a sentence break the splitter did not expect: keep it all
-    return text[spans[lo][0]:spans[hi][1]]
+        return 0, len(text)  # the answer spans a sentence break the splitter did not expect: keep it all
+    return spans[lo][0], spans[hi][1]
 
 
 def _content_words(text: str) -> set[str]:
@@ -83,9 +89,3 @@ def focus(question: str, text: str, max_words: int) -> tuple[int, int]:
     best = max(range(len(spans)), key=lambda i: (len(asked & _content_words(text[slice(*spans[i])])), -i))
     return trim_span(text, spans[best], max_words)
 
-
-def trim_span(text: str, keep: tuple[int, int], max_words: int) -> tuple[int, int]:
-    """Where :func:`trim_passage`'s cut of ``text`` around ``keep`` lies in ``text``: ``(start, end)``."""
-    window = trim_passage(text, keep, max_words)
-    start = text.index(window) if window != text else 0
-    return start, start + len(window)

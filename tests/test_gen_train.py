@@ -134,6 +134,15 @@ def test_packed_questions_read_exactly_what_they_read_alone(dev_examples) -> Non
     assert not torch.allclose(unwindowed, alone_logits, atol=2e-4)
 
 
+def test_a_trimmed_span_is_where_the_kept_sentence_is_not_an_earlier_copy() -> None:
+    """The cut was located with text.index, which finds the first copy of the same words."""
+    from rag_qa.sentences import trim_span
+
+    text = "Yes. " + "Filler words here. " * 40 + "Yes."
+    last = (len(text) - 4, len(text))
+    assert trim_span(text, last, max_words=1) == last
+
+
 def test_trimming_keeps_the_answer_at_its_offset_and_whole_sentences() -> None:
     examples, _ = load_examples(DEV)
     trimmed = 0

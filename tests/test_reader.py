@@ -100,6 +100,19 @@ def test_a_question_too_long_for_a_window_is_cut_and_still_answered(reader):
     assert "Smiljan" in long_answer.answer and short_answer.answer == "Paris"
 
 
+def test_confidence_is_a_probability_for_any_margin_and_rises_with_it(tmp_path):
+    """A steep calibration and a very negative margin overflowed math.exp (an OverflowError for the question);
+    a calibration.json with a slope that is not positive is not used (confidence would fall as margins rise)."""
+    from rag_qa.readers.extractive import DEFAULT_CALIBRATION, load_calibration
+    from rag_qa.spans import Span
+
+    r = ExtractiveReader(ExtractiveConfig(calibration=(50.0, 0.0), rank_weight=0.0))
+    scores = [r.confidence(Span(0, 1, logit, 0.0, 0.0, 0.0, 0)) for logit in (-1e4, -30.0, 0.0, 30.0, 1e4)]
+    assert scores == sorted(scores) and scores[0] == 0.0 and scores[-1] == 1.0
+    (tmp_path / "calibration.json").write_text('{"a": -0.3, "b": 2.0, "rank_weight": 0.5}')
+    assert load_calibration(str(tmp_path)) == (DEFAULT_CALIBRATION, 0.0)
+
+
 def test_batch_reads_many_questions_in_one_pass(reader):
     ps = [passage(TESLA, "tesla.txt"), passage(PARIS, "paris.md")]
     answers = reader.read_batch(["Where was Tesla born?", "What is the capital of France?"], [ps, ps])

@@ -73,7 +73,10 @@ def load_calibration(model_dir: str) -> tuple[tuple[float, float], float]:
     path = Path(model_dir) / "calibration.json"
     try:
         data = json.loads(path.read_text())
-        return (float(data["a"]), float(data["b"])), float(data.get("rank_weight", 0.0))
+        a, b = float(data["a"]), float(data["b"])
+        if not a > 0:  # confidence must grow with the margin (a broken fit would turn it upside down)
+            raise ValueError(f"calibration slope {a} is not positive")
+        return (a, b), float(data.get("rank_weight", 0.0))
     except (OSError, ValueError, KeyError, TypeError):
         return DEFAULT_CALIBRATION, 0.0
 
@@ -225,7 +228,9 @@ class ExtractiveReader(Reader):
         """Calibrated probability that ``span``, read in the passage retrieved at ``rank``, answers
         the question (comparable across passages)."""
         a, b = self.config.calibration or DEFAULT_CALIBRATION
-        return 1.0 / (1.0 + math.exp(-(a * self.score(span, rank) + b)))
+        z = a * self.score(span, rank) + b
+        # the logistic function without overflow: math.exp(-z) raises for z below about -709
+        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": "extractive", "model": self.spec.name, "weights": self.spec.source}
