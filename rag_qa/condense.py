@@ -365,11 +365,10 @@ def _swap(previous: str, phrase: str) -> str | None:
     new_words = bare.split()
     if not new_words or len(new_words) > 6 or all(w.lower() in EMPTY_ELLIPSIS for w in new_words):
         return None
-    if prep and not any(_kind(text) == _kind(bare) for text in _slots(previous, NUMBER.fullmatch(bare) is not None)):
+    pool = _candidates(previous, numeric=bool(NUMBER.fullmatch(bare)))
+    if prep and not any(_kind(text) == _kind(bare) for _, _, text in pool):
         return re.sub(r"\s*[?.!]*\s*$", "", previous) + f" {prep.group('p')} {phrase}?"
-    numeric = bool(NUMBER.fullmatch(bare))
     spans: list[tuple[float, int, int, str]] = []  # (score, start, end, text) of candidate phrases in previous
-    pool = _candidates(previous, numeric)
     wholes = [(m.start(), m.end()) for m in NAMES.finditer(previous)]
     for a, b, text in pool:
         if not all(w[:1].isupper() or w[:1].isdigit() for w in text.split() if w.lower() not in ("of", "the")):
@@ -406,10 +405,6 @@ def _candidates(previous: str, numeric: bool) -> list[tuple[int, int, str]]:
                 a, b = m.start() + words[i].start(), m.start() + words[i + size - 1].end()
                 pool.append((a, b, previous[a:b]))
     return pool
-
-
-def _slots(previous: str, numeric: bool) -> list[str]:
-    return [text for _, _, text in _candidates(previous, numeric)]
 
 
 def resolve(question: str, previous: Turn) -> str:

@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ui.validation import printable
+
 AUDIT_FILE = "audit.jsonl"
 MAX_FIELD_CHARS = 500  # a hostile file name or question cannot blow up one line
 log = logging.getLogger("rag_qa.ui")
@@ -100,16 +102,10 @@ def merged(*paths: Path) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: str(r.get("time", "")))
 
 
-def _printable(value: Any) -> str:
-    """``value`` as text with anything unprintable (line breaks, terminal escapes) shown as ``?``: a user name
-    or file name someone typed must not start a forged line of the printout."""
-    return "".join(ch if ch.isprintable() else "?" for ch in str(value))
-
-
 def format_record(record: dict[str, Any]) -> str:
     """One readable line: time, user, action, outcome, files, then the other fields that are set (every
     value printable, so a record is always exactly one line)."""
-    record = {k: [_printable(x) for x in v] if isinstance(v, list) else _printable(v) if v else v
+    record = {k: [printable(x) for x in v] if isinstance(v, list) else printable(v) if v else v
               for k, v in record.items()}
     when = str(record.get("time", "?")).replace("T", " ")[:19]
     files = ", ".join(str(f) for f in record.get("files") or [])

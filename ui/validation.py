@@ -19,10 +19,15 @@ class RequestRefused(ValueError):
     """A request field with a value the app does not take; the message says which values it does."""
 
 
+def printable(value: object) -> str:
+    """``value`` as text with anything unprintable (line breaks, terminal escapes) as ``?``: what someone typed
+    never starts a line of its own in a message or a printout."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(value))
+
+
 def shown_value(value: object) -> str:
     """``value`` for a refusal message: quoted, and cut short, so a huge or odd input stays one short line."""
-    text = value if isinstance(value, str) else repr(value)
-    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    text = printable(value if isinstance(value, str) else repr(value))
     return repr(text[:_SHOWN_CHARS] + ("…" if len(text) > _SHOWN_CHARS else ""))
 
 
